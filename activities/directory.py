@@ -1,0 +1,62 @@
+"""Reading the directories (as in force at an instant) and the plan, for the activities."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, literal, or_, select
+
+from activities.store import not_found
+from db import schema
+
+
+def task_line(connection: Connection, task_id: str) -> tuple[dict, int]:
+    """The task's plan line and its plan year."""
+    row = connection.execute(
+        select(schema.plan_tasks.c.document, schema.plans.c.year)
+        .join(schema.plans, schema.plans.c.plan_code == schema.plan_tasks.c.plan_code)
+        .where(schema.plan_tasks.c.task_id == task_id)
+    ).first()
+    if row is None:
+        raise not_found(f"task {task_id}")
+    return json.loads(row.document), row.year
+
+
+def in_force(table, at: datetime):
+    """The directory version in force at instant `at`."""
+    return and_(table.c.valid_from <= at, or_(table.c.valid_to.is_(None), table.c.valid_to > at))
+
+
+def has_any_label(column, labels: list[str]):
+    padded = literal(";") + column + literal(";")
+    return or_(*(padded.like(f"%;{label};%") for label in labels))
+
+
+def items_of(connection: Connection, codes: list[str], at: datetime) -> list:
+    return connection.execute(
+        select(schema.items).where(schema.items.c.item_code.in_(codes), in_force(schema.items, at))
+        .order_by(schema.items.c.item_code)
+    ).mappings().all()
+
+
+def split(value: str) -> list[str]:
+    return [v for v in value.split(";") if v]
+
+
+def people_with_role(connection: Connection, unit: str, role: str, at: datetime) -> list[str]:
+    i = schema.inspectors
+    return [r.inspector_id for r in connection.execute(
+        select(i.c.inspector_id).where(i.c.unit_code == unit, in_force(i, at), i.c.status == "active",
+                                       has_any_label(i.c.roles, [role])).order_by(i.c.inspector_id))]
+
+
+def review_required(connection: Connection, unit: str, at: datetime) -> bool:
+    row = connection.execute(select(schema.units.c.review_required).where(
+        schema.units.c.unit_code == unit, in_force(schema.units, at))).first()
+    return True if row is None else bool(row.review_required)
+
+
+def entity_name(connection: Connection, uscc: str) -> str:
+    row = connection.execute(select(schema.entities.c.name).where(
+        schema.entities.c.uscc == uscc, schema.entities.c.valid_to.is_(None))).first()
+    return row.name if row else ""

@@ -1,0 +1,18 @@
+"""The public register (公示): append-only rows of what was published, by whom and when."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from activities.store import canonical_json, insert_once
+from db import schema
+
+
+def publish(connection: Connection, *, workflow_id: str, step: str, kind: str, at: datetime, year: int,
+            payload: dict, **columns) -> bool:
+    """One register row per (workflow, step). Callers never put an entity's credit-risk class in it (R29)."""
+    return insert_once(connection, schema.publications, dict(
+        workflow_id=workflow_id, step=step, kind=kind, published_at=at, year=year,
+        payload=canonical_json(payload), **columns,
+    ))

@@ -1,0 +1,39 @@
+"""Idempotent writes shared by the activities.
+
+Activities run at least once. Every row a workflow step writes carries (workflow_id, step) under a
+unique constraint, so the retry of a step whose transaction already committed writes nothing
+and reads back what the first attempt stored.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def insert_once(connection: Connection, table: Table, values: dict, keys: tuple[str, ...] = ("workflow_id", "step")) -> bool:
+    """Insert unless a row with the same keys exists; True when this call inserted it."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys))
+    return connection.execute(statement).rowcount == 1
+
+
+def one_by(connection: Connection, table: Table, **keys):
+    row = connection.execute(select(table).where(and_(*(table.c[k] == v for k, v in keys.items())))).mappings().first()
+    return row
+
+
+def not_found(what: str) -> ApplicationError:
+    return ApplicationError(f"{what} not found", type="NotFound", non_retryable=True)
+
+
+def workflow_id() -> str:
+    return activity.info().workflow_id

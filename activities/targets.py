@@ -1,0 +1,174 @@
+"""Target activities: load what the validators need, compute deadlines, project each human step."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlalchemy import Connection, Engine, func, select, update
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.directory import entity_name, in_force, items_of, people_with_role, review_required, split, task_line
+from activities.handoff import Notifier
+from activities.register import publish
+from activities.store import insert_once, not_found, one_by, workflow_id
+from db import schema
+from domain.categories import category
+from domain.records import Alert, CheckRecorded, TargetContext, TargetStep, Team
+from domain.workdays import SHANGHAI, CalendarYearUnknown, Deadlines
+
+PUBLICATION_WORKING_DAYS = 20  # R21
+REMINDER_WORKING_DAYS = 3
+
+
+class TargetActivities:
+    def __init__(self, engine: Engine, deadlines: Deadlines, notifier: Notifier) -> None:
+        self._engine = engine
+        self._deadlines = deadlines
+        self._notifier = notifier
+
+    @activity.defn
+    def open_target(self, step: TargetStep) -> TargetContext:
+        with self._engine.begin() as connection:
+            line, _ = task_line(connection, step.task_id)
+            now = datetime.now(timezone.utc)
+            draw = connection.execute(
+                select(schema.draws.c.frozen_at).where(schema.draws.c.task_id == step.task_id)
+                .order_by(schema.draws.c.draw_seq.desc())
+            ).first()
+            if draw is None:
+                raise not_found(f"draw of task {step.task_id}")
+            window_end = self._due(connection, step, lambda: self._deadlines.window_end(
+                date.fromisoformat(line["starts"]), date.fromisoformat(line["ends"]), draw.frozen_at))
+            reminder_at = self._due(connection, step, lambda: self._deadlines.reminder_before(
+                window_end, REMINDER_WORKING_DAYS))
+            entity = connection.execute(
+                select(schema.entities.c.region).where(schema.entities.c.uscc == step.uscc,
+                                                       in_force(schema.entities, now))
+            ).first()
+            target = one_by(connection, schema.targets, task_id=step.task_id, uscc=step.uscc)
+            if entity is None or target is None:
+                raise not_found(f"target {step.uscc} of task {step.task_id}")
+            teams, unstaffed = current_teams(connection, step.task_id, step.uscc)
+            unit = line["unit"]
+            items = items_of(connection, line["items"], now)
+            context = TargetContext(
+                task_code=line["task_code"], unit=unit, region=entity.region, kind=target.kind, teams=teams,
+                unstaffed_units=unstaffed, reviewers=people_with_role(connection, unit, "reviewer", now),
+                supervisors=people_with_role(connection, unit, "supervisor", now),
+                review_required=review_required(connection, unit, now),
+                methods=sorted({m for item in items for m in split(item["methods"])}),
+                checklist=sorted({p for item in items for p in split(item["checklist"])}),
+                reminder_at=reminder_at, window_end=window_end,
+            )
+            self._project(connection, step, stage="unstaffed" if unstaffed else "dispatched",
+                          workflow_id=workflow_id())
+        return context
+
+    def _due(self, connection: Connection, step: TargetStep, compute) -> datetime:
+        """A deadline from the calendar; an unknown year alerts and retries, never guesses."""
+        try:
+            return compute()
+        except CalendarYearUnknown as unknown:
+            with self._engine.begin() as alerting:
+                insert_once(alerting, schema.alerts, dict(
+                    workflow_id=workflow_id(), step=f"calendar-{unknown.year}", kind="calendar",
+                    task_id=step.task_id, uscc=step.uscc, at=datetime.now(timezone.utc), details=str(unknown)))
+            raise ApplicationError(str(unknown), type="CalendarYearUnknown") from unknown
+
+    @activity.defn
+    def record_check(self, step: TargetStep) -> CheckRecorded:
+        assert step.check
+        with self._engine.begin() as connection:
+            due = self._due(connection, step, lambda: self._deadlines.after_working_days(
+                step.at, PUBLICATION_WORKING_DAYS))
+            reminder = self._due(connection, step, lambda: self._deadlines.reminder_before(due, REMINDER_WORKING_DAYS))
+            self._project(connection, step, stage="checked", check_date=step.at.astimezone(SHANGHAI).date(),
+                          method=step.check.method, publication_due=due)
+        return CheckRecorded(publication_due=due, reminder_at=reminder)
+
+    @activity.defn
+    def record_result(self, step: TargetStep) -> None:
+        assert step.result
+        with self._engine.begin() as connection:
+            self._project(connection, step, stage=step.stage.value if step.stage else "entered",
+                          category=step.result.category, entered_by=step.result.inspector)
+
+    @activity.defn
+    def record_review(self, step: TargetStep) -> None:
+        assert step.review
+        with self._engine.begin() as connection:
+            if step.review.approve:
+                self._project(connection, step, stage="approved", reviewed_by=step.review.reviewer)
+            else:
+                self._project(connection, step, stage="checked", category=None, entered_by=None)
+
+    @activity.defn
+    def record_team(self, step: TargetStep) -> None:
+        assignment = step.assignment
+        assert assignment
+        with self._engine.begin() as connection:
+            insert_once(connection, schema.teams, dict(
+                task_id=step.task_id, uscc=step.uscc, unit_code=assignment.unit,
+                inspectors=";".join(assignment.inspectors), source="manual", reason=assignment.reason,
+                assigned_by=assignment.by, at=step.at, workflow_id=workflow_id(), step=step.step,
+            ), keys=("workflow_id", "step", "uscc", "unit_code"))
+
+    @activity.defn
+    def record_stage(self, step: TargetStep) -> None:
+        assert step.stage
+        with self._engine.begin() as connection:
+            self._project(connection, step, stage=step.stage.value)
+
+    @activity.defn
+    def publish_result(self, step: TargetStep) -> None:
+        """The result in the public register: task, entity, category, date, unit; no inspector's data (R23)."""
+        with self._engine.begin() as connection:
+            line, year = task_line(connection, step.task_id)
+            target = one_by(connection, schema.targets, task_id=step.task_id, uscc=step.uscc)
+            if target is None or target.category is None:
+                raise not_found(f"entered result of {step.uscc} in task {step.task_id}")
+            name = entity_name(connection, step.uscc)
+            now = datetime.now(timezone.utc)
+            on_time = step.due_at is None or now <= step.due_at
+            inserted = publish(
+                connection, workflow_id=workflow_id(), step="publish-result", kind="result", at=now,
+                year=target.check_date.year, task_id=step.task_id, uscc=step.uscc, category=target.category,
+                unit=line["unit"], due_at=step.due_at, on_time=on_time,
+                payload={"task_id": step.task_id, "task_code": line["task_code"], "uscc": step.uscc,
+                         "entity_name": name, "category": target.category,
+                         "category_zh": category(target.category).name_zh,
+                         "check_date": target.check_date.isoformat(), "unit": line["unit"]})
+            if inserted:
+                self._project(connection, step, stage="published", published_at=now, overdue=not on_time)
+
+    @activity.defn
+    def alert(self, alert: Alert) -> None:
+        """A reminder, an escalation or a notice: recorded, then sent through the outbox."""
+        with self._engine.begin() as connection:
+            insert_once(connection, schema.alerts, dict(
+                workflow_id=workflow_id(), step=alert.step, kind=alert.kind, task_id=alert.task_id,
+                uscc=alert.uscc, at=alert.at, details=alert.details))
+            if alert.kind == "escalation" and alert.uscc:
+                self._project(connection, TargetStep(task_id=alert.task_id, uscc=alert.uscc, step=alert.step,
+                                                     at=alert.at), overdue=True)
+            self._notifier.enqueue(connection, workflow_id(), alert.step, "notification",
+                                   {"kind": alert.kind, "task_id": alert.task_id, "uscc": alert.uscc,
+                                    "to": alert.notify, "text": alert.details})
+        self._notifier.deliver(workflow_id(), alert.step)
+
+    def _project(self, connection: Connection, step: TargetStep, **values) -> None:
+        connection.execute(update(schema.targets).where(
+            schema.targets.c.task_id == step.task_id, schema.targets.c.uscc == step.uscc,
+        ).values(updated_at=step.at, **values))
+
+
+def current_teams(connection: Connection, task_id: str, uscc: str) -> tuple[list[Team], list[str]]:
+    """Each unit's latest team for the target (a manual assignment supersedes the draw); units left unstaffed."""
+    t = schema.teams
+    latest = (select(t.c.unit_code, func.max(t.c.team_id).label("team_id"))
+              .where(t.c.task_id == task_id, t.c.uscc == uscc).group_by(t.c.unit_code).subquery())
+    rows = connection.execute(
+        select(t.c.unit_code, t.c.inspectors).join(latest, latest.c.team_id == t.c.team_id).order_by(t.c.unit_code)
+    ).all()
+    teams = [Team(unit=r.unit_code, inspectors=r.inspectors.split(";")) for r in rows if r.inspectors]
+    return teams, [r.unit_code for r in rows if not r.inspectors]

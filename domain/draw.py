@@ -1,0 +1,236 @@
+"""The verifiable target draw, sc-draw-v1 (shared/spec/draw-protocol.md).
+
+Pure: no I/O, no database, no clock. Every function is a fixed function of its arguments, so a
+draw can be replayed by anyone holding the same inputs. Populations are streamed: the digest and
+the selection keep memory proportional to the strata and the selection, never to the population.
+"""
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+
+from domain.uscc import ALPHABET, check_char
+
+PROTOCOL = "sc-draw-v1"
+
+_RATIO = re.compile(r"0(\.[0-9]{1,6})?|1(\.0{1,6})?")
+_TASK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_STRATUM = re.compile(r"[A-Z][A-Za-z0-9_-]{0,15}")
+_ENTROPY = re.compile(r"[\x20-\x7e]{0,256}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_USCC_SHAPE = re.compile(f"[{re.escape(ALPHABET)}]{{18}}")
+_SECRET_BYTES = 32  # nonce and seed lengths fixed by the protocol
+
+
+class DrawError(ValueError):
+    """An input outside the sc-draw-v1 grammar, or inputs that contradict each other."""
+
+
+def parse_ratio(text: str) -> Fraction:
+    """The exact value of a ratio string: floats would turn "0.07" of 100 into 8."""
+    if not isinstance(text, str) or not _RATIO.fullmatch(text):
+        raise DrawError(f"ratio {text!r}: must be a string like \"0.05\" (0 to 1, at most 6 decimals)")
+    return Fraction(text)
+
+
+def validate_task_id(s: str) -> str:
+    return _match(_TASK_ID, s, "task_id", "must be 1-64 of A-Z a-z 0-9 . _ -")
+
+
+def validate_stratum(s: str) -> str:
+    return _match(_STRATUM, s, "stratum", "must be an upper-case letter then up to 15 of A-Z a-z 0-9 _ -")
+
+
+def validate_entropy(s: str) -> str:
+    return _match(_ENTROPY, s, "entropy", "must be at most 256 printable ASCII characters, no line feed")
+
+
+def _match(pattern: re.Pattern[str], value: object, what: str, rule: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise DrawError(f"{what} {value!r}: {rule}")
+    return value
+
+
+def _validate_digest(value: object, what: str) -> str:
+    return _match(_HEX64, value, what, "must be 64 lower-case hex digits")
+
+
+def _validate_secret(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != _SECRET_BYTES:
+        raise DrawError(f"{what} must be {_SECRET_BYTES} bytes, got {value!r}")
+    return value
+
+
+def _count(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DrawError(f"{what} {value!r}: must be a non-negative integer")
+    return value
+
+
+def _validate_uscc(uscc: object) -> str:
+    # The regex rejects wrong types, lengths and characters cheaply before the check digit.
+    if not isinstance(uscc, str) or not _USCC_SHAPE.fullmatch(uscc):
+        raise DrawError(f"USCC {uscc!r}: must be 18 characters of {ALPHABET}")
+    expected = check_char(uscc[:17])
+    if uscc[17] != expected:
+        raise DrawError(f"USCC {uscc!r}: check digit is {uscc[17]!r}, expected {expected!r}")
+    return uscc
+
+
+# --- quotas -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StratumPlan:
+    population: int
+    ratio: str
+    quota: int
+
+
+def quota(population: int, ratio: Fraction) -> int:
+    """q = min(N, ceil(N × r)), exact."""
+    _count(population, "population")
+    if not isinstance(ratio, (Fraction, int)) or isinstance(ratio, bool) or not 0 <= ratio <= 1:
+        raise DrawError(f"ratio {ratio!r}: must be an exact Fraction between 0 and 1")
+    return min(population, math.ceil(population * Fraction(ratio)))
+
+
+def plan_strata(counts: Mapping[str, int], ratios: Mapping[str, str]) -> dict[str, StratumPlan]:
+    """Population, ratio and quota of every stratum in `counts`.
+
+    A stratum with entities and no ratio is an error (the plan forgot it). A stratum counted as 0
+    is kept when it has a ratio, so the record shows the planned ratio drew nobody; without a ratio
+    it is left out. Ratios of strata absent from `counts` are validated but not listed: the record
+    describes the frozen population, the plan is published on its own.
+    """
+    parsed = {validate_stratum(s): parse_ratio(text) for s, text in ratios.items()}
+    plans: dict[str, StratumPlan] = {}
+    for stratum, population in sorted(counts.items()):
+        validate_stratum(stratum)
+        _count(population, f"population of stratum {stratum!r}")
+        if stratum not in parsed:
+            if population:
+                raise DrawError(f"stratum {stratum!r} has {population} entities but no ratio in the plan")
+            continue
+        plans[stratum] = StratumPlan(population, ratios[stratum], quota(population, parsed[stratum]))
+    return plans
+
+
+# --- population digest --------------------------------------------------------------------------
+class PopulationDigest:
+    """D = hex(sha256(salt || L)), fed one row at a time in ascending USCC byte order.
+
+    Order is enforced, not assumed: a population read with a locale collation (PostgreSQL's
+    default) would hash differently from the auditor's copy, so it is refused at the first row out
+    of place. Also counts the rows per stratum, which the freeze publishes.
+    """
+
+    def __init__(self, salt: bytes) -> None:
+        self._hash = hashlib.sha256(_validate_secret(salt, "population salt"))
+        self._last = ""
+        self._counts: dict[str, int] = {}
+
+    def add(self, uscc: str, stratum: str) -> None:
+        _validate_uscc(uscc)
+        # Python compares str by code point, which for ASCII is byte order.
+        if uscc <= self._last:
+            relation = "repeats" if uscc == self._last else "comes before"
+            raise DrawError(f"population not in ascending USCC byte order: {uscc} {relation} {self._last}")
+        counts = self._counts
+        if stratum not in counts:
+            validate_stratum(stratum)
+            counts[stratum] = 0
+        counts[stratum] += 1
+        self._last = uscc
+        self._hash.update(f"{uscc}\t{stratum}\n".encode("ascii"))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self._counts)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+# --- commitment, seed, keys ---------------------------------------------------------------------
+def commitment(nonce: bytes) -> str:
+    return hashlib.sha256(_validate_secret(nonce, "nonce")).hexdigest()
+
+
+def draw_seed(task_id: str, population_digest: str, nonce: bytes, entropy: str) -> bytes:
+    text = "\n".join((
+        PROTOCOL,
+        validate_task_id(task_id),
+        _validate_digest(population_digest, "population_digest"),
+        _validate_secret(nonce, "nonce").hex(),
+        validate_entropy(entropy),
+    ))
+    return hashlib.sha256(text.encode("ascii")).digest()
+
+
+def draw_key(seed: bytes, uscc: str) -> bytes:
+    return hashlib.sha256(_validate_secret(seed, "seed") + uscc.encode("ascii")).digest()
+
+
+# --- selection ----------------------------------------------------------------------------------
+_USCC_BITS = 18 * 8
+_USCC_MASK = (1 << _USCC_BITS) - 1
+
+
+def select(seed: bytes, population: Iterable[tuple[str, str]], quotas: Mapping[str, int]) -> list[str]:
+    """The q_s entities with the smallest keys in each stratum, all strata merged and sorted.
+
+    One pass; per stratum a bounded heap of its best q_s candidates. A candidate is the integer
+    key || uscc (big-endian, so integer order is key order, ties to the smaller USCC), negated so
+    that heapq's min-heap keeps the worst candidate at the root. Plain ints keep the hot loop fast.
+    """
+    prefix = hashlib.sha256(_validate_secret(seed, "seed"))
+    # Per stratum: [heap of negated candidates, quota, rows seen].
+    slots = {validate_stratum(s): [[], _count(q, f"quota of stratum {s!r}"), 0] for s, q in quotas.items()}
+    for uscc, stratum in population:
+        slot = slots.get(stratum)
+        if slot is None:
+            raise DrawError(f"entity {uscc!r} is in stratum {stratum!r}, which has no quota")
+        slot[2] += 1
+        heap, size = slot[0], slot[1]
+        if not size:
+            continue
+        raw = uscc.encode("ascii")
+        if len(raw) != 18:  # the candidate encoding needs a fixed width
+            raise DrawError(f"USCC {uscc!r}: must be 18 characters")
+        hasher = prefix.copy()
+        hasher.update(raw)
+        candidate = -int.from_bytes(hasher.digest() + raw, "big")
+        if len(heap) < size:
+            heapq.heappush(heap, candidate)
+        elif candidate > heap[0]:
+            heapq.heapreplace(heap, candidate)
+    return _merge(slots)
+
+
+def _merge(slots: dict[str, list]) -> list[str]:
+    selected: list[str] = []
+    for stratum, (heap, size, seen) in slots.items():
+        if size > seen:
+            raise DrawError(f"stratum {stratum!r}: quota {size} exceeds its population {seen}")
+        selected.extend((-c & _USCC_MASK).to_bytes(18, "big").decode("ascii") for c in heap)
+    selected.sort()
+    for before, after in zip(selected, selected[1:]):
+        if before == after:
+            raise DrawError(f"entity {before} appears twice in the population")
+    return selected
+
+
+def selection_digest(selected_sorted: Iterable[str]) -> str:
+    """S = hex(sha256(selected USCCs, each + "\\n", ascending))."""
+    hasher = hashlib.sha256()
+    last = ""
+    for uscc in selected_sorted:
+        if uscc <= last:
+            raise DrawError(f"selection not strictly ascending: {uscc} after {last}")
+        hasher.update(f"{uscc}\n".encode("ascii"))
+        last = uscc
+    return hasher.hexdigest()

@@ -1,0 +1,442 @@
+"""The annual plan file (年度抽查工作计划, contract.md "Plan file (JSON)"): its shape and its rules.
+
+Pure: the caller reads the directories and passes them in.
+
+- `parse_plan` / `parse_task` check the shape of a file: keys, grammars, types, one task window.
+- `check_plan` / `check_task` check a parsed plan against its year and the directories (R1, R9,
+  R10, R13) and report every violation at once. A task added by an adjustment (R5) goes through
+  `check_task`, the same code path as a task of the plan.
+
+R4 (a plan line states 抽查对象, 发起方式, 抽查层级, 抽查比例 and 频次, 时间安排) is the shape
+itself: filter and items, unit and partner_units, level and draw_level, ratios and frequency_cap,
+starts and ends are all required keys (draw_level defaults to level).
+
+Ratios are compared as exact fractions, never floats: "0.03" meets the 3% floor of R9 and
+"0.029999" does not.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from domain.draw import parse_ratio, validate_stratum, validate_task_id
+
+# R9 (企业公示信息抽查办法 Art.4): at least 3% of enterprises for public-information checks.
+PUBLIC_INFO_FLOOR = Fraction(3, 100)
+
+_TASK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # only to name a task in an error; draw.py validates
+_T = TypeVar("_T")
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be blank")
+    return text
+
+
+def _distinct(values: list[_T]) -> list[_T]:
+    twice = sorted({str(v) for v, n in Counter(values).items() if n > 1})
+    if twice:
+        raise ValueError(f"lists {', '.join(twice)} more than once")
+    return values
+
+
+def _alternatives(values: list[_T]) -> list[_T]:
+    # An empty list would match nothing and silently empty the population.
+    if not values:
+        raise ValueError("an empty list matches nothing; leave the key out to not restrict")
+    return _distinct(values)
+
+
+def _ratio_text(text: str) -> str:
+    parse_ratio(text)  # the draw's grammar; the string itself is kept, exact
+    return text
+
+
+def _iso_date(value: object) -> object:
+    # Lax pydantic would also take a Unix timestamp; the contract says YYYY-MM-DD.
+    if isinstance(value, date) or (isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)):
+        return value
+    raise ValueError("must be a date YYYY-MM-DD")
+
+
+_Str = Annotated[str, StringConstraints(strict=True)]
+Text = Annotated[_Str, AfterValidator(_not_blank)]
+# Unit, item, tag and label codes (contract.md, CSV files).
+Code = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9._-]{1,32}$")]
+TaskId = Annotated[_Str, AfterValidator(validate_task_id)]
+Stratum = Annotated[_Str, AfterValidator(validate_stratum)]
+Ratio = Annotated[_Str, AfterValidator(_ratio_text)]
+RegionPrefix = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9]{1,6}$")]
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+Count = Annotated[int, Field(strict=True)]
+Alternatives = Annotated[list[_T], AfterValidator(_alternatives)]
+
+Level = Literal["province", "city", "county", "station"]
+SubjectType = Literal["enterprise", "individual", "cooperative", "foreign_rep"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TaskFilter(_Frozen):
+    """Who may be drawn. Keys combine with AND, values within a key with OR; an absent key
+    (None) does not restrict. `region` and `industry` match by prefix, `labels` if any matches."""
+
+    subject_type: Alternatives[SubjectType] | None = None
+    region: Alternatives[RegionPrefix] | None = None
+    industry: Alternatives[Code] | None = None
+    labels: Alternatives[Code] | None = None
+
+    @property
+    def includes_enterprises(self) -> bool:
+        return self.subject_type is None or "enterprise" in self.subject_type
+
+
+class PlanTask(_Frozen):
+    """One line of the plan: a task (抽查任务)."""
+
+    task_id: TaskId
+    task_code: Text  # the official number, display only (never hashed)
+    name: Text
+    items: Annotated[list[Code], Field(min_length=1), AfterValidator(_distinct)]
+    unit: Code  # the lead unit (发起部门)
+    partner_units: Annotated[list[Code], AfterValidator(_distinct)]  # 配合部门, joint checks
+    level: Level  # the level that inspects
+    draw_level: Level  # the level that draws
+    filter: TaskFilter
+    ratios: Annotated[dict[Stratum, Ratio], Field(min_length=1)]
+    frequency_cap: Annotated[Count, Field(ge=1)]  # R14
+    team_size: Annotated[Count, Field(ge=2)]  # R15: at least two officers per target
+    load_cap: Annotated[Count, Field(ge=0)]  # 0: no cap (sc-dispatch-v1)
+    entropy_source: Text  # "none" or the public value to come (draw-protocol.md)
+    starts: IsoDate
+    ends: IsoDate
+
+    @model_validator(mode="before")
+    @classmethod
+    def _draw_level_defaults_to_level(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "draw_level" not in data and "level" in data:
+            return {**data, "draw_level": data["level"]}
+        return data
+
+    @field_validator("partner_units")
+    @classmethod
+    def _lead_is_not_a_partner(cls, partners: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("unit") in partners:
+            raise ValueError(f"lists the lead unit {info.data['unit']} as a partner")
+        return partners
+
+    @field_validator("ends")
+    @classmethod
+    def _ends_after_starts(cls, ends: date, info: ValidationInfo) -> date:
+        starts = info.data.get("starts")
+        if starts is not None and ends < starts:
+            raise ValueError(f"is before starts {starts.isoformat()}")
+        return ends
+
+    @property
+    def all_units(self) -> tuple[str, ...]:
+        """The lead unit first, then the partners: each dispatches its own inspectors (R18)."""
+        return (self.unit, *self.partner_units)
+
+    def ratio_fractions(self) -> dict[str, Fraction]:
+        return {stratum: parse_ratio(text) for stratum, text in self.ratios.items()}
+
+    def required_qualifications(self, directory: PlanDirectory) -> tuple[str, ...]:
+        """The tags every dispatched inspector must hold, one per item, sorted (sc-dispatch-v1 step 4).
+        The task must have passed `check_task`: an unknown item is a KeyError."""
+        return tuple(sorted({directory.items[code].qualification for code in self.items}))
+
+
+class PlanFile(_Frozen):
+    plan_code: TaskId
+    # Two-digit years are typos; a window may end in year + 1, which a date must hold.
+    year: Annotated[Count, Field(ge=2000, le=2999)]
+    owner_unit: Code
+    tasks: Annotated[list[PlanTask], Field(min_length=1)]
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_ids_unique(cls, tasks: list[PlanTask]) -> list[PlanTask]:
+        counts = Counter(task.task_id for task in tasks)
+        twice = sorted(task_id for task_id, n in counts.items() if n > 1)
+        if twice:
+            raise ValueError(f"task_id {', '.join(twice)} used by more than one task")
+        return tasks
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """What the rules need from one item of the published item list (抽查事项清单)."""
+
+    item_code: str
+    category: Literal["general", "key"]  # 一般 / 重点 (R13)
+    effective_from: date | None  # inclusive; None: since ever
+    effective_to: date | None  # inclusive; None: until further notice
+    public_info_check: bool  # an enterprise public-information check (R9)
+    ratio_cap: str | None  # a ratio string; applies to general items only (R13)
+    qualification: str
+    methods: tuple[str, ...]
+    checklist: tuple[str, ...]
+
+    def in_effect(self, starts: date, ends: date) -> bool:
+        return (self.effective_from is None or self.effective_from <= starts) and (
+            self.effective_to is None or ends <= self.effective_to
+        )
+
+
+@dataclass(frozen=True)
+class PlanDirectory:
+    """The item list and the unit codes, as the caller read them from the directories."""
+
+    items: Mapping[str, ItemFacts]
+    units: frozenset[str]
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    where: str  # "plan", "task <task_id>", "tasks[<index>]" when the id is unreadable, or a file position
+    field: str  # dotted path inside `where`, e.g. "ratios.A", "items[0]"; "" for the whole
+    value: str | None  # the offending value as JSON, None when there is none to show
+    reason: str
+
+    def __str__(self) -> str:
+        head = " ".join(part for part in (self.where, self.field, self.value) if part)
+        return f"{head}: {self.reason}"
+
+
+class PlanInvalid(ValueError):
+    def __init__(self, problems: list[PlanProblem], source: str | None = None) -> None:
+        super().__init__(problems, source)
+        self.problems = list(problems)
+        self.source = source
+
+    def __str__(self) -> str:
+        prefix = f"{self.source}: " if self.source else ""
+        return "\n".join(prefix + str(problem) for problem in self.problems)
+
+
+# --- parsing ------------------------------------------------------------------------------------
+def parse_plan(raw: bytes | str, source: str) -> PlanFile:
+    """The plan in a file's content; `source` names the file in the errors."""
+    return _parse(raw, source, PlanFile)
+
+
+def parse_task(raw: bytes | str, source: str) -> PlanTask:
+    """A single task, as added by an adjustment (`plan adjust --add-task FILE.json`)."""
+    return _parse(raw, source, PlanTask)
+
+
+def _parse(raw: bytes | str, source: str, model: type[PlanFile] | type[PlanTask]) -> Any:
+    data = _load_json(raw, source)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = [_problem(e, data, model) for e in error.errors()]
+        raise PlanInvalid(problems, source) from None
+
+
+def _load_json(raw: bytes | str, source: str) -> Any:
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise PlanInvalid([PlanProblem(f"byte {error.start}", "", None, "not UTF-8")], source) from None
+    # Windows editors start UTF-8 files with a byte-order mark; it carries nothing.
+    text = raw.removeprefix("\ufeff")
+    duplicates: list[str] = []
+
+    def keep_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # json.loads would silently keep the last of two equal keys.
+        obj: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in obj:
+                duplicates.append(key)
+            obj[key] = value
+        return obj
+
+    try:
+        data = json.loads(text, object_pairs_hook=keep_duplicates)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno} column {error.colno}"
+        raise PlanInvalid([PlanProblem(where, "", None, f"not valid JSON: {error.msg}")], source) from None
+    if duplicates:
+        problems = [PlanProblem(f"key {_shown(key)}", "", None, "appears twice in one object") for key in duplicates]
+        raise PlanInvalid(problems, source)
+    return data
+
+
+# Pydantic speaks of Python types; the operator wrote JSON.
+_JSON_TYPES = {
+    "model_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "list_type": "must be a JSON array",
+    "string_type": "must be a JSON string",
+    "int_type": "must be a whole number",
+}
+
+
+def _problem(error: Any, data: Any, model: type[BaseModel]) -> PlanProblem:
+    """A pydantic error as a line an operator can act on: which task, which key, why."""
+    loc = tuple(part for part in error["loc"] if part != "[key]")
+    where, path = _locate(loc, data, model)
+    kind = error["type"]
+    if kind == "missing":
+        return PlanProblem(where, _dotted(path), None, "is required")
+    if kind == "extra_forbidden":
+        allowed = ", ".join(_model_at(loc[:-1], model).model_fields)
+        return PlanProblem(where, _dotted(path), None, f"unknown key; the keys are: {allowed}")
+    reason = str(error["ctx"]["error"]) if kind == "value_error" else _JSON_TYPES.get(kind, error["msg"])
+    value = error["input"]
+    # A key's own value is shown; a whole object or a list of them is not.
+    shown = path and not isinstance(value, dict) and not (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value))
+    return PlanProblem(where, _dotted(path), _shown(value) if shown else None, reason)
+
+
+def _locate(loc: tuple, data: Any, model: type[BaseModel]) -> tuple[str, tuple]:
+    """Who an error belongs to (the plan or a task, by task_id when readable) and the path inside."""
+    if model is PlanTask:
+        task, path, where = data, loc, "task"
+    elif len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int):
+        task, path, where = data["tasks"][loc[1]], loc[2:], f"tasks[{loc[1]}]"
+    else:
+        return "plan", loc
+    task_id = task.get("task_id") if isinstance(task, dict) else None
+    if isinstance(task_id, str) and _TASK_ID.fullmatch(task_id):
+        where = f"task {task_id}"
+    return where, path
+
+
+def _model_at(loc: tuple, model: type[BaseModel]) -> type[BaseModel]:
+    """The model whose keys an object at `loc` has."""
+    keys = [part for part in loc if isinstance(part, str)]
+    return {"tasks": PlanTask, "filter": TaskFilter}[keys[-1]] if keys else model
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _shown(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+# --- rules --------------------------------------------------------------------------------------
+def check_plan(plan: PlanFile, directory: PlanDirectory) -> None:
+    """Raise PlanInvalid listing every rule the plan breaks against its year and the directories."""
+    problems = []
+    if plan.owner_unit not in directory.units:
+        problems.append(PlanProblem("plan", "owner_unit", _shown(plan.owner_unit), "no such unit in the directory"))
+    for task in plan.tasks:
+        problems += _task_problems(task, plan.year, directory)
+    if problems:
+        raise PlanInvalid(problems)
+
+
+def check_task(task: PlanTask, plan_year: int, directory: PlanDirectory) -> None:
+    """`check_plan` for one task, e.g. one added by an adjustment (R5)."""
+    problems = _task_problems(task, plan_year, directory)
+    if problems:
+        raise PlanInvalid(problems)
+
+
+def _task_problems(task: PlanTask, plan_year: int, directory: PlanDirectory) -> list[PlanProblem]:
+    """Every rule one task breaks.
+
+    R9 is read per stratum: when an item of the task is a public-information check and the
+    filter admits enterprises (it names them, or does not restrict subject_type), every
+    stratum's ratio must be at least 3%. The class mix of the population is unknown when the plan
+    is made, so this is the only reading that guarantees the floor whatever the mix; it is also
+    what the draw computes, since each quota is ceil(N × r) of its own stratum.
+    """
+    problems: list[PlanProblem] = []
+
+    def problem(field: str, value: str, reason: str) -> None:
+        problems.append(PlanProblem(f"task {task.task_id}", field, _shown(value), reason))
+
+    if task.starts.year != plan_year:
+        problem("starts", task.starts.isoformat(), f"must fall in the plan year {plan_year}")
+    if task.ends.year not in (plan_year, plan_year + 1):
+        problem("ends", task.ends.isoformat(), f"must fall in {plan_year} or {plan_year + 1}")
+
+    for field, unit in [("unit", task.unit)] + [(f"partner_units[{i}]", u) for i, u in enumerate(task.partner_units)]:
+        if unit not in directory.units:
+            problem(field, unit, "no such unit in the directory")
+
+    found: list[ItemFacts] = []
+    for i, code in enumerate(task.items):
+        facts = directory.items.get(code)
+        if facts is None:
+            problem(f"items[{i}]", code, "no such item in the published item list (R1)")
+            continue
+        if not facts.in_effect(task.starts, task.ends):
+            span = f"{facts.effective_from or '…'} to {facts.effective_to or '…'}"
+            problem(f"items[{i}]", code,
+                    f"in effect {span}, not over the whole window {task.starts} to {task.ends} (R1)")
+        found.append(facts)
+
+    ratios = task.ratio_fractions()
+    public_info = [f.item_code for f in found if f.public_info_check]
+    if public_info and task.filter.includes_enterprises:
+        for stratum, ratio in ratios.items():
+            if ratio < PUBLIC_INFO_FLOOR:
+                problem(f"ratios.{stratum}", task.ratios[stratum],
+                        f"below the 3% floor of enterprise public-information checks ({', '.join(public_info)}; R9)")
+
+    caps = [(parse_ratio(f.ratio_cap), f.ratio_cap, f.item_code)
+            for f in found if f.category == "general" and f.ratio_cap is not None]
+    if caps:
+        cap, cap_text, item_code = min(caps)
+        for stratum, ratio in ratios.items():
+            if ratio > cap:
+                problem(f"ratios.{stratum}", task.ratios[stratum],
+                        f"above the cap {cap_text} of general item {item_code} (R13)")
+
+    if "A" in ratios and "B" in ratios and ratios["A"] > ratios["B"]:
+        problem("ratios.A", task.ratios["A"],
+                f"above B's {task.ratios['B']}: low-risk A entities are checked less, never more (R10)")
+    return problems
+
+
+# --- deadline -----------------------------------------------------------------------------------
+def plan_deadline(year: int) -> date:
+    """The annual plan is published by 31 March of its year (R3)."""
+    return date(year, 3, 31)
+
+
+def published_on_time(year: int, published_on: date) -> bool:
+    return published_on <= plan_deadline(year)
+
+
+def canonical_json(model: BaseModel) -> str:
+    """The form stored and hashed: sorted keys, no spaces, UTF-8 text; absent filter keys left out,
+    so parsing it gives the same model back."""
+    return json.dumps(model.model_dump(mode="json", exclude_none=True),
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)

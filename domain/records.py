@@ -1,0 +1,297 @@
+"""What passes between the workflows, their activities and the command line.
+
+Small on purpose: ids, counts and instants — never a population, a selection or a plan file
+(payloads are stored in the event history for years). Timestamps are always passed in, never
+defaulted from the clock, because models are built inside workflow code too.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domain.categories import category
+
+ID = r"^[A-Za-z0-9._-]{1,32}$"
+EVIDENCE = re.compile(r"^\S+#[0-9a-f]{64}$")
+METHODS = ("onsite", "document", "online", "entrusted")
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+class Stage(str, Enum):
+    """Where a task or a target stands; also the `SpotcheckStage` search attribute."""
+
+    PUBLISHED = "published"  # plan
+    ANNOUNCED = "announced"
+    FROZEN = "frozen"
+    AWAITING_ENTROPY = "awaiting_entropy"
+    DRAWN = "drawn"
+    DISPATCHED = "dispatched"
+    IN_PROGRESS = "in_progress"
+    UNSTAFFED = "unstaffed"
+    CHECKED = "checked"
+    ENTERED = "entered"
+    APPROVED = "approved"
+    FOLLOW_UP = "follow_up"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+# --- plan -------------------------------------------------------------------------------------
+class PlanRun(Record):
+    plan_code: str
+
+class TaskSlot(Record):
+    task_id: str
+    unit: str
+    start_at: datetime
+
+class PlanPublished(Record):
+    plan_code: str
+    year: int
+    published_at: datetime
+    on_time: bool
+    tasks: list[TaskSlot]
+
+class Adjustment(Record):
+    """A published change to the plan (R5): add a task (already stored by the command line) or cancel one."""
+
+    kind: str = Field(pattern="^(add|cancel)$")
+    task_id: str
+    reason: str = Field(min_length=1)
+    approver: str = Field(pattern=ID)
+    task_document: str | None = None  # the added task line, validated by the command line, canonical JSON
+
+class AdjustmentStep(Record):
+    plan_code: str
+    adjustment: Adjustment
+    seq: int
+
+class AdjustmentPublished(Record):
+    slot: TaskSlot | None  # the added task's start; None for a cancellation
+
+class PlanOutcome(Record):
+    plan_code: str
+    tasks_closed: int
+    tasks_cancelled: int
+
+# --- task --------------------------------------------------------------------------------------
+class TaskProgress(Record):
+    """What a task carries across continue-as-new: counters and a cursor, never the target list."""
+
+    stage: Stage = Stage.ANNOUNCED
+    draw_seq: int = 1
+    targets_total: int = 0
+    started: int = 0
+    finished: int = 0
+    cursor: str | None = None  # the last USCC whose target workflow was started
+    cancel_reason: str | None = None
+
+class TaskRun(Record):
+    task_id: str
+    plan_code: str
+    plan_year: int
+    unit: str
+    progress: TaskProgress = TaskProgress()
+
+class TaskStep(Record):
+    task_id: str
+    draw_seq: int = 1
+    entropy: str = ""
+
+class Announcement(Record):
+    commitment: str
+    entropy_source: str
+
+class FreezeSummary(Record):
+    frozen_at: datetime
+    population: int
+    strata: dict[str, int]
+    exclusions: dict[str, int]
+    population_digest: str
+
+class DrawSummary(Record):
+    seed: str
+    selected: int
+    targeted: int
+    strata: dict[str, int]  # quota per stratum
+    selection_digest: str
+
+class DispatchSummary(Record):
+    teams: int
+    unstaffed: int
+
+class TargetsPage(Record):
+    task_id: str
+    after: str | None
+    limit: int
+
+class TaskClosing(Record):
+    task_id: str
+    cancelled: bool
+    reason: str | None = None
+
+class EntropyEntry(Record):
+    value: str = Field(pattern=r"^[\x20-\x7e]{0,256}$")
+
+# --- target ------------------------------------------------------------------------------------
+class TargetRun(Record):
+    task_id: str
+    uscc: str
+    plan_code: str
+    plan_year: int
+
+class Team(Record):
+    unit: str
+    inspectors: list[str]  # leader first
+
+class TargetContext(Record):
+    """What the target's validators need, loaded once at the start (validators cannot read the database)."""
+
+    task_code: str
+    unit: str
+    region: str
+    kind: str  # random | targeted
+    teams: list[Team]
+    unstaffed_units: list[str]
+    reviewers: list[str]
+    supervisors: list[str]
+    review_required: bool
+    methods: list[str]
+    checklist: list[str]
+    reminder_at: datetime
+    window_end: datetime
+
+    def team_members(self) -> set[str]:
+        return {i for t in self.teams for i in t.inspectors}
+
+class CheckRecord(Record):
+    inspectors: list[str] = Field(min_length=1)
+    method: str
+    certificates_shown: bool = False
+    evidence: list[str] = []
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not EVIDENCE.match(value):
+                raise ValueError(f"evidence {value!r} must be URI#sha256 (64 lowercase hex digits)")
+        return values
+
+class ResultEntry(Record):
+    inspector: str
+    category: str
+    note: str = ""
+    findings: dict[str, str] = {}  # check point -> pass | fail
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, value: str) -> str:
+        category(value)
+        return value
+
+    @field_validator("findings")
+    @classmethod
+    def _findings(cls, values: dict[str, str]) -> dict[str, str]:
+        for point, outcome in values.items():
+            if outcome not in ("pass", "fail"):
+                raise ValueError(f"finding {point}:{outcome} must be pass or fail")
+        return values
+
+class Review(Record):
+    reviewer: str
+    approve: bool
+    note: str = ""
+
+class ManualAssignment(Record):
+    unit: str
+    inspectors: list[str]
+    by: str
+    reason: str = Field(min_length=1)
+
+class Recheck(Record):
+    inspector: str
+    passed: bool
+    note: str = ""
+
+class FieldSignal(Record):
+    kind: str = Field(pattern="^(accept|arrive)$")
+    inspector: str
+
+class TargetStep(Record):
+    """An activity call for one target: who, which step (idempotency key), when, and the data of the step."""
+
+    task_id: str
+    uscc: str
+    step: str
+    at: datetime
+    check: CheckRecord | None = None
+    result: ResultEntry | None = None
+    review: Review | None = None
+    assignment: ManualAssignment | None = None
+    due_at: datetime | None = None
+    stage: Stage | None = None
+
+class CheckRecorded(Record):
+    publication_due: datetime
+    reminder_at: datetime
+
+class Alert(Record):
+    task_id: str
+    uscc: str | None
+    kind: str  # reminder | escalation
+    step: str
+    at: datetime
+    details: str
+    notify: list[str]
+
+class FollowUpStep(Record):
+    task_id: str
+    uscc: str
+    kind: str
+    category: str
+    step: str
+    at: datetime
+    due_at: datetime | None = None
+
+class FollowUpOpened(Record):
+    lead_id: str
+    due_at: datetime | None
+
+class FollowUpClosing(Record):
+    lead_id: str
+    at: datetime
+    closed_by: str
+
+class Delivery(Record):
+    workflow_id: str
+    step: str
+
+class TargetStatus(Record):
+    task_id: str
+    uscc: str
+    stage: Stage
+    kind: str
+    teams: list[Team]
+    check: CheckRecord | None
+    check_at: datetime | None
+    result: ResultEntry | None
+    returns: int
+    publication_due: datetime | None
+    overdue: bool
+    follow_up: str | None
+    field_signals: list[str]
+    commands: int  # accepted commands so far: part of each update id
+    last_command: str | None  # canonical form of the last accepted command, so a repeat is "already recorded"
+
+class TaskStatus(Record):
+    task_id: str
+    stage: Stage
+    draw_seq: int
+    targets_total: int
+    started: int
+    finished: int
+    cancel_reason: str | None

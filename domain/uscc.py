@@ -1,0 +1,43 @@
+"""Unified social credit code (统一社会信用代码), GB 32100-2015: charset and check digit."""
+from __future__ import annotations
+
+ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_VALUE = {c: i for i, c in enumerate(ALPHABET)}
+_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+class InvalidUSCC(ValueError):
+    pass
+
+
+def check_char(body: str) -> str:
+    """The 18th character for a 17-character body."""
+    if len(body) != 17 or any(c not in _VALUE for c in body):
+        raise InvalidUSCC(f"USCC body {body!r} must be 17 characters of {ALPHABET}")
+    total = sum(_VALUE[c] * w for c, w in zip(body, _WEIGHTS))
+    return ALPHABET[(31 - total % 31) % 31]
+
+
+def uscc_problem(value: str) -> str | None:
+    """Why `value` is not a valid USCC, or None when it is."""
+    if len(value) != 18:
+        return f"must be 18 characters, got {len(value)}"
+    bad = sorted({c for c in value if c not in _VALUE})
+    if bad:
+        return f"characters {''.join(bad)!r} are not in the GB 32100-2015 charset"
+    expected = check_char(value[:17])
+    if value[17] != expected:
+        return f"check digit is {value[17]!r}, expected {expected!r}"
+    return None
+
+
+def validate_uscc(value: str) -> str:
+    problem = uscc_problem(value)
+    if problem:
+        raise InvalidUSCC(f"USCC {value!r}: {problem}")
+    return value
+
+
+def make_uscc(body: str) -> str:
+    """A valid USCC from a 17-character body (synthetic directories, tests)."""
+    return body + check_char(body)

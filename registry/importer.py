@@ -1,0 +1,876 @@
+"""Directory import (一单两库 and the units): a CSV file, checked row by row, merged as new versions.
+
+What an import does (operator contract, "CSV files"):
+- All or nothing, in one transaction. A file with any bad row changes nothing and raises
+  ImportRejected listing the bad rows (line with the header as line 1, column, value, reason).
+  Of two rows with the same key the later one is bad, and its message names the earlier line.
+- A file is an update, not a full replacement: a key absent from the file is left as it is. To
+  retire an entity import it with status `deregistered` (an inspector: `inactive`).
+- A row identical to the current version writes nothing. A changed row closes the current
+  version (valid_to = now) and adds a new one (valid_from = now, the import's batch); a new key
+  adds its first version. `now` is also the batch's `imported_at`.
+- An import that changes no row writes no import batch either: re-importing a file changes
+  nothing at all, and its summary has batch_id None.
+- Cells are stripped of surrounding whitespace. An optional column that is absent reads as empty
+  cells, which take the column's default. List columns are stored sorted, without duplicates or
+  empty members, ';'-joined. A UTF-8 byte order mark (Excel's "CSV UTF-8") is accepted.
+- Time moves forward: an import that would close a version valid from `now` or later is refused
+  (a wrong clock would otherwise rewrite history).
+
+How (a province has ~4 million entities, so memory stays flat whatever the file size): csv.reader
+and plain-Python checks per row (RowChecker, the same code for both databases); the checked rows
+are staged in a TEMP table (PostgreSQL: COPY streamed straight from the reader; SQLite, the demo:
+batched INSERTs); duplicate keys and references are checked in SQL over the staging table; then a
+set-based merge compares every value column (IS DISTINCT FROM) and writes versions only for new
+and changed rows. Only the staging load differs between the databases.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+
+from db.schema import Instant, entities, import_batches, inspectors, items, units
+from domain.uscc import uscc_problem
+
+ERRORS_SHOWN = 50  # lines of str(ImportRejected); the rest are counted
+ERRORS_KEPT = 1000  # ImportRejected.errors holds the first ERRORS_KEPT by line; .total counts all
+PROGRESS_EVERY = 50_000
+_SQLITE_BATCH = 2_000
+_COPY_CHUNK = 1 << 18
+VERSIONING = ("valid_from", "valid_to", "batch_id")
+
+
+# --- what an import reports ------------------------------------------------------------------
+@dataclass(frozen=True)
+class RowError:
+    line: int  # the header is line 1
+    column: str  # '' when the row as a whole is wrong (its number of fields)
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        if not self.column:
+            return f"line {self.line}: {self.reason}"
+        return f"line {self.line}, column {self.column}, value {_shorten(self.value)!r}: {self.reason}"
+
+
+def _shorten(value: str, limit: int = 60) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+class ImportRejected(ValueError):
+    """The file changes nothing: why, naming the file, and the bad rows (sorted by line)."""
+
+    def __init__(self, file_name: str, problem: str, errors: Sequence[RowError] = (), total: int | None = None):
+        self.file_name = file_name
+        self.problem = problem
+        self.errors = list(errors)
+        self.total = len(self.errors) if total is None else total
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        lines = [f"{self.file_name}: {self.problem}"]
+        shown = self.errors[:ERRORS_SHOWN]
+        lines += [f"  {error}" for error in shown]
+        if self.total > len(shown):
+            lines.append(f"  … and {self.total - len(shown)} more")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    kind: str
+    file_name: str
+    rows_read: int
+    added: int
+    changed: int
+    unchanged: int
+    batch_id: int | None  # None when nothing changed (no batch is written)
+
+
+class _ErrorLog:
+    """Errors from several passes: the first ERRORS_KEPT by line, and how many in all."""
+
+    def __init__(self) -> None:
+        self.kept: list[RowError] = []
+        self.total = 0
+
+    def add(self, errors: Sequence[RowError], total: int | None = None) -> None:
+        """Errors in line order; `total` counts those beyond the ones passed (SQL passes: LIMIT)."""
+        self.total += len(errors) if total is None else total
+        if self.kept and errors and errors[0].line < self.kept[-1].line:
+            # A later pass reaching back to earlier lines (stable: within a line, earlier passes first).
+            self.kept = sorted([*self.kept, *errors], key=lambda e: e.line)[:ERRORS_KEPT]
+        else:
+            self.kept.extend(errors[: ERRORS_KEPT - len(self.kept)])
+
+
+# --- cell rules: plain functions, raising Bad with the reason -----------------------------------
+class Bad(Exception):
+    """A cell's value is not acceptable; the message is the reason."""
+
+
+_TAG = re.compile(r"[A-Za-z0-9._-]{1,32}")
+_REGION = re.compile(r"[0-9]{6}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_RATIO = re.compile(r"0(\.[0-9]{1,6})?|1(\.0{1,6})?")
+TAG_RULE = "1-32 ASCII characters from A-Z a-z 0-9 . _ -"
+
+
+def tag(raw: str) -> str:
+    """Codes, tags and labels: every identifier in these files except names."""
+    if _TAG.fullmatch(raw) is None:
+        raise Bad(f"must be {TAG_RULE}")
+    return raw
+
+
+def optional_tag(raw: str) -> str | None:
+    return tag(raw) if raw else None
+
+
+def industry(raw: str) -> str:
+    # A GB/T 4754 code (at most 5 characters) fits the 8-character column; empty: not classified.
+    if raw and (len(raw) > 8 or _TAG.fullmatch(raw) is None):
+        raise Bad("must be an industry code of 1-8 ASCII characters from A-Z a-z 0-9 . _ -, or empty")
+    return raw
+
+
+def free_text(raw: str) -> str:
+    if "\x00" in raw:
+        raise Bad("must not contain a NUL character")
+    return raw
+
+
+def name(raw: str) -> str:
+    if not raw:
+        raise Bad("must not be empty")
+    return free_text(raw)
+
+
+def cert_no(raw: str) -> str:
+    if len(raw) > 64:
+        raise Bad("must be at most 64 characters")
+    return name(raw)
+
+
+def region(raw: str) -> str:
+    if _REGION.fullmatch(raw) is None:
+        raise Bad("must be a 6-digit division code")
+    return raw
+
+
+def uscc(raw: str) -> str:
+    problem = uscc_problem(raw)
+    if problem:
+        raise Bad(f"not a valid USCC: {problem}")
+    return raw
+
+
+def iso_date(raw: str) -> date:
+    if _ISO_DATE.fullmatch(raw) is None:
+        raise Bad("must be an ISO date YYYY-MM-DD")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise Bad(f"must be an ISO date YYYY-MM-DD ({exc})") from None
+
+
+def optional_iso_date(raw: str) -> date | None:
+    return iso_date(raw) if raw else None
+
+
+def ratio(raw: str) -> str | None:
+    if not raw:
+        return None
+    if _RATIO.fullmatch(raw) is None:
+        raise Bad("must be an exact ratio from 0 to 1 with at most 6 decimals, such as 0.05")
+    return raw
+
+
+def one_of(*allowed: str) -> Callable[[str], str]:
+    choices = frozenset(allowed)
+    listing = ", ".join(repr(a) for a in allowed)
+
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise Bad(f"must be one of {listing}")
+        return raw
+
+    return parse
+
+
+def flag(default: bool) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        if raw == "true":
+            return True
+        if raw == "false":
+            return False
+        if raw == "":
+            return default
+        raise Bad(f"must be true or false (empty: {'true' if default else 'false'})")
+
+    return parse
+
+
+def _members(raw: str) -> list[str]:
+    return sorted({member.strip() for member in raw.split(";")} - {""})
+
+
+def _list_of(member: Callable[[str], object], what: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        members = _members(raw)
+        bad = []
+        for value in members:
+            try:
+                member(value)
+            except Bad:
+                bad.append(value)
+        if bad:
+            raise Bad(f"{', '.join(repr(b) for b in bad)} {'is' if len(bad) == 1 else 'are'} not {what}")
+        return ";".join(members)
+
+    return parse
+
+
+tags = _list_of(tag, f"tags ({TAG_RULE})")
+usccs = _list_of(uscc, "valid USCCs")
+
+
+def subset_of(*allowed: str, default: str | None = None) -> Callable[[str], str]:
+    """A non-empty ';'-list drawn from `allowed`; an empty cell means `default` (or is an error)."""
+    member = one_of(*allowed)
+    checked = _list_of(member, f"one of {', '.join(allowed)}")
+
+    def parse(raw: str) -> str:
+        value = checked(raw)
+        if value:
+            return value
+        if default is None:
+            raise Bad(f"must list at least one of {', '.join(allowed)}")
+        return default
+
+    return parse
+
+
+# --- what each directory holds ---------------------------------------------------------------
+@dataclass(frozen=True)
+class FieldRule:
+    column: str
+    parse: Callable[[str], object]
+    required: bool = True  # the header must have it; an absent optional column reads as empty cells
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A column naming a current record of another directory (or, within_file, of this file)."""
+
+    column: str
+    target: Table
+    within_file: bool
+    reason: str
+
+
+RowRule = Callable[[dict], list[tuple[str, str]]]  # values by column -> [(column, reason)]
+
+
+@dataclass(frozen=True)
+class DirectorySpec:
+    kind: str
+    table: Table
+    fields: tuple[FieldRule, ...]  # the key first, then every value column in table order
+    row_rule: RowRule | None = None
+    references: tuple[Reference, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.fields[0].column
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.column for f in self.fields]
+
+    @property
+    def value_columns(self) -> list[str]:
+        return self.columns[1:]
+
+
+def _unit_rule(values: dict) -> list[tuple[str, str]]:
+    if values["parent_code"] is not None and values["parent_code"] == values["unit_code"]:
+        return [("parent_code", "a unit cannot be its own parent")]
+    return []
+
+
+def _item_rule(values: dict) -> list[tuple[str, str]]:
+    start, end = values["effective_from"], values["effective_to"]
+    if start is not None and end is not None and start > end:
+        return [("effective_to", f"is before effective_from {start.isoformat()}")]
+    return []
+
+
+SPECS: dict[str, DirectorySpec] = {
+    spec.kind: spec
+    for spec in (
+        DirectorySpec(
+            "units",
+            units,
+            (
+                FieldRule("unit_code", tag),
+                FieldRule("name", name),
+                FieldRule("parent_code", optional_tag),
+                FieldRule("review_required", flag(True), required=False),
+            ),
+            row_rule=_unit_rule,
+            references=(Reference("parent_code", units, True, "no such unit in this file or the units directory"),),
+        ),
+        DirectorySpec(
+            "items",
+            items,
+            (
+                FieldRule("item_code", tag),
+                FieldRule("name", name),
+                FieldRule("legal_basis", name),
+                FieldRule("category", one_of("general", "key")),
+                FieldRule("methods", subset_of("onsite", "document", "online", "entrusted")),
+                FieldRule("qualification", tag),
+                FieldRule("effective_from", optional_iso_date, required=False),
+                FieldRule("effective_to", optional_iso_date, required=False),
+                FieldRule("public_info_check", flag(False), required=False),
+                FieldRule("ratio_cap", ratio, required=False),
+                FieldRule("target_labels", tags, required=False),
+                FieldRule("checklist", tags, required=False),
+            ),
+            row_rule=_item_rule,
+        ),
+        DirectorySpec(
+            "entities",
+            entities,
+            (
+                FieldRule("uscc", uscc),
+                FieldRule("name", name),
+                FieldRule("subject_type", one_of("enterprise", "individual", "cooperative", "foreign_rep")),
+                FieldRule("region", region),
+                FieldRule("industry", industry),
+                FieldRule("risk_class", one_of("A", "B", "C", "D", "")),
+                FieldRule("status", one_of("active", "deregistered", "revoked")),
+                FieldRule("address", free_text),
+                FieldRule("labels", tags, required=False),
+            ),
+        ),
+        DirectorySpec(
+            "inspectors",
+            inspectors,
+            (
+                FieldRule("inspector_id", tag),
+                FieldRule("name", name),
+                FieldRule("unit_code", tag),
+                FieldRule("region", region),
+                FieldRule("qualifications", tags),
+                FieldRule("expertise", tags),
+                FieldRule("recusal", usccs),
+                FieldRule("cert_no", cert_no),
+                FieldRule("cert_expiry", iso_date),
+                FieldRule("status", one_of("active", "inactive")),
+                FieldRule("roles", subset_of("inspector", "reviewer", "supervisor", default="inspector"), required=False),
+            ),
+            references=(Reference("unit_code", units, False, "no such unit in the units directory"),),
+        ),
+    )
+}
+
+# The rules must cover the table exactly: a column added to the schema without a rule would be
+# silently written as NULL (or fail NOT NULL) on every import.
+for _spec in SPECS.values():
+    assert _spec.columns == [c.name for c in _spec.table.columns if c.name not in VERSIONING], _spec.kind
+
+
+def _key_column(table: Table) -> Column:
+    return next(c for c in table.primary_key.columns if c.name not in VERSIONING)
+
+
+# --- one row ----------------------------------------------------------------------------------
+class RowChecker:
+    """Checks the rows of one file against a directory's rules; both databases use it."""
+
+    def __init__(self, spec: DirectorySpec, header: Sequence[str], file_name: str):
+        header = [h.strip() for h in header]
+        repeated = sorted({h for h in header if h and header.count(h) > 1})
+        if repeated:
+            raise ImportRejected(file_name, f"line 1: column(s) {', '.join(repeated)} appear more than once")
+        missing = [f.column for f in spec.fields if f.required and f.column not in header]
+        if missing:
+            raise ImportRejected(
+                file_name,
+                f"line 1: missing required column(s) {', '.join(missing)} "
+                f"(a {spec.kind} file needs {', '.join(f.column for f in spec.fields if f.required)})",
+            )
+        self.spec = spec
+        self.width = len(header)
+        self._plan = [(f.column, header.index(f.column) if f.column in header else None, f.parse) for f in spec.fields]
+        self._padding = [None] * (len(spec.fields) - 1)
+
+    def check(self, line: int, cells: Sequence[str]) -> tuple[object | None, list | None, list[RowError]]:
+        """(key, values, errors): key is None when the key cell itself is bad, values None when any cell is."""
+        if len(cells) != self.width and not self._only_empty_beyond_header(cells):
+            return None, None, [RowError(line, "", "", f"has {len(cells)} fields, the header has {self.width}")]
+        values: list = []
+        errors: list[RowError] = []
+        for column, position, parse in self._plan:
+            raw = "" if position is None else cells[position].strip()
+            try:
+                values.append(parse(raw))
+            except Bad as bad:
+                errors.append(RowError(line, column, raw, str(bad)))
+                values.append(None)
+        if not errors and self.spec.row_rule is not None:
+            errors = self._row_rule_errors(line, cells, values)
+        key_ok = not errors or errors[0].column != self.spec.key
+        return (values[0] if key_ok else None), (None if errors else values), errors
+
+    def key_only(self, key: object) -> list:
+        """What a bad row stages: its key alone, so a later duplicate of it is still reported."""
+        return [key, *self._padding]
+
+    def _only_empty_beyond_header(self, cells: Sequence[str]) -> bool:
+        # Spreadsheets often pad rows with empty trailing cells; a short row is always wrong.
+        return len(cells) > self.width and not any(c.strip() for c in cells[self.width:])
+
+    def _row_rule_errors(self, line: int, cells: Sequence[str], values: list) -> list[RowError]:
+        raw = {column: ("" if position is None else cells[position].strip()) for column, position, _ in self._plan}
+        problems = self.spec.row_rule(dict(zip(self.spec.columns, values)))
+        return [RowError(line, column, raw[column], reason) for column, reason in problems]
+
+
+# --- reading the file -------------------------------------------------------------------------
+class _HashingReader(io.RawIOBase):
+    """The file's bytes, hashed as they are read (the batch records the file's SHA-256)."""
+
+    def __init__(self, raw, digest):
+        self._raw = raw
+        self._digest = digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self._raw.readinto(buffer)
+        if count:
+            self._digest.update(memoryview(buffer)[:count])
+        return count
+
+
+def _decoded_lines(binary, file_name: str) -> Iterator[str]:
+    # Decoding line by line (not a TextIOWrapper) names the exact line of a non-UTF-8 byte.
+    for number, raw in enumerate(binary, 1):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ImportRejected(
+                file_name,
+                f"line {number} is not UTF-8 (byte {raw[exc.start]:#04x} at byte {exc.start + 1} of the line); "
+                "save the file as UTF-8",
+            ) from None
+
+
+class _RowStream:
+    """The file's data rows, checked: yields (line, ok, values) for staging, logs the errors."""
+
+    def __init__(self, reader, checker: RowChecker, file_name: str, progress: Callable[[int], None] | None):
+        self.rows_read = 0
+        self.errors = _ErrorLog()
+        self._reader = reader
+        self._checker = checker
+        self._file_name = file_name
+        self._progress = progress
+
+    def __iter__(self) -> Iterator[tuple[int, bool, list]]:
+        reader, checker, progress = self._reader, self._checker, self._progress
+        line_end = reader.line_num
+        try:
+            for cells in reader:
+                line, line_end = line_end + 1, reader.line_num  # a row starts after the previous one ends
+                if not any(cells):
+                    continue  # a blank line
+                self.rows_read += 1
+                if progress is not None and self.rows_read % PROGRESS_EVERY == 0:
+                    progress(self.rows_read)
+                key, values, errors = checker.check(line, cells)
+                if not errors:
+                    yield line, True, values
+                    continue
+                self.errors.add(errors)
+                if key is not None:
+                    yield line, False, checker.key_only(key)
+        except csv.Error as exc:
+            raise ImportRejected(self._file_name, f"line {reader.line_num}: not readable as CSV ({exc})") from None
+        if progress is not None:
+            progress(self.rows_read)
+
+
+class _OpenedFile:
+    """The CSV file, opened: its header checked, its rows ready to stream, its digest as read."""
+
+    def __init__(self, spec: DirectorySpec, path: Path, progress: Callable[[int], None] | None):
+        self.file_name = path.name
+        self._digest = hashlib.sha256()
+        try:
+            self._raw = open(path, "rb", buffering=0)
+        except FileNotFoundError:
+            raise ImportRejected(str(path), "file not found") from None
+        except IsADirectoryError:
+            raise ImportRejected(str(path), "is a directory, not a CSV file") from None
+        except OSError as exc:
+            raise ImportRejected(str(path), f"cannot be read ({exc.strerror})") from None
+        try:
+            binary = io.BufferedReader(_HashingReader(self._raw, self._digest), buffer_size=1 << 20)
+            reader = csv.reader(_decoded_lines(binary, self.file_name))
+            header = self._header(reader)
+            self.checker = RowChecker(spec, header, self.file_name)
+            self.rows = _RowStream(reader, self.checker, self.file_name, progress)
+        except BaseException:
+            self.close()
+            raise
+
+    def _header(self, reader) -> list[str]:
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise ImportRejected(self.file_name, f"line 1: not readable as CSV ({exc})") from None
+        if not header or not any(h.strip() for h in header):
+            raise ImportRejected(self.file_name, "is empty: line 1 must be the header row")
+        return header
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> _OpenedFile:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+# --- the staging tables -------------------------------------------------------------------------
+def _temp_table(name: str, columns: list[Column]) -> Table:
+    return Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
+
+
+def _stage_table(spec: DirectorySpec) -> Table:
+    """Every checked row: good rows with their values, bad rows with their key only (ok false)."""
+    columns = [Column(c.name, c.type) for c in spec.table.columns if c.name not in VERSIONING]
+    return _temp_table(
+        f"_import_stage_{spec.kind}",
+        [Column("line", Integer, nullable=False), Column("ok", Boolean, nullable=False), *columns],
+    )
+
+
+def _changes_table(spec: DirectorySpec) -> Table:
+    """The rows to write: new keys (old_from NULL) and changed ones (old_from: the version to close)."""
+    columns = [Column(c.name, c.type) for c in spec.table.columns if c.name not in VERSIONING]
+    return _temp_table(
+        f"_import_changes_{spec.kind}",
+        [Column("line", Integer, nullable=False), *columns, Column("old_from", Instant(), nullable=True)],
+    )
+
+
+def _create(conn: Connection, table: Table) -> None:
+    # A pooled connection may still hold the table: SQLite's driver runs DDL outside the
+    # transaction, so a rolled-back import does not drop it.
+    conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{table.name}"')
+    table.create(conn)
+
+
+def _analyze(conn: Connection, table: Table) -> None:
+    # Autovacuum never sees temp tables: without statistics the planner guesses their size.
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f'ANALYZE "{table.name}"')
+
+
+# PostgreSQL: COPY text format -----------------------------------------------------------------
+def _copy_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_value(value: object) -> str:
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, date):
+        return value.isoformat()
+    return _copy_escape(value)
+
+
+class _CopySource:
+    """A file-like object for psycopg2's copy_expert: COPY text lines made from the row stream."""
+
+    def __init__(self, staged: Iterator[tuple[int, bool, list]], spec: DirectorySpec):
+        self._staged = iter(staged)
+        self._separators = len(spec.fields) + 1
+        # When every value is a non-null string (every entity column), a good row is joined as it
+        # is; the per-value encoding is for the small directories and for bad rows.
+        self._plain = all(
+            not spec.table.c[c].nullable and isinstance(spec.table.c[c].type, String) for c in spec.columns
+        )
+
+    def read(self, size: int = _COPY_CHUNK) -> bytes:
+        parts, length = [], 0
+        for line, ok, values in self._staged:
+            part = self._line(line, ok, values)
+            parts.append(part)
+            length += len(part)
+            if length >= size:
+                break
+        return "".join(parts).encode("utf-8")
+
+    def _line(self, line: int, ok: bool, values: list) -> str:
+        if ok and self._plain:
+            joined = "\t".join([str(line), "t", *values])
+            # Almost no value holds a character COPY must escape: check the joined line once.
+            if joined.count("\t") == self._separators and "\\" not in joined and "\n" not in joined and "\r" not in joined:
+                return joined + "\n"
+        return "\t".join([str(line), "t" if ok else "f", *map(_copy_value, values)]) + "\n"
+
+
+def _load_stage_postgresql(conn: Connection, stage: Table, rows: _RowStream, spec: DirectorySpec) -> None:
+    columns = ", ".join(f'"{c.name}"' for c in stage.columns)
+    cursor = conn.connection.dbapi_connection.cursor()  # the same connection: the same transaction
+    try:
+        cursor.copy_expert(f'COPY "{stage.name}" ({columns}) FROM STDIN', _CopySource(iter(rows), spec), size=_COPY_CHUNK)
+    finally:
+        cursor.close()
+
+
+def _load_stage_sqlite(conn: Connection, stage: Table, rows: _RowStream, spec: DirectorySpec) -> None:
+    names = [c.name for c in stage.columns]
+    batch: list[dict] = []
+    for line, ok, values in rows:
+        batch.append(dict(zip(names, (line, ok, *values))))
+        if len(batch) >= _SQLITE_BATCH:
+            conn.execute(insert(stage), batch)
+            batch = []
+    if batch:
+        conn.execute(insert(stage), batch)
+
+
+# --- checks over the whole file, in SQL -----------------------------------------------------------
+def _duplicate_errors(conn: Connection, spec: DirectorySpec, stage: Table) -> tuple[list[RowError], int]:
+    key = stage.c[spec.key]
+    first = select(key.label("key"), func.min(stage.c.line).label("first_line")).group_by(key).having(func.count() > 1).subquery()
+    query = (
+        select(stage.c.line, key, first.c.first_line, func.count().over().label("total"))
+        .join(first, first.c.key == key)
+        .where(stage.c.line > first.c.first_line)
+        .order_by(stage.c.line)
+        .limit(ERRORS_KEPT)
+    )
+    rows = conn.execute(query).all()
+    errors = [RowError(r.line, spec.key, r[1], f"duplicate key: already on line {r.first_line}") for r in rows]
+    return errors, (rows[0].total if rows else 0)
+
+
+def _reference_errors(conn: Connection, spec: DirectorySpec, stage: Table, ref: Reference) -> tuple[list[RowError], int]:
+    value = stage.c[ref.column]
+    target_key = _key_column(ref.target)
+    missing = [
+        stage.c.ok,
+        value.is_not(None),
+        ~exists().where(target_key == value, ref.target.c.valid_to.is_(None)),
+    ]
+    if ref.within_file:
+        in_file = stage.alias("in_file")
+        missing.append(~exists().where(in_file.c[spec.key] == value))
+    query = (
+        select(stage.c.line, value, func.count().over().label("total"))
+        .where(*missing)
+        .order_by(stage.c.line)
+        .limit(ERRORS_KEPT)
+    )
+    rows = conn.execute(query).all()
+    return [RowError(r.line, ref.column, r[1], ref.reason) for r in rows], (rows[0].total if rows else 0)
+
+
+def _file_errors(conn: Connection, spec: DirectorySpec, stage: Table, log: _ErrorLog) -> None:
+    log.add(*_duplicate_errors(conn, spec, stage))
+    for ref in spec.references:
+        log.add(*_reference_errors(conn, spec, stage, ref))
+
+
+# --- the merge ------------------------------------------------------------------------------------
+def _collect_changes(conn: Connection, spec: DirectorySpec, stage: Table) -> Table:
+    """Stage the new and changed rows: those without a current version or differing from it."""
+    changes = _changes_table(spec)
+    _create(conn, changes)
+    current = spec.table.alias("current_version")
+    same_key = and_(current.c[spec.key] == stage.c[spec.key], current.c.valid_to.is_(None))
+    differs = or_(*(current.c[c].is_distinct_from(stage.c[c]) for c in spec.value_columns))
+    rows = (
+        select(stage.c.line, *(stage.c[c] for c in spec.columns), current.c.valid_from)
+        .select_from(stage.outerjoin(current, same_key))
+        .where(or_(current.c.valid_from.is_(None), differs))
+    )
+    conn.execute(insert(changes).from_select(["line", *spec.columns, "old_from"], rows))
+    _analyze(conn, changes)
+    return changes
+
+
+def _refuse_going_back_in_time(conn: Connection, spec: DirectorySpec, changes: Table, now: datetime, file_name: str) -> None:
+    late = conn.execute(
+        select(changes.c.line, changes.c[spec.key], changes.c.old_from)
+        .where(changes.c.old_from >= now)
+        .order_by(changes.c.line)
+        .limit(1)
+    ).first()
+    if late is not None:
+        raise ImportRejected(
+            file_name,
+            f"line {late.line}: the current version of {spec.key} {late[1]!r} is valid from {late.old_from}, "
+            f"not before this import's time {now.isoformat()}; check the clock",
+        )
+
+
+def _record_batch(conn: Connection, spec: DirectorySpec, opened: _OpenedFile, now: datetime, rows_read: int, changed: int) -> int:
+    return conn.execute(
+        insert(import_batches).values(
+            kind=spec.kind,
+            file_name=opened.file_name,
+            file_sha256=opened.sha256,
+            imported_at=now,
+            rows_read=rows_read,
+            rows_changed=changed,
+        ).returning(import_batches.c.batch_id)
+    ).scalar_one()
+
+
+def _write_versions(conn: Connection, spec: DirectorySpec, changes: Table, now: datetime, batch_id: int) -> None:
+    table = spec.table
+    conn.execute(
+        update(table)
+        .where(
+            table.c[spec.key] == changes.c[spec.key],
+            table.c.valid_from == changes.c.old_from,
+            table.c.valid_to.is_(None),
+        )
+        .values(valid_to=now)
+    )
+    conn.execute(
+        insert(table).from_select(
+            [*spec.columns, "valid_from", "batch_id"],
+            select(*(changes.c[c] for c in spec.columns), literal(now, Instant()), literal(batch_id, Integer)),
+        )
+    )
+
+
+# --- the import -----------------------------------------------------------------------------------
+def _begin_import(conn: Connection, kind: str) -> None:
+    if conn.dialect.name != "postgresql":
+        return
+    # Two imports of one directory at once would both close the same current versions.
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"spotcheck.import.{kind}"})
+    # The duplicate check and the merge hash millions of keys: let them do it in memory.
+    conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+
+
+def _utc(now: datetime) -> datetime:
+    # SQLite stores instants without their offset: write them all in UTC so they compare.
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    return now.astimezone(timezone.utc)
+
+
+def import_directory(
+    engine: Engine,
+    kind: str,
+    path: Path,
+    *,
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Validate the CSV file at `path` and merge it into directory `kind`: all or nothing (see module doc)."""
+    path = Path(path)
+    spec = SPECS.get(kind)
+    if spec is None:
+        raise ImportRejected(path.name, f"unknown directory {kind!r}: expected one of {', '.join(SPECS)}")
+    now = _utc(now)
+    with _OpenedFile(spec, path, progress) as opened, engine.begin() as conn:
+        _begin_import(conn, kind)
+        stage = _stage_table(spec)
+        _create(conn, stage)
+        load = _load_stage_postgresql if conn.dialect.name == "postgresql" else _load_stage_sqlite
+        load(conn, stage, opened.rows, spec)
+        _analyze(conn, stage)
+        errors = opened.rows.errors
+        _file_errors(conn, spec, stage, errors)
+        if errors.total:
+            raise ImportRejected(opened.file_name, f"{errors.total} error(s); nothing was imported", errors.kept, errors.total)
+        summary = _merge(conn, spec, stage, opened, now)
+        for table in (stage, _changes_table(spec)):
+            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{table.name}"')
+        return summary
+
+
+def _merge(conn: Connection, spec: DirectorySpec, stage: Table, opened: _OpenedFile, now: datetime) -> ImportSummary:
+    rows_read = opened.rows.rows_read
+    changes = _collect_changes(conn, spec, stage)
+    total, changed = conn.execute(select(func.count(), func.count(changes.c.old_from))).one()
+    batch_id = None
+    if total:
+        _refuse_going_back_in_time(conn, spec, changes, now, opened.file_name)
+        batch_id = _record_batch(conn, spec, opened, now, rows_read, total)
+        _write_versions(conn, spec, changes, now, batch_id)
+    return ImportSummary(
+        kind=spec.kind,
+        file_name=opened.file_name,
+        rows_read=rows_read,
+        added=total - changed,
+        changed=changed,
+        unchanged=rows_read - total,
+        batch_id=batch_id,
+    )
+
+
+# --- reading the directories ------------------------------------------------------------------------
+def as_of_clause(table: Table, at: datetime) -> ColumnElement[bool]:
+    """WHERE clause: the versions of `table` in force at instant `at` (the freeze reads with it)."""
+    at = _utc(at)
+    return and_(table.c.valid_from <= at, or_(table.c.valid_to.is_(None), table.c.valid_to > at))
+
+
+def current_clause(table: Table) -> ColumnElement[bool]:
+    """WHERE clause: the current versions of `table`."""
+    return table.c.valid_to.is_(None)

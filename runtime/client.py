@@ -1,0 +1,62 @@
+"""Clients and workers, always with the pydantic data converter."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.draws import DrawActivities
+from activities.handoff import HandoffActivities, JsonlReceiver, Notifier, Receiver, WebhookReceiver
+from activities.plans import PlanActivities
+from activities.targets import TargetActivities
+from domain.workdays import Deadlines, calendar_from_env
+from runtime.config import Settings
+from runtime.logs import LoggingInterceptor
+from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE
+from workflows.plan import AnnualPlanWorkflow
+from workflows.target import TargetInspectionWorkflow
+from workflows.task import InspectionTaskWorkflow
+
+WORKFLOWS = [AnnualPlanWorkflow, InspectionTaskWorkflow, TargetInspectionWorkflow]
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.namespace,
+                                data_converter=pydantic_data_converter)
+
+
+def receiver_for(settings: Settings) -> Receiver:
+    return WebhookReceiver(settings.handoff_url) if settings.handoff_url else JsonlReceiver(settings.outbox_file)
+
+
+def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadlines, receiver: Receiver,
+                 executor: ThreadPoolExecutor, **options) -> Worker:
+    """The worker of one task queue: workflows and light activities, or the heavy draw activities."""
+    draws = DrawActivities(engine)
+    if queue == HEAVY_TASK_QUEUE:
+        return Worker(client, task_queue=queue, activities=[draws.freeze, draws.draw, draws.dispatch],
+                      activity_executor=executor, max_concurrent_activities=2,
+                      interceptors=[LoggingInterceptor()], **options)
+    notifier = Notifier(engine, receiver)
+    plans = PlanActivities(engine)
+    targets = TargetActivities(engine, deadlines, notifier)
+    handoff = HandoffActivities(engine, deadlines, notifier)
+    activities = [
+        plans.publish_plan, plans.publish_adjustment,
+        draws.announce, draws.targets_page, draws.close_task,
+        targets.open_target, targets.record_check, targets.record_result, targets.record_review,
+        targets.record_team, targets.record_stage, targets.publish_result, targets.alert,
+        handoff.open_follow_up, handoff.deliver, handoff.close_follow_up,
+    ]
+    return Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=activities,
+                  activity_executor=executor, interceptors=[LoggingInterceptor()], **options)
+
+
+def deadlines_for(settings: Settings) -> Deadlines:
+    return Deadlines(calendar_from_env(), workday_seconds=settings.workday_seconds)
+
+
+__all__ = ["connect", "build_worker", "deadlines_for", "receiver_for", "TASK_QUEUE", "HEAVY_TASK_QUEUE"]

@@ -1,0 +1,49 @@
+"""Where to connect, from the environment: an explicit variable wins, then the embedded server's
+`server.json` in the data dir, then the defaults (contract.md). Read in this one place only."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    temporal_address: str
+    namespace: str
+    database_url: str
+    workday_seconds: float | None  # demo only: a working day lasts this many real seconds
+    handoff_url: str | None
+    ui_address: str | None
+
+    @property
+    def outbox_file(self) -> Path:
+        return self.data_dir / "outbox.jsonl"
+
+
+def server_file(data_dir: Path) -> Path:
+    return data_dir / "server.json"
+
+
+def read_server_file(data_dir: Path) -> dict | None:
+    try:
+        return json.loads(server_file(data_dir).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def load(data_dir: str | os.PathLike | None = None) -> Settings:
+    data = Path(data_dir or os.environ.get("SPOTCHECK_DATA_DIR", ".data")).resolve()
+    server = read_server_file(data) or {}
+    scale = os.environ.get("SPOTCHECK_DEMO_WORKDAY_SECONDS")
+    return Settings(
+        data_dir=data,
+        temporal_address=os.environ.get("TEMPORAL_ADDRESS") or server.get("address") or "localhost:7233",
+        namespace=os.environ.get("TEMPORAL_NAMESPACE") or server.get("namespace") or "default",
+        database_url=os.environ.get("DATABASE_URL") or f"sqlite:///{data / 'spotcheck.db'}",
+        workday_seconds=float(scale) if scale else None,
+        handoff_url=os.environ.get("SPOTCHECK_HANDOFF_URL"),
+        ui_address=server.get("ui") if server else None,
+    )

@@ -1,0 +1,429 @@
+"""The plan file: its shape (parse_plan) and its rules (check_plan: R1, R3, R9, R10, R13)."""
+from __future__ import annotations
+
+import json
+from datetime import date
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.plan import (
+    ItemFacts,
+    PlanDirectory,
+    PlanFile,
+    PlanInvalid,
+    PlanProblem,
+    canonical_json,
+    check_plan,
+    check_task,
+    parse_plan,
+    parse_task,
+    plan_deadline,
+    published_on_time,
+)
+
+
+def item(code, *, category="general", public_info_check=False, ratio_cap=None,
+         effective_from=date(2024, 1, 1), effective_to=None, qualification="registration"):
+    return ItemFacts(code, category, effective_from, effective_to, public_info_check, ratio_cap,
+                     qualification, ("onsite", "document"), ("CP1",))
+
+
+DIRECTORY = PlanDirectory(
+    items={
+        f.item_code: f
+        for f in (
+            item("GS-001", public_info_check=True),  # general, no cap set
+            item("KEY-001", category="key", ratio_cap="0.01", qualification="food"),  # caps bind general items only
+            item("GEN-002", ratio_cap="0.05"),
+            item("GEN-003", ratio_cap="0.08"),
+            item("OLD-001", effective_to=date(2025, 6, 30)),
+            item("NEW-001", effective_from=date(2025, 5, 1)),
+        )
+    },
+    units=frozenset({"360200-SCJ", "360202-SCJ", "360203-SCJ", "360200-SWJ"}),
+)
+
+
+def task_doc(**changes):
+    """The contract's example task, with changes."""
+    doc = {
+        "task_id": "JDZ-2025-0001",
+        "task_code": "景市监抽查〔2025〕1号",
+        "name": "2025年企业公示信息双随机抽查",
+        "items": ["GS-001"],
+        "unit": "360202-SCJ",
+        "partner_units": [],
+        "level": "county",
+        "draw_level": "city",
+        "filter": {"subject_type": ["enterprise"], "region": ["3602"]},
+        "ratios": {"A": "0.03", "B": "0.05", "C": "0.10", "D": "0.20", "U": "0.05"},
+        "frequency_cap": 1,
+        "team_size": 2,
+        "load_cap": 0,
+        "entropy_source": "none",
+        "starts": "2025-04-01",
+        "ends": "2025-11-10",
+    }
+    doc.update(changes)
+    return doc
+
+
+def plan_doc(*tasks, **changes):
+    doc = {"plan_code": "JDZ-2025", "year": 2025, "owner_unit": "360200-SCJ", "tasks": list(tasks) or [task_doc()]}
+    doc.update(changes)
+    return doc
+
+
+def parse(doc) -> PlanFile:
+    return parse_plan(json.dumps(doc, ensure_ascii=False), "plan.json")
+
+
+def shape_problems(doc) -> list[PlanProblem]:
+    with pytest.raises(PlanInvalid) as caught:
+        parse(doc)
+    return caught.value.problems
+
+
+def rule_problems(*tasks, **changes) -> list[PlanProblem]:
+    with pytest.raises(PlanInvalid) as caught:
+        check_plan(parse(plan_doc(*tasks, **changes)), DIRECTORY)
+    return caught.value.problems
+
+
+def passes(*tasks, **changes) -> bool:
+    try:
+        check_plan(parse(plan_doc(*tasks, **changes)), DIRECTORY)
+    except PlanInvalid:
+        return False
+    return True
+
+
+def only(problems, where, field) -> PlanProblem:
+    matching = [p for p in problems if p.where == where and p.field == field]
+    assert len(matching) == 1, problems
+    return matching[0]
+
+
+# --- a good plan --------------------------------------------------------------------------------
+def test_the_contract_example_passes():
+    plan = parse(plan_doc())
+    check_plan(plan, DIRECTORY)
+    task = plan.tasks[0]
+    assert task.ratio_fractions()["A"] == Fraction(3, 100)
+    assert task.all_units == ("360202-SCJ",)
+    assert task.required_qualifications(DIRECTORY) == ("registration",)
+
+
+def test_canonical_json_is_sorted_compact_unicode_and_round_trips():
+    plan = parse(plan_doc())
+    text = canonical_json(plan)
+    assert text.startswith('{"owner_unit":"360200-SCJ","plan_code":"JDZ-2025","tasks":[{"draw_level":"city"')
+    assert " " not in text.replace("2025年企业公示信息双随机抽查", "")
+    assert "景市监抽查〔2025〕1号" in text
+    assert parse_plan(text, "stored") == plan
+
+
+def test_draw_level_defaults_to_level():
+    doc = task_doc(level="station")
+    del doc["draw_level"]
+    assert parse(plan_doc(doc)).tasks[0].draw_level == "station"
+
+
+def test_joint_task_units_lead_first_and_qualifications_of_every_item():
+    task = parse(plan_doc(task_doc(partner_units=["360200-SWJ", "360203-SCJ"], items=["KEY-001", "GS-001"]))).tasks[0]
+    assert task.all_units == ("360202-SCJ", "360200-SWJ", "360203-SCJ")
+    assert task.required_qualifications(DIRECTORY) == ("food", "registration")
+
+
+def test_byte_order_mark_is_accepted():
+    raw = b"\xef\xbb\xbf" + json.dumps(plan_doc()).encode()
+    assert parse_plan(raw, "plan.json").plan_code == "JDZ-2025"
+
+
+def test_models_are_frozen():
+    plan = parse(plan_doc())
+    with pytest.raises(Exception):
+        plan.tasks[0].team_size = 3  # type: ignore[misc]
+
+
+# --- shape ---------------------------------------------------------------------------------------
+def test_json_syntax_error_names_file_line_and_column():
+    with pytest.raises(PlanInvalid) as caught:
+        parse_plan('{\n  "plan_code": "JDZ-2025",\n  "year": ,\n}', "plans/2025.json")
+    assert str(caught.value).startswith("plans/2025.json: line 3 column 11: not valid JSON")
+
+
+def test_not_utf8_is_named():
+    with pytest.raises(PlanInvalid) as caught:
+        parse_plan(b'{"name": "\xff"}', "plan.json")
+    assert str(caught.value) == "plan.json: byte 10: not UTF-8"
+
+
+def test_a_key_given_twice_is_an_error_not_the_last_one_wins():
+    with pytest.raises(PlanInvalid) as caught:
+        parse_plan('{"year": 2025, "year": 2026}', "plan.json")
+    assert 'key "year": appears twice' in str(caught.value)
+
+
+def test_unknown_keys_are_named_with_their_task():
+    doc = plan_doc(task_doc(ratio={"A": "0.1"}, filter={"region": ["3602"], "size": ["small"]}), owner="x")
+    problems = shape_problems(doc)
+    assert "unknown key" in only(problems, "task JDZ-2025-0001", "ratio").reason
+    assert "subject_type, region, industry, labels" in only(problems, "task JDZ-2025-0001", "filter.size").reason
+    assert "unknown key" in only(problems, "plan", "owner").reason
+
+
+def test_ratio_problem_reads_like_the_contract():
+    problems = shape_problems(plan_doc(task_doc(ratios={"A": "0.5x"})))
+    assert str(problems[0]).startswith('task JDZ-2025-0001 ratios.A "0.5x": ')
+
+
+@pytest.mark.parametrize(("changes", "field", "reason"), [
+    ({"ratios": {"A": 0.05}}, "ratios.A", "must be a JSON string"),
+    ({"ratios": {"A": "5%"}}, "ratios.A", "must be a string like"),
+    ({"ratios": {"A": "1.5"}}, "ratios.A", "must be a string like"),
+    ({"ratios": {"a": "0.05"}}, "ratios.a", "upper-case letter"),
+    ({"ratios": {}}, "ratios", "at least 1"),
+    ({"team_size": 1}, "team_size", "greater than or equal to 2"),
+    ({"frequency_cap": 0}, "frequency_cap", "greater than or equal to 1"),
+    ({"load_cap": -1}, "load_cap", "greater than or equal to 0"),
+    ({"team_size": True}, "team_size", "whole number"),
+    ({"team_size": "2"}, "team_size", "whole number"),
+    ({"team_size": 2.0}, "team_size", "whole number"),
+    ({"ends": "2025-03-31"}, "ends", "is before starts 2025-04-01"),
+    ({"starts": "2025/04/01"}, "starts", "YYYY-MM-DD"),
+    ({"starts": 1743465600}, "starts", "YYYY-MM-DD"),
+    ({"items": []}, "items", "at least 1"),
+    ({"items": ["GS-001", "GS-001"]}, "items", "lists GS-001 more than once"),
+    ({"items": ["GS 001"]}, "items[0]", "pattern"),
+    ({"partner_units": ["360202-SCJ"]}, "partner_units", "lead unit"),
+    ({"level": "district"}, "level", "'province', 'city', 'county' or 'station'"),
+    ({"filter": {"labels": []}}, "filter.labels", "matches nothing"),
+    ({"filter": {"subject_type": ["enterprises"]}}, "filter.subject_type[0]", "'enterprise'"),
+    ({"filter": {"region": ["36-02"]}}, "filter.region[0]", "pattern"),
+    ({"entropy_source": "  "}, "entropy_source", "blank"),
+    ({"task_code": ""}, "task_code", "blank"),
+])
+def test_bad_task_values_name_the_task_the_field_and_why(changes, field, reason):
+    problem = only(shape_problems(plan_doc(task_doc(**changes))), "task JDZ-2025-0001", field)
+    assert reason in problem.reason
+
+
+def test_missing_keys_are_each_named():
+    doc = task_doc()
+    del doc["ratios"], doc["ends"]
+    problems = shape_problems(plan_doc(doc))
+    assert {str(p) for p in problems} == {"task JDZ-2025-0001 ratios: is required",
+                                          "task JDZ-2025-0001 ends: is required"}
+
+
+def test_a_task_without_a_readable_id_is_named_by_its_index():
+    problems = shape_problems(plan_doc(task_doc(), task_doc(task_id="no spaces allowed")))
+    assert only(problems, "tasks[1]", "task_id").value == '"no spaces allowed"'
+
+
+def test_task_ids_are_unique_in_the_plan():
+    problem = only(shape_problems(plan_doc(task_doc(), task_doc())), "plan", "tasks")
+    assert problem.reason == "task_id JDZ-2025-0001 used by more than one task"
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"plan_code": "JDZ 2025"}, "plan_code"),
+    ({"year": 25}, "year"),
+    ({"year": "2025"}, "year"),
+    ({"tasks": []}, "tasks"),
+])
+def test_bad_plan_values_are_named(changes, field):
+    only(shape_problems(plan_doc(**changes)), "plan", field)
+
+
+def test_a_document_that_is_not_an_object():
+    assert str(shape_problems([])[0]) == "plan: must be a JSON object"
+
+
+def test_parse_task_names_the_task():
+    with pytest.raises(PlanInvalid) as caught:
+        parse_task(json.dumps(task_doc(task_id="JDZ-2025-0009", team_size=1, extra=1)), "add.json")
+    assert str(caught.value).splitlines() == [
+        "add.json: task JDZ-2025-0009 team_size 1: Input should be greater than or equal to 2",
+        "add.json: task JDZ-2025-0009 extra: unknown key; the keys are: task_id, task_code, name, items, unit, "
+        "partner_units, level, draw_level, filter, ratios, frequency_cap, team_size, load_cap, entropy_source, "
+        "starts, ends",
+    ]
+
+
+# --- R1: items exist and are in effect over the whole window --------------------------------------
+def test_an_unknown_item_is_refused():
+    problem = only(rule_problems(task_doc(items=["GS-001", "NOPE-9"])), "task JDZ-2025-0001", "items[1]")
+    assert problem.value == '"NOPE-9"' and "R1" in problem.reason
+
+
+@pytest.mark.parametrize(("code", "starts", "ends", "ok"), [
+    ("OLD-001", "2025-04-01", "2025-06-30", True),  # the last day in effect is inclusive
+    ("OLD-001", "2025-04-01", "2025-07-01", False),  # expires inside the window
+    ("NEW-001", "2025-05-01", "2025-11-10", True),
+    ("NEW-001", "2025-04-30", "2025-11-10", False),  # not yet in effect when the window opens
+])
+def test_an_item_must_be_in_effect_over_the_whole_window(code, starts, ends, ok):
+    task = task_doc(items=[code], starts=starts, ends=ends)
+    assert passes(task) is ok
+    if not ok:
+        assert "not over the whole window" in only(rule_problems(task), "task JDZ-2025-0001", "items[0]").reason
+
+
+# --- units and the task window --------------------------------------------------------------------
+def test_unknown_units_are_named():
+    problems = rule_problems(task_doc(unit="360299-SCJ", partner_units=["360200-SWJ", "X"]), owner_unit="Y")
+    assert only(problems, "plan", "owner_unit").value == '"Y"'
+    assert only(problems, "task JDZ-2025-0001", "unit").value == '"360299-SCJ"'
+    assert only(problems, "task JDZ-2025-0001", "partner_units[1]").value == '"X"'
+
+
+@pytest.mark.parametrize(("starts", "ends", "field"), [
+    ("2024-12-01", "2025-04-01", "starts"),
+    ("2026-01-02", "2026-03-01", "starts"),
+    ("2025-04-01", "2027-01-01", "ends"),
+])
+def test_a_window_starts_in_the_plan_year_and_ends_in_it_or_the_next(starts, ends, field):
+    only(rule_problems(task_doc(starts=starts, ends=ends)), "task JDZ-2025-0001", field)
+
+
+def test_a_window_may_end_in_the_next_year():
+    assert passes(task_doc(starts="2025-12-01", ends="2026-02-28"))
+
+
+# --- R9: 3% floor of enterprise public-information checks -----------------------------------------
+def test_public_information_check_below_three_percent_names_the_task_the_stratum_and_the_rule():
+    problems = rule_problems(task_doc(ratios={"A": "0.02", "B": "0.05"}))
+    problem = only(problems, "task JDZ-2025-0001", "ratios.A")
+    assert str(problem) == ('task JDZ-2025-0001 ratios.A "0.02": below the 3% floor of enterprise '
+                            'public-information checks (GS-001; R9)')
+
+
+def test_the_floor_applies_when_subject_type_is_not_restricted():
+    assert not passes(task_doc(filter={"region": ["3602"]}, ratios={"U": "0.01"}))
+
+
+def test_the_floor_does_not_apply_to_other_subject_types():
+    assert passes(task_doc(filter={"subject_type": ["individual", "cooperative"]}, ratios={"U": "0.003"}))
+
+
+def test_the_floor_applies_to_every_stratum():
+    problems = rule_problems(task_doc(ratios={"A": "0", "B": "0.01", "C": "0.5", "D": "0.029999"}))
+    assert {p.field for p in problems} == {"ratios.A", "ratios.B", "ratios.D"}
+
+
+def test_no_floor_without_a_public_information_item():
+    assert passes(task_doc(items=["KEY-001"], ratios={"A": "0", "B": "0.01"}))
+
+
+# --- R13: a general item's cap; key items have none -----------------------------------------------
+def test_a_general_item_caps_every_ratio():
+    problems = rule_problems(task_doc(items=["GEN-002"], ratios={"A": "0.05", "B": "0.050001", "D": "1"}))
+    assert {p.field for p in problems} == {"ratios.B", "ratios.D"}
+    assert problems[0].reason == "above the cap 0.05 of general item GEN-002 (R13)"
+
+
+def test_the_lowest_cap_of_the_general_items_binds():
+    problems = rule_problems(task_doc(items=["GEN-003", "GEN-002"], ratios={"A": "0.06"}))
+    assert "GEN-002" in only(problems, "task JDZ-2025-0001", "ratios.A").reason
+
+
+def test_a_key_item_has_no_cap_even_if_one_is_listed():
+    assert passes(task_doc(items=["KEY-001"], ratios={"A": "0.5", "B": "1", "D": "1.000000"}))
+
+
+# --- R10: A not above B ---------------------------------------------------------------------------
+def test_a_above_b_is_refused():
+    problem = only(rule_problems(task_doc(ratios={"A": "0.10", "B": "0.05"})), "task JDZ-2025-0001", "ratios.A")
+    assert "R10" in problem.reason and "0.05" in problem.reason
+
+
+def test_a_equal_to_b_written_differently_passes():
+    assert passes(task_doc(ratios={"A": "0.050", "B": "0.05"}))
+
+
+def test_r10_needs_both_a_and_b():
+    assert passes(task_doc(ratios={"A": "0.1", "C": "0.05"}))
+
+
+# --- every violation at once ----------------------------------------------------------------------
+def test_check_plan_lists_every_violation_of_every_task():
+    second = task_doc(task_id="JDZ-2025-0002", items=["GEN-002", "NOPE"], unit="Z", ratios={"A": "0.2", "B": "0.1"})
+    problems = rule_problems(task_doc(ratios={"A": "0.01"}), second, owner_unit="Q")
+    assert [str(p) for p in problems] == [
+        'plan owner_unit "Q": no such unit in the directory',
+        'task JDZ-2025-0001 ratios.A "0.01": below the 3% floor of enterprise public-information checks (GS-001; R9)',
+        'task JDZ-2025-0002 unit "Z": no such unit in the directory',
+        'task JDZ-2025-0002 items[1] "NOPE": no such item in the published item list (R1)',
+        'task JDZ-2025-0002 ratios.A "0.2": above the cap 0.05 of general item GEN-002 (R13)',
+        'task JDZ-2025-0002 ratios.B "0.1": above the cap 0.05 of general item GEN-002 (R13)',
+        'task JDZ-2025-0002 ratios.A "0.2": above B\'s 0.1: low-risk A entities are checked less, never more (R10)',
+    ]
+
+
+def test_check_task_is_the_same_rules_for_an_added_task():
+    added = parse_task(json.dumps(task_doc(task_id="JDZ-2025-0100", ratios={"A": "0.01"})), "add.json")
+    with pytest.raises(PlanInvalid) as caught:
+        check_task(added, 2025, DIRECTORY)
+    assert [p.field for p in caught.value.problems] == ["ratios.A"]
+    with pytest.raises(PlanInvalid) as caught:
+        check_task(parse_task(json.dumps(task_doc()), "add.json"), 2024, DIRECTORY)
+    assert [p.field for p in caught.value.problems] == ["starts"]
+    check_task(parse_task(json.dumps(task_doc()), "add.json"), 2025, DIRECTORY)
+
+
+# --- R3: the plan by 31 March ---------------------------------------------------------------------
+def test_plan_deadline_is_31_march_of_the_year():
+    assert plan_deadline(2025) == date(2025, 3, 31)
+
+
+@pytest.mark.parametrize(("published_on", "on_time"), [
+    (date(2024, 12, 20), True),
+    (date(2025, 3, 31), True),
+    (date(2025, 4, 1), False),
+])
+def test_published_on_time(published_on, on_time):
+    assert published_on_time(2025, published_on) is on_time
+
+
+# --- exactness: ratio comparisons are fractions, never floats -------------------------------------
+@st.composite
+def ratio_texts(draw) -> tuple[str, Fraction]:
+    """A ratio string of the protocol grammar and its value, computed apart from parse_ratio."""
+    if draw(st.booleans()):
+        zeros = draw(st.integers(0, 6))
+        return ("1." + "0" * zeros if zeros else "1"), Fraction(1)
+    places = draw(st.integers(0, 6))
+    if places == 0:
+        return "0", Fraction(0)
+    digits = draw(st.integers(0, 10**places - 1))
+    return f"0.{digits:0{places}d}", Fraction(digits, 10**places)
+
+
+@given(ratio_texts())
+def test_r9_floor_is_exact(ratio):
+    text, value = ratio
+    assert passes(task_doc(ratios={"B": text})) is (value >= Fraction(3, 100))
+
+
+@given(ratio_texts(), ratio_texts())
+def test_r10_comparison_is_exact(a, b):
+    ok = passes(task_doc(items=["KEY-001"], ratios={"A": a[0], "B": b[0]}))
+    assert ok is (a[1] <= b[1])
+
+
+@given(ratio_texts())
+def test_r13_cap_is_exact(ratio):
+    text, value = ratio
+    assert passes(task_doc(items=["GEN-002"], ratios={"C": text})) is (value <= Fraction(5, 100))
+
+
+def test_r9_boundaries():
+    assert passes(task_doc(ratios={"B": "0.03"}))
+    assert passes(task_doc(ratios={"B": "0.030000"}))
+    assert not passes(task_doc(ratios={"B": "0.029999"}))
+

@@ -1,0 +1,49 @@
+"""What every workflow, worker and client agrees on: task queues, ids, search attributes, retries."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy, SearchAttributeKey
+
+TASK_QUEUE = "spotcheck"
+HEAVY_TASK_QUEUE = "spotcheck-heavy"  # freeze, draw, dispatch: CPU-bound, in their own process
+
+STAGE = SearchAttributeKey.for_keyword("SpotcheckStage")
+PLAN_YEAR = SearchAttributeKey.for_int("SpotcheckPlanYear")
+TASK_ID = SearchAttributeKey.for_keyword("SpotcheckTaskId")
+UNIT = SearchAttributeKey.for_keyword("SpotcheckUnit")
+REGION = SearchAttributeKey.for_keyword("SpotcheckRegion")
+OVERDUE = SearchAttributeKey.for_bool("SpotcheckOverdue")
+# The one list: the embedded server, the test servers and docker-compose register these.
+# Never the credit-risk class (R29): anyone with UI access would read it.
+SEARCH_ATTRIBUTES = (STAGE, PLAN_YEAR, TASK_ID, UNIT, REGION, OVERDUE)
+
+# Errors that no retry can mend: the workflow sees them at once.
+NON_RETRYABLE = ["DrawError", "DispatchError", "PlanInvalid", "NotFound"]
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=NON_RETRYABLE,
+)
+LIGHT = dict(start_to_close_timeout=timedelta(minutes=2), retry_policy=RETRY)
+HEAVY = dict(
+    task_queue=HEAVY_TASK_QUEUE,
+    start_to_close_timeout=timedelta(hours=2),
+    heartbeat_timeout=timedelta(minutes=2),
+    retry_policy=RETRY,
+)
+
+CHILD_BATCH = 100  # children started concurrently
+CHILDREN_PER_RUN = 500  # then continue-as-new, well below the 2,000-pending and history limits
+
+
+def plan_workflow_id(plan_code: str) -> str:
+    return f"plan/{plan_code}"
+
+
+def task_workflow_id(task_id: str) -> str:
+    return f"task/{task_id}"
+
+
+def target_workflow_id(task_id: str, uscc: str) -> str:
+    return f"target/{task_id}/{uscc}"

@@ -1,0 +1,354 @@
+"""One drawn (or targeted) entity's inspection: check → result → review → publication → follow-up.
+
+Human steps are updates whose validators hold every rule, so a refused command leaves no event
+and no row (R22). Every wait has a deadline: a missed one reminds or escalates, never passes
+silently. Handlers write their projection row before returning, under one lock, so the
+projection follows the order in which the history accepted the commands.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.handoff import HandoffActivities
+    from activities.targets import TargetActivities
+    from domain.categories import ORDER_KINDS, category
+    from domain.records import (
+        Alert,
+        CheckRecord,
+        CheckRecorded,
+        Delivery,
+        FieldSignal,
+        FollowUpClosing,
+        FollowUpOpened,
+        FollowUpStep,
+        ManualAssignment,
+        Recheck,
+        ResultEntry,
+        Review,
+        Stage,
+        TargetContext,
+        TargetRun,
+        TargetStatus,
+        TargetStep,
+        Team,
+    )
+    from workflows.common import LIGHT, OVERDUE, PLAN_YEAR, REGION, STAGE, TASK_ID, UNIT, task_workflow_id
+
+
+class Refused(ValueError):
+    """A validator's refusal: the command is not recorded."""
+
+
+@workflow.defn
+class TargetInspectionWorkflow:
+    def __init__(self) -> None:
+        self._run: TargetRun | None = None
+        self._ctx: TargetContext | None = None
+        self._stage = Stage.DISPATCHED
+        self._teams: list[Team] = []
+        self._check: CheckRecord | None = None
+        self._check_at: datetime | None = None
+        self._due: datetime | None = None
+        self._result: ResultEntry | None = None
+        self._returns = 0
+        self._approved = False
+        self._overdue = False
+        self._follow_up: str | None = None
+        self._recheck: Recheck | None = None
+        self._signals: list[str] = []
+        self._last_command: str | None = None
+        self._lock = asyncio.Lock()
+        self._seq = 0
+
+    # --- the process ---------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, run: TargetRun) -> str:
+        self._run = run
+        self._ctx = await workflow.execute_activity_method(
+            TargetActivities.open_target, self._step("open"), **LIGHT
+        )
+        self._teams = list(self._ctx.teams)
+        self._set_stage(Stage.UNSTAFFED if self._ctx.unstaffed_units else Stage.DISPATCHED, initial=True)
+        await workflow.wait_condition(lambda: not self._unstaffed_units())
+        await self._notify_team("notify-team")
+
+        # Field work: a reminder before the window ends, an escalation once it has.
+        if not await self._until(lambda: self._check is not None, self._ctx.reminder_at, "field-work reminder"):
+            await self._alert("reminder", "field-work-reminder", "the check is not recorded yet; the task window ends soon",
+                              sorted(self._team_ids()))
+        if not await self._until(lambda: self._check is not None, self._ctx.window_end, "task window end"):
+            await self._escalate("field-work-escalation", "the task window ended with no check recorded")
+            await workflow.wait_condition(lambda: self._check is not None)
+        await workflow.wait_condition(lambda: self._due is not None)
+
+        # Result, review, publication within 20 working days of the check (R21); returns do not restart the clock.
+        if not await self._until(lambda: self._approved, self._due, "publication due"):
+            await self._escalate("publication-escalation", "the result is not approved and its publication is due")
+            await workflow.wait_condition(lambda: self._approved)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.execute_activity_method(
+            TargetActivities.publish_result, self._step("publish-result", due_at=self._due), **LIGHT
+        )
+        self._set_stage(Stage.APPROVED)
+
+        await self._follow_up_result()
+        self._set_stage(Stage.CLOSED)
+        await workflow.execute_activity_method(
+            TargetActivities.record_stage, self._step("closed", stage=Stage.CLOSED), **LIGHT
+        )
+        await workflow.get_external_workflow_handle(task_workflow_id(run.task_id)).signal(
+            "target_finished", run.uscc
+        )
+        return self._stage.value
+
+    async def _follow_up_result(self) -> None:
+        """Open the follow-up the category calls for and carry it to its closing event (R24, R25)."""
+        assert self._result is not None
+        await self._hand_off("credit-feedback", "credit_feedback")  # R26: every result goes back to the classifier
+        kind = category(self._result.category).follow_up
+        if kind is None:
+            return
+        self._set_stage(Stage.FOLLOW_UP)
+        lead = await self._hand_off("follow-up", kind.value)
+        self._follow_up = lead.lead_id
+        if kind not in ORDER_KINDS:
+            return
+        # An order: wait for the re-check until its deadline; a pass closes it, a fail or a miss escalates.
+        assert lead.due_at is not None
+        complied = await self._until(lambda: self._recheck is not None, lead.due_at, "order deadline")
+        passed = complied and self._recheck is not None and self._recheck.passed
+        closed_by = "re-check passed" if passed else ("re-check failed" if complied else "deadline passed")
+        await workflow.execute_activity_method(
+            HandoffActivities.close_follow_up,
+            FollowUpClosing(lead_id=lead.lead_id, at=workflow.now(), closed_by=closed_by), **LIGHT,
+        )
+        if not passed:
+            fallback = category(self._result.category).fallback
+            assert fallback is not None
+            self._follow_up = (await self._hand_off("follow-up-fallback", fallback.value)).lead_id
+
+    async def _hand_off(self, step: str, kind: str) -> FollowUpOpened:
+        """One follow-up row and its outbox row (one transaction), then delivery with an idempotency key."""
+        assert self._run and self._result
+        opened = await workflow.execute_activity_method(
+            HandoffActivities.open_follow_up, self._follow_up_step(step, kind), **LIGHT
+        )
+        await workflow.execute_activity_method(
+            HandoffActivities.deliver, Delivery(workflow_id=workflow.info().workflow_id, step=step), **LIGHT
+        )
+        return opened
+
+    def _follow_up_step(self, step: str, kind: str) -> FollowUpStep:
+        assert self._run and self._result
+        return FollowUpStep(task_id=self._run.task_id, uscc=self._run.uscc, kind=kind,
+                            category=self._result.category, step=step, at=workflow.now())
+
+    # --- deadlines -----------------------------------------------------------------------------
+    async def _until(self, done, deadline: datetime, summary: str) -> bool:
+        """Wait for `done` until `deadline`; False when the deadline came first."""
+        remaining = deadline - workflow.now()
+        if remaining.total_seconds() <= 0:
+            return done()
+        try:
+            await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
+            return True
+        except asyncio.TimeoutError:
+            return done()
+
+    async def _escalate(self, step: str, details: str) -> None:
+        assert self._ctx
+        self._overdue = True
+        workflow.upsert_search_attributes([OVERDUE.value_set(True)])
+        await self._alert("escalation", step, details, self._ctx.supervisors)
+
+    async def _alert(self, kind: str, step: str, details: str, notify: list[str]) -> None:
+        assert self._run
+        await workflow.execute_activity_method(
+            TargetActivities.alert,
+            Alert(task_id=self._run.task_id, uscc=self._run.uscc, kind=kind, step=step, at=workflow.now(),
+                  details=details, notify=sorted(notify)),
+            **LIGHT,
+        )
+
+    async def _notify_team(self, step: str) -> None:
+        await self._alert("notice", step, "you are on the inspection team for this target", sorted(self._team_ids()))
+
+    # --- human steps: updates with validators ----------------------------------------------------
+    @workflow.update
+    async def record_check(self, check: CheckRecord) -> str:
+        async with self._lock:
+            self._check, self._check_at = check, workflow.now()
+            self._remember("check", check)
+            self._set_stage(Stage.CHECKED)
+            recorded: CheckRecorded = await workflow.execute_activity_method(
+                TargetActivities.record_check, self._step("check", check=check), **LIGHT
+            )
+            self._due = recorded.publication_due
+        return f"check recorded; publication due {self._due.isoformat()}"
+
+    @record_check.validator
+    def _validate_check(self, check: CheckRecord) -> None:
+        self._require_stage(Stage.DISPATCHED, what="record a check")
+        assert self._ctx
+        named = set(check.inspectors)
+        if len(named) < 2:
+            raise Refused(f"a check needs at least two inspectors of the team (R15); named: {', '.join(check.inspectors)}")
+        self._require_team(named)
+        if check.method not in self._ctx.methods:
+            raise Refused(f"method {check.method!r} is not allowed for this task's items; allowed: {', '.join(self._ctx.methods)}")
+        if check.method == "onsite" and not check.certificates_shown:
+            raise Refused("an onsite check must record that certificates were shown (R30): add --certificates-shown")
+
+    @workflow.update
+    async def enter_result(self, entry: ResultEntry) -> str:
+        async with self._lock:
+            self._result = entry
+            self._remember("result", entry)
+            review = self._ctx is not None and self._ctx.review_required
+            self._set_stage(Stage.ENTERED if review else Stage.APPROVED)
+            await workflow.execute_activity_method(
+                TargetActivities.record_result, self._step("result", result=entry, stage=self._stage), **LIGHT
+            )
+            self._approved = not review
+        return "result entered; awaiting review" if review else "result entered; no review required, publishing"
+
+    @enter_result.validator
+    def _validate_result(self, entry: ResultEntry) -> None:
+        self._require_stage(Stage.CHECKED, what="enter a result")
+        assert self._ctx
+        self._require_team({entry.inspector})
+        if category(entry.category).needs_note and not entry.note.strip():
+            raise Refused(f"category {entry.category!r} needs a note (--note)")
+        missing = sorted(set(self._ctx.checklist) - set(entry.findings))
+        unknown = sorted(set(entry.findings) - set(self._ctx.checklist))
+        if missing:
+            raise Refused(f"a finding is needed for each check point; missing: {', '.join(missing)}")
+        if unknown:
+            raise Refused(f"check points not in this task's checklists: {', '.join(unknown)}")
+
+    @workflow.update
+    async def review_result(self, review: Review) -> str:
+        async with self._lock:
+            self._remember("review", review)
+            if review.approve:
+                self._set_stage(Stage.APPROVED)
+            else:
+                self._returns += 1
+                self._result = None
+                self._set_stage(Stage.CHECKED)
+            await workflow.execute_activity_method(
+                TargetActivities.record_review, self._step(f"review-{self._returns}-{review.approve}", review=review),
+                **LIGHT,
+            )
+            self._approved = review.approve
+        return "approved; publishing" if review.approve else "returned for a new entry; the publication clock runs on"
+
+    @review_result.validator
+    def _validate_review(self, review: Review) -> None:
+        self._require_stage(Stage.ENTERED, what="review a result")
+        assert self._ctx
+        if review.reviewer not in self._ctx.reviewers:
+            raise Refused(f"{review.reviewer} is not a reviewer of unit {self._ctx.unit}")
+        if review.reviewer in self._team_ids():
+            raise Refused(f"{review.reviewer} is on the inspection team and cannot review its result")
+        if not review.approve and not review.note.strip():
+            raise Refused("a return needs a note saying what to change")
+
+    @workflow.update
+    async def assign_team(self, assignment: ManualAssignment) -> str:
+        async with self._lock:
+            self._teams = [t for t in self._teams if t.unit != assignment.unit]
+            self._teams.append(Team(unit=assignment.unit, inspectors=assignment.inspectors))
+            self._remember("assign", assignment)
+            if self._stage == Stage.UNSTAFFED and not self._unstaffed_units():
+                self._set_stage(Stage.DISPATCHED)
+            await workflow.execute_activity_method(
+                TargetActivities.record_team, self._step(f"assign-{self._seq}", assignment=assignment), **LIGHT
+            )
+        return f"team of {assignment.unit} is now {', '.join(assignment.inspectors)}"
+
+    @assign_team.validator
+    def _validate_assignment(self, assignment: ManualAssignment) -> None:
+        assert self._ctx
+        if self._stage in (Stage.APPROVED, Stage.FOLLOW_UP, Stage.CLOSED, Stage.CANCELLED):
+            raise Refused(f"the team cannot change once the result is approved (stage {self._stage.value})")
+        if assignment.unit not in {self._ctx.unit, *(t.unit for t in self._ctx.teams), *self._ctx.unstaffed_units}:
+            raise Refused(f"unit {assignment.unit} does not dispatch for this target")
+        if assignment.by not in self._ctx.supervisors:
+            raise Refused(f"{assignment.by} is not a supervisor of unit {self._ctx.unit}")
+        if len(set(assignment.inspectors)) < 2:
+            raise Refused("a team needs at least two different inspectors (R15)")
+
+    @workflow.update
+    async def record_recheck(self, recheck: Recheck) -> str:
+        self._recheck = recheck
+        self._remember("recheck", recheck)
+        return "re-check recorded: " + ("passed, the order is closed" if recheck.passed else "failed, escalating")
+
+    @record_recheck.validator
+    def _validate_recheck(self, recheck: Recheck) -> None:
+        if self._stage != Stage.FOLLOW_UP or self._recheck is not None or not self._result:
+            raise Refused(f"no order is waiting for a re-check (stage {self._stage.value})")
+        kind = category(self._result.category).follow_up
+        if kind not in ORDER_KINDS:
+            raise Refused(f"the follow-up of {self._result.category!r} takes no re-check")
+        self._require_team({recheck.inspector})
+
+    # --- field signals (logged, gate nothing) and queries --------------------------------------
+    @workflow.signal
+    def field_signal(self, signal: FieldSignal) -> None:
+        self._signals.append(f"{workflow.now().isoformat()} {signal.kind} {signal.inspector}")
+        workflow.logger.info("field signal %s from %s", signal.kind, signal.inspector)
+
+    @workflow.query
+    def status(self) -> TargetStatus:
+        assert self._run
+        return TargetStatus(
+            task_id=self._run.task_id, uscc=self._run.uscc, stage=self._stage,
+            kind=self._ctx.kind if self._ctx else "random", teams=self._teams, check=self._check,
+            check_at=self._check_at, result=self._result, returns=self._returns, publication_due=self._due,
+            overdue=self._overdue, follow_up=self._follow_up, field_signals=self._signals,
+            commands=self._seq, last_command=self._last_command,
+        )
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _step(self, step: str, **data) -> TargetStep:
+        assert self._run
+        return TargetStep(task_id=self._run.task_id, uscc=self._run.uscc, step=step, at=workflow.now(), **data)
+
+    def _set_stage(self, stage: Stage, initial: bool = False) -> None:
+        self._stage = stage
+        attributes = [STAGE.value_set(stage.value)]
+        if initial:
+            assert self._run and self._ctx
+            attributes += [TASK_ID.value_set(self._run.task_id), UNIT.value_set(self._ctx.unit),
+                           REGION.value_set(self._ctx.region), PLAN_YEAR.value_set(self._run.plan_year),
+                           OVERDUE.value_set(False)]
+        workflow.upsert_search_attributes(attributes)
+
+    def _remember(self, verb: str, command) -> None:
+        self._seq += 1
+        self._last_command = f"{verb}:{command.model_dump_json()}"
+
+    def _require_stage(self, stage: Stage, what: str) -> None:
+        if self._ctx is None:
+            raise Refused("the target is still being dispatched; try again in a moment")
+        if self._stage != stage:
+            raise Refused(f"cannot {what} in stage {self._stage.value}")
+
+    def _require_team(self, named: set[str]) -> None:
+        outsiders = sorted(named - self._team_ids())
+        if outsiders:
+            raise Refused(f"not on this target's team: {', '.join(outsiders)} (team: {', '.join(sorted(self._team_ids()))})")
+
+    def _team_ids(self) -> set[str]:
+        return {i for t in self._teams for i in t.inspectors}
+
+    def _unstaffed_units(self) -> list[str]:
+        assert self._ctx
+        staffed = {t.unit for t in self._teams}
+        return [u for u in self._ctx.unstaffed_units if u not in staffed]

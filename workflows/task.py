@@ -1,0 +1,190 @@
+"""One inspection task (抽查任务): announce → freeze → (entropy) → draw → dispatch → one child per target.
+
+The task owns the draw and the dispatch because both need the whole population; each target
+gets its own workflow because each has its own people, deadlines and outcome. Target ids never
+travel in bulk: children are started page by page from the database, and the task continues as
+new with counters and a cursor before its history grows large.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.draws import DrawActivities
+    from domain.records import (
+        Announcement,
+        DispatchSummary,
+        DrawSummary,
+        EntropyEntry,
+        FreezeSummary,
+        Stage,
+        TargetRun,
+        TargetsPage,
+        TaskClosing,
+        TaskProgress,
+        TaskRun,
+        TaskStatus,
+        TaskStep,
+    )
+    from workflows.common import (
+        CHILD_BATCH,
+        CHILDREN_PER_RUN,
+        HEAVY,
+        LIGHT,
+        PLAN_YEAR,
+        STAGE,
+        TASK_ID,
+        UNIT,
+        plan_workflow_id,
+        target_workflow_id,
+    )
+    from workflows.target import Refused, TargetInspectionWorkflow
+
+
+@workflow.defn
+class InspectionTaskWorkflow:
+    def __init__(self) -> None:
+        self._run: TaskRun | None = None
+        self._progress = TaskProgress()
+        self._entropy: str | None = None
+
+    @workflow.run
+    async def run(self, run: TaskRun) -> str:
+        self._run, self._progress = run, run.progress
+        step = TaskStep(task_id=run.task_id, draw_seq=self._progress.draw_seq)
+        self._set_stage(self._progress.stage, initial=True)
+        if self._progress.stage == Stage.ANNOUNCED and not self._cancelled():
+            announcement: Announcement = await workflow.execute_activity_method(
+                DrawActivities.announce, step, **LIGHT
+            )
+            freeze: FreezeSummary = await workflow.execute_activity_method(DrawActivities.freeze, step, **HEAVY)
+            self._set_stage(Stage.FROZEN)
+            workflow.logger.info("frozen: %d entities, digest %s", freeze.population, freeze.population_digest)
+            if announcement.entropy_source != "none":
+                self._set_stage(Stage.AWAITING_ENTROPY)
+                await workflow.wait_condition(lambda: self._entropy is not None or self._cancelled())
+            if not self._cancelled():
+                drawn: DrawSummary = await workflow.execute_activity_method(
+                    DrawActivities.draw, step.model_copy(update={"entropy": self._entropy or ""}), **HEAVY
+                )
+                self._set_stage(Stage.DRAWN)
+                dispatched: DispatchSummary = await workflow.execute_activity_method(
+                    DrawActivities.dispatch, step, **HEAVY
+                )
+                workflow.logger.info("drawn %d (+%d targeted), %d unstaffed",
+                                     drawn.selected, drawn.targeted, dispatched.unstaffed)
+                self._progress = self._progress.model_copy(
+                    update={"targets_total": drawn.selected + drawn.targeted, "stage": Stage.DISPATCHED}
+                )
+                self._set_stage(Stage.DISPATCHED)
+
+        if self._progress.stage == Stage.DISPATCHED and not self._cancelled():
+            await self._start_targets()
+        if not self._cancelled():
+            self._set_stage(Stage.IN_PROGRESS)
+            await self._wait_for_targets()
+
+        cancelled = self._cancelled()
+        await workflow.execute_activity_method(
+            DrawActivities.close_task,
+            TaskClosing(task_id=run.task_id, cancelled=cancelled, reason=self._progress.cancel_reason), **LIGHT,
+        )
+        self._set_stage(Stage.CANCELLED if cancelled else Stage.CLOSED)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.get_external_workflow_handle(plan_workflow_id(run.plan_code)).signal(
+            "task_closed", run.task_id
+        )
+        return self._progress.stage.value
+
+    async def _start_targets(self) -> None:
+        """Start the target children page by page, continuing as new every CHILDREN_PER_RUN starts."""
+        assert self._run
+        started_here = 0
+        while True:
+            page: list[str] = await workflow.execute_activity_method(
+                DrawActivities.targets_page,
+                TargetsPage(task_id=self._run.task_id, after=self._progress.cursor, limit=CHILD_BATCH), **LIGHT,
+            )
+            if not page:
+                break
+            await asyncio.gather(*(self._start_target(uscc) for uscc in page))
+            self._progress = self._progress.model_copy(
+                update={"started": self._progress.started + len(page), "cursor": page[-1]}
+            )
+            started_here += len(page)
+            if started_here >= CHILDREN_PER_RUN or workflow.info().is_continue_as_new_suggested():
+                self._continue_as_new()
+        self._progress = self._progress.model_copy(update={"stage": Stage.IN_PROGRESS})
+
+    async def _start_target(self, uscc: str) -> None:
+        assert self._run
+        try:
+            await workflow.start_child_workflow(
+                TargetInspectionWorkflow.run,
+                TargetRun(task_id=self._run.task_id, uscc=uscc, plan_code=self._run.plan_code,
+                          plan_year=self._run.plan_year),
+                id=target_workflow_id(self._run.task_id, uscc),
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"{self._run.task_id} · {uscc}",
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # started by an earlier run of this task: already there, not a failure
+
+    async def _wait_for_targets(self) -> None:
+        while self._progress.finished < self._progress.targets_total:
+            await workflow.wait_condition(
+                lambda: self._progress.finished >= self._progress.targets_total
+                or workflow.info().is_continue_as_new_suggested()
+            )
+            if self._progress.finished < self._progress.targets_total:
+                self._continue_as_new()
+
+    def _continue_as_new(self) -> None:
+        assert self._run
+        # Signals that arrived are counted in _progress; handlers must be done before the state is carried over.
+        workflow.continue_as_new(self._run.model_copy(update={"progress": self._progress}))
+
+    # --- messages ------------------------------------------------------------------------------
+    @workflow.signal
+    def target_finished(self, uscc: str) -> None:
+        self._progress = self._progress.model_copy(update={"finished": self._progress.finished + 1})
+
+    @workflow.signal
+    def cancel(self, reason: str) -> None:
+        if self._progress.cancel_reason is None:
+            self._progress = self._progress.model_copy(update={"cancel_reason": reason})
+
+    @workflow.update
+    def enter_entropy(self, entry: EntropyEntry) -> str:
+        self._entropy = entry.value
+        return "entropy recorded; drawing"
+
+    @enter_entropy.validator
+    def _validate_entropy(self, entry: EntropyEntry) -> None:
+        if self._progress.stage != Stage.AWAITING_ENTROPY:
+            raise Refused(f"the task is not waiting for entropy (stage {self._progress.stage.value})")
+
+    @workflow.query
+    def status(self) -> TaskStatus:
+        assert self._run
+        p = self._progress
+        return TaskStatus(task_id=self._run.task_id, stage=p.stage, draw_seq=p.draw_seq,
+                          targets_total=p.targets_total, started=p.started, finished=p.finished,
+                          cancel_reason=p.cancel_reason)
+
+    def _cancelled(self) -> bool:
+        return self._progress.cancel_reason is not None
+
+    def _set_stage(self, stage: Stage, initial: bool = False) -> None:
+        assert self._run
+        self._progress = self._progress.model_copy(update={"stage": stage})
+        attributes = [STAGE.value_set(stage.value)]
+        if initial:
+            attributes += [TASK_ID.value_set(self._run.task_id), UNIT.value_set(self._run.unit),
+                           PLAN_YEAR.value_set(self._run.plan_year)]
+        workflow.upsert_search_attributes(attributes)
