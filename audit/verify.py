@@ -27,6 +27,7 @@ _STRATUM = re.compile(r"[A-Z][A-Za-z0-9_-]{0,15}")
 _RATIO = re.compile(r"(0)(?:\.([0-9]{1,6}))?|(1)(?:\.(0{1,6}))?")
 _ENTROPY = re.compile(r"[\x20-\x7e]{0,256}")
 _CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")
+_ENTROPY_SOURCE = re.compile(r".+", re.DOTALL)
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -64,6 +65,13 @@ def _listing(items: Iterable[str], total: int) -> str:
     shown = list(items)[:SHOWN]
     more = f" and {total - len(shown)} more" if total > len(shown) else ""
     return ", ".join(shown) + more
+
+
+def _check_protocol(report: VerifyReport, record: Mapping, expected: str) -> None:
+    # Records verify under the version they name; this verifier knows only version 1.
+    found = record.get("protocol")
+    report.add("protocol", found == expected, f"{found!r}" if found == expected
+               else f"record says {found!r}, this verifier checks {expected!r}")
 
 
 def _differs(recorded: object, recomputed: object) -> tuple[bool, str]:
@@ -183,8 +191,7 @@ def verify_draw(record: dict, population_rows: Iterable[tuple[str, str]]) -> Ver
     """Recompute steps 1-6 of sc-draw-v1 and the commitment from an audit package."""
     report = VerifyReport()
     fields = _Fields(record)
-    protocol = record.get("protocol")
-    report.add("protocol", protocol == DRAW_PROTOCOL, f"{protocol!r}" + ("" if protocol == DRAW_PROTOCOL else f", this verifier checks {DRAW_PROTOCOL!r}"))
+    _check_protocol(report, record, DRAW_PROTOCOL)
     task_id = fields.get("task_id", _pattern(_TASK_ID, "must be 1-64 of A-Z a-z 0-9 . _ -"))
     digest = fields.get("population_digest", _hex64)
     commitment = fields.get("commitment", _hex64)
@@ -193,7 +200,7 @@ def verify_draw(record: dict, population_rows: Iterable[tuple[str, str]]) -> Ver
     seed = fields.get("seed", _hex64)
     selection_digest = fields.get("selection_digest", _hex64)
     entropy = fields.get("entropy", _pattern(_ENTROPY, "must be at most 256 printable ASCII characters"))
-    source = fields.get("entropy_source", lambda v: None if isinstance(v, str) and v else "must be a non-empty string")
+    source = fields.get("entropy_source", _pattern(_ENTROPY_SOURCE, "must be a non-empty string"))
     strata = fields.get("strata", _strata_problem) or {}
     selected = fields.get("selected", _uscc_list_problem)
     targeted = fields.get("targeted", _targeted_problem) or []
@@ -271,7 +278,7 @@ def _scan_population(report, rows, salt, seed, strata, targeted):
         return None
     report.add("population rows", not problem_count,
                f"{sum(counts.values())} rows, valid and in ascending byte order" if not problem_count
-               else _listing(problems, problem_count) + (" (row 1 follows the header)"))
+               else _listing(problems, problem_count) + " (row 1 is the line after the header)")
     return (hasher.hexdigest() if hasher else None), counts, kept, missing
 
 
@@ -424,15 +431,18 @@ def verify_dispatch(record: dict, pools: Mapping[str, bytes], draw_seed_hex: str
     later manual assignments are recorded decisions, not recomputed.
     """
     report = VerifyReport()
-    protocol = record.get("protocol")
-    report.add("protocol", protocol == DISPATCH_PROTOCOL, repr(protocol))
+    _check_protocol(report, record, DISPATCH_PROTOCOL)
+    problem = _hex64(draw_seed_hex)
+    if problem:
+        report.add("draw seed", False, f"{draw_seed_hex!r}: {problem}")
+        return report
     try:
         as_of = date.fromisoformat(record["as_of"])
         units = dict(record["units"])
-        seed = bytes.fromhex(draw_seed_hex)
     except (KeyError, TypeError, ValueError) as error:
-        report.add("record", False, f"needs as_of (a date), units and a hex draw seed: {error!r}")
+        report.add("record", False, f"needs as_of (YYYY-MM-DD) and units: {error!r}")
         return report
+    seed = bytes.fromhex(draw_seed_hex)
     targets = list(targets)
     required = frozenset(required_qualifications)
     for unit, params in sorted(units.items()):
@@ -453,7 +463,8 @@ def _verify_unit(report, record, unit, params, pool, seed, targets, required, as
         return
     team_size, load_cap = params.get("team_size"), params.get("load_cap")
     if not (_is_count(team_size) and team_size >= 2 and _is_count(load_cap)):
-        report.add(f"unit {unit}: parameters", False, f"team_size {team_size!r} (>= 2) and load_cap {load_cap!r} (>= 0)")
+        report.add(f"unit {unit}: parameters", False,
+                   f"team_size {team_size!r} must be >= 2 and load_cap {load_cap!r} >= 0")
         return
     text = "\n".join((DISPATCH_PROTOCOL, seed.hex(), unit, digest, str(team_size), str(load_cap)))
     _, teams, unstaffed = recompute_dispatch(_sha256(text.encode("ascii")), targets, inspectors,

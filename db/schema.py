@@ -10,6 +10,8 @@ List-valued columns hold their values sorted and joined by ';'.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 
@@ -40,8 +43,23 @@ def ByteOrder(length: int) -> String:
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
-def Instant() -> DateTime:
-    return DateTime(timezone=True)
+class Instant(TypeDecorator):
+    """An aware instant, stored in UTC: SQLite keeps no offset, so every instant goes in and comes out as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: instants must carry their time zone")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def _versioned(name: str, key: Column, *columns: Column) -> Table:

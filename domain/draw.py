@@ -23,7 +23,8 @@ _TASK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _STRATUM = re.compile(r"[A-Z][A-Za-z0-9_-]{0,15}")
 _ENTROPY = re.compile(r"[\x20-\x7e]{0,256}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_USCC_SHAPE = re.compile(f"[{re.escape(ALPHABET)}]{{18}}")
+_USCC_LENGTH = 18
+_USCC_SHAPE = re.compile(f"[{re.escape(ALPHABET)}]{{{_USCC_LENGTH}}}")
 _SECRET_BYTES = 32  # nonce and seed lengths fixed by the protocol
 
 
@@ -75,7 +76,7 @@ def _count(value: object, what: str) -> int:
 def _validate_uscc(uscc: object) -> str:
     # The regex rejects wrong types, lengths and characters cheaply before the check digit.
     if not isinstance(uscc, str) or not _USCC_SHAPE.fullmatch(uscc):
-        raise DrawError(f"USCC {uscc!r}: must be 18 characters of {ALPHABET}")
+        raise DrawError(f"USCC {uscc!r}: must be {_USCC_LENGTH} characters of {ALPHABET}")
     expected = check_char(uscc[:17])
     if uscc[17] != expected:
         raise DrawError(f"USCC {uscc!r}: check digit is {uscc[17]!r}, expected {expected!r}")
@@ -176,8 +177,7 @@ def draw_key(seed: bytes, uscc: str) -> bytes:
 
 
 # --- selection ----------------------------------------------------------------------------------
-_USCC_BITS = 18 * 8
-_USCC_MASK = (1 << _USCC_BITS) - 1
+_USCC_MASK = (1 << (8 * _USCC_LENGTH)) - 1
 
 
 def select(seed: bytes, population: Iterable[tuple[str, str]], quotas: Mapping[str, int]) -> list[str]:
@@ -199,8 +199,8 @@ def select(seed: bytes, population: Iterable[tuple[str, str]], quotas: Mapping[s
         if not size:
             continue
         raw = uscc.encode("ascii")
-        if len(raw) != 18:  # the candidate encoding needs a fixed width
-            raise DrawError(f"USCC {uscc!r}: must be 18 characters")
+        if len(raw) != _USCC_LENGTH:  # the candidate encoding needs a fixed width
+            raise DrawError(f"USCC {uscc!r}: must be {_USCC_LENGTH} characters")
         hasher = prefix.copy()
         hasher.update(raw)
         candidate = -int.from_bytes(hasher.digest() + raw, "big")
@@ -216,7 +216,7 @@ def _merge(slots: dict[str, list]) -> list[str]:
     for stratum, (heap, size, seen) in slots.items():
         if size > seen:
             raise DrawError(f"stratum {stratum!r}: quota {size} exceeds its population {seen}")
-        selected.extend((-c & _USCC_MASK).to_bytes(18, "big").decode("ascii") for c in heap)
+        selected.extend((-c & _USCC_MASK).to_bytes(_USCC_LENGTH, "big").decode("ascii") for c in heap)
     selected.sort()
     for before, after in zip(selected, selected[1:]):
         if before == after:

@@ -276,6 +276,10 @@ class TargetStatus(Record):
     stage: Stage
     kind: str
     teams: list[Team]
+    methods: list[str]
+    checklist: list[str]
+    reviewers: list[str]
+    review_required: bool
     check: CheckRecord | None
     check_at: datetime | None
     result: ResultEntry | None

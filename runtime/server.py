@@ -97,6 +97,8 @@ def _accepts(address: str, timeout: float = 1.0) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:  # 0 or -1 would address a process group, not a process
+        return False
     try:  # our own child (start_server_background in this process) stays a zombie until reaped
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
@@ -256,11 +258,11 @@ async def run_server(data_dir: Path, port: int = 7233, ui_port: int = 8233, name
         starting = asyncio.ensure_future(_connect(address, namespace, child, log, log_offset))
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
         if stop.is_set():  # asked to stop while starting: not an error
             starting.cancel()
             return 0
-        stopped.cancel()
-        client = starting.result()
+        client = starting.result()  # raises the startup failure, if any
         kept_days = await _set_retention(address, namespace, retention_days)
         await _ensure_search_attributes(client)
 

@@ -309,7 +309,10 @@ class TargetInspectionWorkflow:
         assert self._run
         return TargetStatus(
             task_id=self._run.task_id, uscc=self._run.uscc, stage=self._stage,
-            kind=self._ctx.kind if self._ctx else "random", teams=self._teams, check=self._check,
+            kind=self._ctx.kind if self._ctx else "random", teams=self._teams,
+            methods=self._ctx.methods if self._ctx else [], checklist=self._ctx.checklist if self._ctx else [],
+            reviewers=self._ctx.reviewers if self._ctx else [],
+            review_required=self._ctx.review_required if self._ctx else True, check=self._check,
             check_at=self._check_at, result=self._result, returns=self._returns, publication_due=self._due,
             overdue=self._overdue, follow_up=self._follow_up, field_signals=self._signals,
             commands=self._seq, last_command=self._last_command,

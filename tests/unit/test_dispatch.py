@@ -151,7 +151,7 @@ targets_strategy = st.lists(st.integers(0, 10**9 - 1).map(lambda n: make_uscc(f"
 
 @st.composite
 def pools(draw, targets):
-    size = draw(st.integers(0, 12))
+    size = draw(st.integers(0, 20))
     return [
         PoolInspector(
             f"I{n:02d}",

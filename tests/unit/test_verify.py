@@ -337,3 +337,10 @@ def test_dispatch_without_pool_file_fails():
 def test_dispatch_verifier_agrees_with_domain_dispatch(team_size, load_cap):
     record, pools = dispatch_package(team_size=team_size, load_cap=load_cap)
     assert verify_dispatch(record, pools, DRAW_SEED, ["registration"], SELECTED).ok
+
+
+def test_dispatch_with_bad_seed_or_record_fails():
+    record, pools = dispatch_package()
+    assert "draw seed" in failed(verify_dispatch(record, pools, "xyz", ["registration"], SELECTED))
+    del record["as_of"]
+    assert "record" in failed(verify_dispatch(record, pools, DRAW_SEED, ["registration"], SELECTED))

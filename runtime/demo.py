@@ -1,0 +1,242 @@
+"""`spotcheck demo` (`make demo`): one year, end to end, on the embedded defaults.
+
+Starts the embedded Temporal server and a worker unless ours are running, imports the sample
+directories, starts the plan (dated today, fixed plan code) and plays the inspectors and the
+reviewers through the same update path a person uses. Working days last a few seconds here
+(SPOTCHECK_DEMO_WORKDAY_SECONDS, read only by the deadline computation), so reminders, an
+escalation and a late publication happen while you watch. A second run finds the finished plan
+and prints its summary again.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import func, select
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from db import schema
+from db.engine import make_engine, migrate
+from domain.categories import ORDER_KINDS, category
+from domain.records import CheckRecord, PlanRun, Recheck, ResultEntry, Review, Stage, TargetStatus
+from domain.workdays import SHANGHAI
+from runtime import config
+from runtime.client import connect
+from runtime.commands import CommandRefused, send, target_status
+from runtime.examples import import_examples, shifted_plan
+from runtime.plans import load_plan
+from runtime.queries import year_summary
+from runtime.server import server_running, start_server_background
+from workflows.common import TASK_QUEUE, plan_workflow_id
+from workflows.plan import AnnualPlanWorkflow
+
+PLAN_CODE = "JDZ-DEMO"
+WORKDAY_SECONDS = "2"  # a demo working day; a 30-day task window then lasts about 45 s
+WINDOW_DAYS = 30
+# Category mix the demo inspectors find (weights), mostly clean as in real years.
+FINDINGS = [("no_issue", 10), ("passed", 4), ("no_activity", 2), ("ordered_to_correct", 3),
+            ("unpublished_info", 2), ("unreachable", 1), ("pending_investigation", 1), ("failed", 1),
+            ("obstructed", 1), ("other", 1)]
+
+
+@dataclass(frozen=True)
+class Role:
+    """How the demo plays one target; chosen from a hash of its id, so a rerun plays it the same."""
+
+    category: str
+    wait_for: str | None = None  # act only after this alert: field-work-reminder | field-work-escalation
+    slow_review: bool = False  # approve only after the publication escalation: a late publication
+    returned_once: bool = False
+    recheck_passes: bool = True
+
+
+def role_for(task_id: str, uscc: str, index: int) -> Role:
+    h = int.from_bytes(hashlib.sha256(f"{task_id}/{uscc}".encode()).digest()[:8], "big")
+    weights = [c for c, w in FINDINGS for _ in range(w)]
+    chosen = weights[h % len(weights)]
+    special = {0: Role(chosen, wait_for="field-work-reminder"), 1: Role(chosen, wait_for="field-work-escalation"),
+               2: Role("no_issue", slow_review=True), 3: Role(chosen, returned_once=True)}
+    if index in special:
+        return special[index]
+    return Role(chosen, recheck_passes=h % 5 != 0)
+
+
+class Demo:
+    def __init__(self, client: Client, engine, out) -> None:
+        self.client, self.engine, self.out = client, engine, out
+        self.refusals = 0
+        self.done: set[tuple[str, str]] = set()
+
+    async def play(self, task_id: str, uscc: str, role: Role) -> None:
+        """One target's people: the team checks and enters, the reviewer reviews, the team re-checks orders."""
+        while True:
+            status = await target_status(self.client, task_id, uscc)
+            if status.stage == Stage.CLOSED:
+                return
+            try:
+                if not await self.step(task_id, uscc, role, status):
+                    await asyncio.sleep(0.5)
+            except CommandRefused as refused:  # a race with the workflow's own progress: look again
+                self.refusals += 1
+                self.out(f"  (refused, retrying: {refused})")
+                await asyncio.sleep(0.5)
+
+    async def step(self, task_id: str, uscc: str, role: Role, status: TargetStatus) -> bool:
+        team = sorted({i for t in status.teams for i in t.inspectors})
+        if status.stage == Stage.DISPATCHED:
+            if role.wait_for and not self.alerted(task_id, uscc, role.wait_for):
+                return False
+            method = status.methods[0]
+            await send(self.client, task_id, uscc, "check",
+                       CheckRecord(inspectors=team, method=method, certificates_shown=method == "onsite"))
+        elif status.stage == Stage.CHECKED:
+            note = "经营场所已变更用途" if category(role.category).needs_note else ""
+            await send(self.client, task_id, uscc, "result", ResultEntry(
+                inspector=team[0], category=role.category, note=note,
+                findings={p: "fail" if category(role.category).problem and n == 0 else "pass"
+                          for n, p in enumerate(status.checklist)}))
+        elif status.stage == Stage.ENTERED:
+            if role.slow_review and not self.alerted(task_id, uscc, "publication-escalation"):
+                return False
+            back = role.returned_once and status.returns == 0
+            await send(self.client, task_id, uscc, "review", Review(
+                reviewer=status.reviewers[0], approve=not back, note="请补充现场照片" if back else ""))
+        elif status.stage == Stage.FOLLOW_UP and status.result and status.follow_up:
+            kind = category(status.result.category).follow_up
+            if kind in ORDER_KINDS and status.follow_up.endswith("/follow-up"):
+                await send(self.client, task_id, uscc, "recheck",
+                           Recheck(inspector=team[0], passed=role.recheck_passes))
+            return False
+        else:
+            return False
+        return True
+
+    def alerted(self, task_id: str, uscc: str, step: str) -> bool:
+        a = schema.alerts
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.count()).where(
+                a.c.task_id == task_id, a.c.uscc == uscc, a.c.step == step)).scalar() > 0
+
+    def progress(self) -> str:
+        t, a = schema.targets, schema.alerts
+        with self.engine.connect() as connection:
+            stages = dict(connection.execute(select(t.c.stage, func.count()).group_by(t.c.stage)).all())
+            alerts = dict(connection.execute(select(a.c.kind, func.count()).group_by(a.c.kind)).all())
+        order = ["drawn", "unstaffed", "dispatched", "checked", "entered", "approved", "published", "follow_up",
+                 "closed"]
+        return (" ".join(f"{s}={stages[s]}" for s in order if stages.get(s)) +
+                f" | reminders={alerts.get('reminder', 0)} escalations={alerts.get('escalation', 0)}")
+
+
+def ensure_worker(settings: config.Settings, out) -> None:
+    """A worker of ours for this data dir, with the demo's working-day scale; reused when alive."""
+    pid_file = settings.data_dir / "worker.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), 0)
+            return
+        except (OSError, ValueError):
+            pid_file.unlink()
+    log = (settings.data_dir / "worker.log").open("ab")
+    env = {**os.environ, "SPOTCHECK_DATA_DIR": str(settings.data_dir),
+           "SPOTCHECK_DEMO_WORKDAY_SECONDS": os.environ.get("SPOTCHECK_DEMO_WORKDAY_SECONDS", WORKDAY_SECONDS)}
+    process = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent.parent / "worker.py")],
+                               stdout=log, stderr=log, env=env, start_new_session=True)
+    pid_file.write_text(str(process.pid))
+    out(f"worker started (pid {process.pid}, log {settings.data_dir / 'worker.log'})")
+
+
+async def plan_state(client: Client) -> WorkflowExecutionStatus | None:
+    try:
+        return (await client.get_workflow_handle(plan_workflow_id(PLAN_CODE)).describe()).status
+    except RPCError:
+        return None
+
+
+async def run_demo(settings: config.Settings, json_output: bool = False) -> int:
+    out = (lambda line: print(line, file=sys.stderr)) if json_output or not sys.stdout.isatty() else print
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not server_running(settings.data_dir):
+        out("starting the embedded Temporal server…")
+        start_server_background(settings.data_dir)
+    settings = config.load(settings.data_dir)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    client = await connect(settings)
+    state = await plan_state(client)
+    if state is None or state == WorkflowExecutionStatus.RUNNING:
+        ensure_worker(settings, out)
+    if state is None:
+        for summary in import_examples(engine, now=datetime.now(timezone.utc)):
+            out(f"imported {summary.kind}: {summary.rows_read} rows ({summary.added} new, {summary.changed} changed)")
+        raw = shifted_plan(datetime.now(SHANGHAI).date(), WINDOW_DAYS)
+        plan, _ = load_plan(engine, raw, "examples/plan-template.json (dated today)")
+        await client.start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=PLAN_CODE),
+                                    id=plan_workflow_id(PLAN_CODE), task_queue=TASK_QUEUE)
+        out(f"plan {PLAN_CODE} started: {len(plan.tasks)} tasks; playing inspectors and reviewers…")
+    elif state == WorkflowExecutionStatus.RUNNING:
+        out(f"plan {PLAN_CODE} is running: resuming the inspectors and reviewers…")
+    else:
+        out(f"plan {PLAN_CODE} already ran ({state.name.lower()}): its summary again")
+    if state in (None, WorkflowExecutionStatus.RUNNING):
+        await drive(client, engine, out)
+    with engine.connect() as connection:
+        summary = year_summary(connection, PLAN_CODE)
+    summary["web_ui"] = settings.ui_address
+    if json_output:
+        print(json.dumps(summary, ensure_ascii=False, default=str, indent=1))
+    else:
+        print(render(summary))
+    return 0
+
+
+async def drive(client: Client, engine, out) -> None:
+    demo = Demo(client, engine, out)
+    handle = client.get_workflow_handle_for(AnnualPlanWorkflow.run, plan_workflow_id(PLAN_CODE))
+    players: dict[tuple[str, str], asyncio.Task] = {}
+    plan_done = asyncio.ensure_future(handle.result())
+    last = 0.0
+    while not plan_done.done():
+        with engine.connect() as connection:
+            opened = connection.execute(select(schema.targets.c.task_id, schema.targets.c.uscc).where(
+                schema.targets.c.workflow_id != "").order_by(schema.targets.c.task_id, schema.targets.c.uscc)).all()
+        for index, (task_id, uscc) in enumerate(opened):
+            if (task_id, uscc) not in players:
+                players[(task_id, uscc)] = asyncio.ensure_future(demo.play(task_id, uscc, role_for(task_id, uscc, index)))
+        if time.monotonic() - last > 3:
+            out(f"  {demo.progress()}")
+            last = time.monotonic()
+        await asyncio.wait([plan_done], timeout=1)
+    await plan_done
+    out(f"  {demo.progress()}")
+
+
+def render(s: dict) -> str:
+    m = s["metrics"]
+    lines = [
+        f"══ spotcheck demo: plan {s['plan_code']} ({s['year']}) ══",
+        f"tasks: {len(s['tasks'])}  " + ", ".join(f"{k}={v}" for k, v in s.get("task_counts", {}).items()),
+        "targets per stratum: " + ", ".join(f"{k}={v}" for k, v in sorted(s["targets_by_stratum"].items())),
+        "results per category: " + ", ".join(f"{k}={v}" for k, v in sorted(s["results_by_category"].items())),
+        f"publications: on time={s['publications']['on_time']}, late={s['publications']['late']}",
+        "follow-ups: " + ", ".join(f"{k} open={v['open']} closed={v['closed']}"
+                                   for k, v in sorted(s["follow_ups"].items())),
+        "alerts: " + ", ".join(f"{k}={v}" for k, v in sorted(s["alerts"].items())),
+        "metrics:",
+        *(f"  {name:<26} {v['value'] if v['value'] is None else round(v['value'], 4)}"
+          f"  ({v['numerator']}/{v['denominator']})"
+          for name, v in m.items() if isinstance(v, dict)),
+        f"Web UI: {s['web_ui']}/namespaces/default/workflows  (query: WorkflowId STARTS_WITH 'task/')"
+        if s.get("web_ui") else "Web UI: not running",
+        "stop the embedded server and worker with `make stop`",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,448 @@
+"""`spotcheck`: the operator command line (contract.md). `python starter.py …` is the same.
+
+Every verb that prints data accepts --json and then prints one JSON document on stdout and
+nothing else. Errors go to stderr with a non-zero exit code and name the bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from db.engine import make_engine, migrate
+from runtime import config
+
+EXIT_REFUSED = 2  # bad input or a refused command: nothing changed
+EXIT_FAILED = 1
+
+
+class UsageError(Exception):
+    """A command the operator must correct; printed without a traceback."""
+
+
+def database(settings: config.Settings) -> Engine:
+    engine = make_engine(settings.database_url)
+    migrate(engine)  # every command that touches the database first brings its schema up to date
+    return engine
+
+
+def emit(args, data, text: str | None = None) -> None:
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, default=str, indent=1))
+    elif text is not None:
+        print(text)
+    else:
+        print(json.dumps(data, ensure_ascii=False, default=str, indent=2))
+
+
+# --- server and worker ---------------------------------------------------------------------------
+def cmd_server(args, settings):
+    from runtime.server import run_server
+
+    return asyncio.run(run_server(Path(args.data_dir or settings.data_dir), port=args.port, ui_port=args.ui_port))
+
+
+def cmd_worker(args, settings):
+    import worker
+
+    return worker.main(["--queue", args.queue] if args.queue else [])
+
+
+# --- directories and the plan --------------------------------------------------------------------
+def cmd_import(args, settings):
+    from registry.importer import import_directory
+
+    summary = import_directory(database(settings), args.kind, Path(args.file), now=datetime.now(timezone.utc),
+                               progress=None if args.json else lambda n: print(f"  {n:,} rows…", file=sys.stderr))
+    data = {"kind": summary.kind, "file": summary.file_name, "rows_read": summary.rows_read, "added": summary.added,
+            "changed": summary.changed, "unchanged": summary.unchanged, "batch_id": summary.batch_id}
+    emit(args, data, f"{args.kind}: {summary.rows_read} rows read, {summary.added} added, {summary.changed} changed, "
+                     f"{summary.unchanged} unchanged")
+
+
+async def cmd_plan_start(args, settings):
+    from temporalio.client import WorkflowIDReusePolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from domain.records import PlanRun
+    from runtime.client import connect
+    from runtime.plans import load_plan
+    from workflows.common import TASK_QUEUE, plan_workflow_id
+    from workflows.plan import AnnualPlanWorkflow
+
+    plan, _ = load_plan(database(settings), Path(args.file).read_bytes(), args.file)
+    client = await connect(settings)
+    try:
+        await client.start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=plan.plan_code),
+                                    id=plan_workflow_id(plan.plan_code), task_queue=TASK_QUEUE,
+                                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        started = True
+    except WorkflowAlreadyStartedError:
+        started = False
+    emit(args, {"plan_code": plan.plan_code, "started": started, "tasks": len(plan.tasks)},
+         f"plan {plan.plan_code}: " + (f"started with {len(plan.tasks)} tasks" if started
+                                       else "already started; not started twice"))
+
+
+async def cmd_plan_adjust(args, settings):
+    from domain.records import Adjustment
+    from domain.plan import canonical_json
+    from runtime.client import connect
+    from runtime.plans import validate_added_task
+    from workflows.common import plan_workflow_id
+    from workflows.plan import AnnualPlanWorkflow
+
+    if args.add_task:
+        task = validate_added_task(database(settings), args.plan, Path(args.add_task).read_bytes(), args.add_task)
+        adjustment = Adjustment(kind="add", task_id=task.task_id, reason=args.reason, approver=args.approver,
+                                task_document=canonical_json(task))
+    else:
+        adjustment = Adjustment(kind="cancel", task_id=args.cancel_task, reason=args.reason, approver=args.approver)
+    client = await connect(settings)
+    handle = client.get_workflow_handle_for(AnnualPlanWorkflow.run, plan_workflow_id(args.plan))
+    message = await _update(handle, AnnualPlanWorkflow.adjust, adjustment)
+    emit(args, {"plan_code": args.plan, "adjustment": adjustment.kind, "task_id": adjustment.task_id,
+                "message": message}, message)
+
+
+async def _update(handle, update, command):
+    from temporalio.client import WorkflowUpdateFailedError
+
+    try:
+        return await handle.execute_update(update, command)
+    except WorkflowUpdateFailedError as error:
+        raise UsageError(f"refused: {getattr(error.cause, 'message', error.cause)}") from error
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+async def cmd_task_list(args, settings):
+    from runtime.queries import task_rows
+
+    with database(settings).connect() as connection:
+        rows = task_rows(connection, plan=args.plan, stage=args.stage, unit=args.unit, overdue=args.overdue)
+    lines = [f"{r['task_id']:<24} {r['unit']:<12} " + " ".join(f"{s}={n}" for s, n in sorted(r["targets"].items()))
+             + (f"  overdue={r['overdue']}" if r["overdue"] else "") for r in rows]
+    emit(args, rows, "\n".join(lines) if lines else "no tasks")
+
+
+async def cmd_task_show(args, settings):
+    from sqlalchemy import func, select
+
+    from db import schema
+    from runtime.client import connect
+    from workflows.common import task_workflow_id
+    from workflows.task import InspectionTaskWorkflow
+
+    client = await connect(settings)
+    status = await client.get_workflow_handle_for(InspectionTaskWorkflow.run, task_workflow_id(args.task_id)).query(
+        InspectionTaskWorkflow.status)
+    t = schema.targets
+    with database(settings).connect() as connection:
+        counts = dict(connection.execute(select(t.c.stage, func.count()).where(t.c.task_id == args.task_id)
+                                         .group_by(t.c.stage)).all())
+        overdue = [r.uscc for r in connection.execute(select(t.c.uscc).where(t.c.task_id == args.task_id, t.c.overdue)
+                                                      .order_by(t.c.uscc))]
+        due = connection.execute(select(func.min(t.c.publication_due)).where(
+            t.c.task_id == args.task_id, t.c.published_at.is_(None))).scalar()
+        code = connection.execute(select(schema.plan_tasks.c.document).where(
+            schema.plan_tasks.c.task_id == args.task_id)).scalar()
+    data = {"task_id": args.task_id, "task_code": json.loads(code)["task_code"] if code else None,
+            "stage": status.stage.value, "targets": counts, "overdue": overdue,
+            "next_deadline": due.isoformat() if due else None, "started": status.started,
+            "finished": status.finished, "targets_total": status.targets_total}
+    emit(args, data)
+
+
+async def cmd_task_history(args, settings):
+    from runtime.client import connect
+    from runtime.timeline import timeline
+
+    client = await connect(settings)
+    events = await timeline(client, args.task_id, args.target)
+    emit(args, events, "\n".join(f"{e['at']}  {e['event']:<22} {e['actor'] or '':<12} {e['target'] or '':<20} "
+                                 f"{e['details']}" for e in events))
+
+
+async def cmd_task_signal(args, settings):
+    from domain.records import FieldSignal
+    from runtime.client import connect
+    from workflows.common import target_workflow_id
+    from workflows.target import TargetInspectionWorkflow
+
+    client = await connect(settings)
+    handle = client.get_workflow_handle_for(TargetInspectionWorkflow.run, target_workflow_id(args.task_id, args.uscc))
+    await handle.signal(TargetInspectionWorkflow.field_signal, FieldSignal(kind=args.verb, inspector=args.inspector))
+    emit(args, {"task_id": args.task_id, "uscc": args.uscc, "signal": args.verb}, f"{args.verb} logged")
+
+
+# --- human steps on a target ---------------------------------------------------------------------
+async def _target_command(args, settings, verb, command):
+    from runtime.client import connect
+    from runtime.commands import CommandRefused, send
+
+    client = await connect(settings)
+    try:
+        outcome = await send(client, args.task_id, args.uscc, verb, command)
+    except CommandRefused as refused:
+        raise UsageError(f"refused: {refused}") from refused
+    emit(args, {"task_id": args.task_id, "uscc": args.uscc, "accepted": outcome.accepted,
+                "already_recorded": outcome.already_recorded, "message": outcome.message}, outcome.message)
+
+
+def _command(model, **fields):
+    from pydantic import ValidationError
+
+    try:
+        return model(**fields)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise UsageError(f"invalid input: {problems}") from error
+
+
+async def cmd_check_record(args, settings):
+    from domain.records import CheckRecord
+
+    await _target_command(args, settings, "check", _command(
+        CheckRecord, inspectors=args.inspector, method=args.method, certificates_shown=args.certificates_shown,
+        evidence=args.evidence or []))
+
+
+async def cmd_result_enter(args, settings):
+    from domain.records import ResultEntry
+
+    findings = {}
+    for finding in args.finding or []:
+        point, _, outcome = finding.rpartition(":")
+        if not point:
+            raise UsageError(f"--finding {finding!r}: expected CHECKPOINT:pass|fail")
+        findings[point] = outcome
+    await _target_command(args, settings, "result", _command(
+        ResultEntry, inspector=args.inspector, category=args.category, note=args.note or "", findings=findings))
+
+
+async def cmd_result_review(args, settings):
+    from domain.records import Review
+
+    await _target_command(args, settings, "review", _command(
+        Review, reviewer=args.reviewer, approve=args.approve, note=args.return_note or ""))
+
+
+async def cmd_dispatch_assign(args, settings):
+    from domain.records import ManualAssignment
+
+    await _target_command(args, settings, "assign", _command(
+        ManualAssignment, unit=args.unit, inspectors=args.inspector, by=args.by, reason=args.reason))
+
+
+async def cmd_case_recheck(args, settings):
+    from domain.records import Recheck
+
+    await _target_command(args, settings, "recheck", _command(
+        Recheck, inspector=args.inspector, passed=args.passed, note=args.note or ""))
+
+
+async def cmd_draw_entropy(args, settings):
+    from domain.records import EntropyEntry
+    from runtime.client import connect
+    from workflows.common import task_workflow_id
+    from workflows.task import InspectionTaskWorkflow
+
+    client = await connect(settings)
+    handle = client.get_workflow_handle_for(InspectionTaskWorkflow.run, task_workflow_id(args.task_id))
+    message = await _update(handle, InspectionTaskWorkflow.enter_entropy, _command(EntropyEntry, value=args.value))
+    emit(args, {"task_id": args.task_id, "message": message}, message)
+
+
+# --- register, cases, metrics --------------------------------------------------------------------
+async def cmd_publication_export(args, settings):
+    from runtime.queries import publication_register
+
+    with database(settings).connect() as connection:
+        rows = publication_register(connection, args.year)
+    print(json.dumps(rows, ensure_ascii=False, default=str, indent=1))
+
+
+async def cmd_case_list(args, settings):
+    from runtime.queries import case_list
+
+    with database(settings).connect() as connection:
+        rows = case_list(connection, task_id=args.task, state=args.state)
+    emit(args, rows, "\n".join(f"{r['lead_id']:<48} {r['kind']:<17} {r['state']:<7} {r['entity_name']}"
+                               for r in rows) or "no cases")
+
+
+async def cmd_case_link(args, settings):
+    from runtime.queries import link_case
+
+    with database(settings).begin() as connection:
+        case = link_case(connection, args.lead_id, args.decision_no)
+    emit(args, case, ("already recorded: " if case["already_recorded"] else "linked: ")
+         + f"{args.lead_id} → {args.decision_no}")
+
+
+async def cmd_metrics(args, settings):
+    from runtime.queries import metrics
+
+    with database(settings).connect() as connection:
+        data = metrics(connection, args.year).as_json()
+    emit(args, data, "\n".join(f"{k:<26} {v['value']}  ({v['numerator']}/{v['denominator']})"
+                               for k, v in data.items() if isinstance(v, dict)))
+
+
+def cmd_demo(args, settings):
+    from runtime.demo import run_demo
+
+    return asyncio.run(run_demo(settings, json_output=args.json))
+
+
+# --- the parser ----------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="spotcheck", description="双随机、一公开 inspections on Temporal.")
+    verbs = root.add_subparsers(dest="verb", required=True)
+
+    def verb(parent, name, handler, help_text, json_flag=True):
+        p = parent.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print one JSON document")
+        return p
+
+    def group(name, help_text):
+        return verbs.add_parser(name, help=help_text).add_subparsers(dest="sub", required=True)
+
+    p = verb(verbs, "server", cmd_server, "start the embedded Temporal server", json_flag=False)
+    p.add_argument("--port", type=int, default=7233)
+    p.add_argument("--ui-port", type=int, default=8233)
+    p.add_argument("--data-dir")
+    p = verb(verbs, "worker", cmd_worker, "run the workers", json_flag=False)
+    p.add_argument("--queue")
+    p = verb(verbs, "import", cmd_import, "load or update a directory")
+    p.add_argument("kind", choices=["units", "items", "entities", "inspectors"])
+    p.add_argument("file")
+
+    plan = group("plan", "the annual plan")
+    p = verb(plan, "start", cmd_plan_start, "start the annual plan in the file")
+    p.add_argument("file")
+    p = verb(plan, "adjust", cmd_plan_adjust, "a published adjustment (R5)")
+    p.add_argument("plan")
+    action = p.add_mutually_exclusive_group(required=True)
+    action.add_argument("--add-task", metavar="FILE.json")
+    action.add_argument("--cancel-task", metavar="TASK_ID")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--approver", required=True)
+
+    task = group("task", "inspection tasks")
+    p = verb(task, "list", cmd_task_list, "tasks with their stage")
+    p.add_argument("--plan")
+    p.add_argument("--stage")
+    p.add_argument("--unit")
+    p.add_argument("--overdue", action="store_true")
+    p = verb(task, "show", cmd_task_show, "one task's live state")
+    p.add_argument("task_id")
+    p = verb(task, "history", cmd_task_history, "the timeline, read from the event history")
+    p.add_argument("task_id")
+    p.add_argument("--target", metavar="USCC")
+    for name in ("accept", "arrive"):
+        p = verb(task, name, cmd_task_signal, f"field signal: {name} (logged, gates nothing)")
+        p.set_defaults(verb=name)
+        p.add_argument("task_id")
+        p.add_argument("uscc")
+        p.add_argument("--inspector", required=True)
+
+    draw = group("draw", "the verifiable draw")
+    p = verb(draw, "entropy", cmd_draw_entropy, "enter the announced entropy value")
+    p.add_argument("task_id")
+    p.add_argument("value")
+
+    dispatch = group("dispatch", "inspector dispatch")
+    p = verb(dispatch, "assign", cmd_dispatch_assign, "a recorded manual assignment or substitution")
+    p.add_argument("task_id")
+    p.add_argument("uscc")
+    p.add_argument("--unit", required=True)
+    p.add_argument("--inspector", action="append", required=True)
+    p.add_argument("--by", required=True)
+    p.add_argument("--reason", required=True)
+
+    check = group("check", "the on-site check")
+    p = verb(check, "record", cmd_check_record, "the check was done")
+    p.add_argument("task_id")
+    p.add_argument("uscc")
+    p.add_argument("--inspector", action="append", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--certificates-shown", action="store_true")
+    p.add_argument("--evidence", action="append", metavar="URI#sha256")
+
+    result = group("result", "results")
+    p = verb(result, "enter", cmd_result_enter, "enter the result")
+    p.add_argument("task_id")
+    p.add_argument("uscc")
+    p.add_argument("--inspector", required=True)
+    p.add_argument("--category", required=True)
+    p.add_argument("--note")
+    p.add_argument("--finding", action="append", metavar="CHECKPOINT:pass|fail")
+    p = verb(result, "review", cmd_result_review, "approve or return a result")
+    p.add_argument("task_id")
+    p.add_argument("uscc")
+    p.add_argument("--reviewer", required=True)
+    decision = p.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--approve", action="store_true")
+    decision.add_argument("--return", dest="return_note", metavar="NOTE")
+
+    publication = group("publication", "the public register")
+    p = verb(publication, "export", cmd_publication_export, "the public register (公示)", json_flag=False)
+    p.add_argument("--year", type=int)
+
+    case = group("case", "follow-ups")
+    p = verb(case, "list", cmd_case_list, "follow-ups")
+    p.add_argument("--task")
+    p.add_argument("--state")
+    p = verb(case, "link", cmd_case_link, "record the penalty decision a case lead led to")
+    p.add_argument("lead_id")
+    p.add_argument("decision_no")
+    p = verb(case, "recheck", cmd_case_recheck, "the re-check of an order (correction or publication)")
+    p.add_argument("task_id")
+    p.add_argument("uscc")
+    p.add_argument("--inspector", required=True)
+    outcome = p.add_mutually_exclusive_group(required=True)
+    outcome.add_argument("--passed", action="store_true")
+    outcome.add_argument("--failed", dest="passed", action="store_false")
+    p.add_argument("--note")
+
+    p = verb(verbs, "metrics", cmd_metrics, "the four evaluation metrics")
+    p.add_argument("--year", type=int, required=True)
+    verb(verbs, "demo", cmd_demo, "the main job on embedded defaults")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    from domain.plan import PlanInvalid
+    from registry.importer import ImportRejected
+    from runtime.plans import PlanConflict
+    from runtime.server import ServerError
+
+    args = parser().parse_args(argv)
+    settings = config.load()
+    try:
+        outcome = args.handler(args, settings)
+        if asyncio.iscoroutine(outcome):
+            outcome = asyncio.run(outcome)
+        return outcome or 0
+    except (UsageError, PlanInvalid, ImportRejected, PlanConflict, ServerError, LookupError, ValueError,
+            FileNotFoundError) as error:
+        print(f"spotcheck {args.verb}: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    except RuntimeError as error:
+        if "connect" in str(error).lower():
+            print(f"spotcheck {args.verb}: cannot reach Temporal at {settings.temporal_address}: {error}"
+                  " (start it with `spotcheck server` or set TEMPORAL_ADDRESS)", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
