@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from domain.uscc import uscc_problem
+from domain.uscc import check_char, uscc_problem
 
 DRAW_PROTOCOL = "sc-draw-v1"
 DISPATCH_PROTOCOL = "sc-dispatch-v1"
@@ -28,6 +28,7 @@ _RATIO = re.compile(r"(0)(?:\.([0-9]{1,6}))?|(1)(?:\.(0{1,6}))?")
 _ENTROPY = re.compile(r"[\x20-\x7e]{0,256}")
 _CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _ENTROPY_SOURCE = re.compile(r".+", re.DOTALL)
+_USCC = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}")  # GB 32100-2015 charset: no I, O, S, V, Z
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -168,10 +169,9 @@ def _targeted_problem(value: object) -> str | None:
 # --- draw ---------------------------------------------------------------------------------------
 @dataclass
 class _Stratum:
-    """Recomputed facts of one stratum, from a single pass over the population."""
+    """The best candidates of one stratum, gathered in the single pass over the population."""
 
     bound: int  # candidates kept: enough for any quota the record could justify
-    rows: int = 0
     best: list[tuple[int, int, str]] = field(default_factory=list)  # max-heap via negated (key, uscc)
 
     def offer(self, key: bytes, uscc: str) -> None:
@@ -289,9 +289,9 @@ def _bound(plan: dict) -> int:
 
 
 def _row_problem(uscc: str, stratum: str, previous: str) -> str | None:
-    problem = uscc_problem(uscc)
-    if problem:
-        return f"USCC {problem}"
+    # The regex and check_char are the fast path; uscc_problem only words the failure.
+    if not (_USCC.fullmatch(uscc) and check_char(uscc[:17]) == uscc[17]):
+        return f"USCC {uscc_problem(uscc)}"
     if not _STRATUM.fullmatch(stratum):
         return "stratum must be an upper-case letter then up to 15 of A-Z a-z 0-9 _ -"
     if uscc <= previous:

@@ -246,6 +246,8 @@ def _members(raw: str) -> list[str]:
 
 def _list_of(member: Callable[[str], object], what: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
+        if not raw:
+            return ""
         members = _members(raw)
         bad = []
         for value in members:
@@ -433,26 +435,32 @@ class RowChecker:
             )
         self.spec = spec
         self.width = len(header)
-        self._plan = [(f.column, header.index(f.column) if f.column in header else None, f.parse) for f in spec.fields]
+        # An absent optional column reads from one empty cell appended to the row (position width).
+        self._pad = any(f.column not in header for f in spec.fields)
+        self._plan = [
+            (f.column, header.index(f.column) if f.column in header else self.width, f.parse) for f in spec.fields
+        ]
+        self._parsers = [(position, parse) for _, position, parse in self._plan]
         self._padding = [None] * (len(spec.fields) - 1)
 
-    def check(self, line: int, cells: Sequence[str]) -> tuple[object | None, list | None, list[RowError]]:
+    def check(self, line: int, cells: list[str]) -> tuple[object | None, list | None, Sequence[RowError]]:
         """(key, values, errors): key is None when the key cell itself is bad, values None when any cell is."""
-        if len(cells) != self.width and not self._only_empty_beyond_header(cells):
-            return None, None, [RowError(line, "", "", f"has {len(cells)} fields, the header has {self.width}")]
-        values: list = []
-        errors: list[RowError] = []
-        for column, position, parse in self._plan:
-            raw = "" if position is None else cells[position].strip()
-            try:
-                values.append(parse(raw))
-            except Bad as bad:
-                errors.append(RowError(line, column, raw, str(bad)))
-                values.append(None)
-        if not errors and self.spec.row_rule is not None:
+        if len(cells) != self.width:
+            if not self._only_empty_beyond_header(cells):
+                return None, None, [RowError(line, "", "", f"has {len(cells)} fields, the header has {self.width}")]
+            cells = cells[: self.width]
+        if self._pad:
+            cells = [*cells, ""]
+        try:
+            # The common case, every cell good, in one comprehension (this runs 4 million times).
+            values = [parse(cells[position].strip()) for position, parse in self._parsers]
+        except Bad:
+            return self._bad_cells(line, cells)
+        if self.spec.row_rule is not None:
             errors = self._row_rule_errors(line, cells, values)
-        key_ok = not errors or errors[0].column != self.spec.key
-        return (values[0] if key_ok else None), (None if errors else values), errors
+            if errors:
+                return values[0], None, errors
+        return values[0], values, ()
 
     def key_only(self, key: object) -> list:
         """What a bad row stages: its key alone, so a later duplicate of it is still reported."""
@@ -462,10 +470,22 @@ class RowChecker:
         # Spreadsheets often pad rows with empty trailing cells; a short row is always wrong.
         return len(cells) > self.width and not any(c.strip() for c in cells[self.width:])
 
-    def _row_rule_errors(self, line: int, cells: Sequence[str], values: list) -> list[RowError]:
-        raw = {column: ("" if position is None else cells[position].strip()) for column, position, _ in self._plan}
+    def _bad_cells(self, line: int, cells: list[str]) -> tuple[object | None, None, list[RowError]]:
+        """Every bad cell of a row with at least one."""
+        errors = []
+        for column, position, parse in self._plan:
+            raw = cells[position].strip()
+            try:
+                parse(raw)
+            except Bad as bad:
+                errors.append(RowError(line, column, raw, str(bad)))
+        key_ok = errors[0].column != self.spec.key
+        return (cells[self._plan[0][1]].strip() if key_ok else None), None, errors
+
+    def _row_rule_errors(self, line: int, cells: list[str], values: list) -> list[RowError]:
         problems = self.spec.row_rule(dict(zip(self.spec.columns, values)))
-        return [RowError(line, column, raw[column], reason) for column, reason in problems]
+        positions = {column: position for column, position, _ in self._plan}
+        return [RowError(line, column, cells[positions[column]].strip(), reason) for column, reason in problems]
 
 
 # --- reading the file -------------------------------------------------------------------------
@@ -518,8 +538,8 @@ class _RowStream:
         try:
             for cells in reader:
                 line, line_end = line_end + 1, reader.line_num  # a row starts after the previous one ends
-                if not any(cells):
-                    continue  # a blank line
+                if not cells or (not cells[0] and not any(cells)):
+                    continue  # a blank line, or one of empty cells as spreadsheets leave
                 self.rows_read += 1
                 if progress is not None and self.rows_read % PROGRESS_EVERY == 0:
                     progress(self.rows_read)

@@ -40,7 +40,7 @@ from workflows.common import TASK_QUEUE, plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
 PLAN_CODE = "JDZ-DEMO"
-WORKDAY_SECONDS = "2"  # a demo working day; a 30-day task window then lasts about 45 s
+WORKDAY_SECONDS = "4"  # a demo working day; a 30-day task window then lasts about 90 s
 WINDOW_DAYS = 30
 # Category mix the demo inspectors find (weights), mostly clean as in real years.
 FINDINGS = [("no_issue", 10), ("passed", 4), ("no_activity", 2), ("ordered_to_correct", 3),

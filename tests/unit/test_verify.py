@@ -287,11 +287,13 @@ POOL = [
 ]
 
 
-def dispatch_package(unit="360202-SCJ", team_size=2, load_cap=2):
-    pool = dispatch_protocol.pool_file(POOL)
+def dispatch_package(unit="360202-SCJ", team_size=2, load_cap=2, members=POOL, targets=SELECTED,
+                     required=("registration",), draw_seed=DRAW_SEED):
+    """A dispatch record and its pool file, computed with domain.dispatch."""
+    pool = dispatch_protocol.pool_file(members)
     digest = dispatch_protocol.pool_digest(pool)
-    seed2 = dispatch_protocol.dispatch_seed(bytes.fromhex(DRAW_SEED), unit, digest, team_size, load_cap)
-    outcome = dispatch_protocol.dispatch(seed2, SELECTED, POOL, ["registration"], team_size, load_cap,
+    seed2 = dispatch_protocol.dispatch_seed(bytes.fromhex(draw_seed), unit, digest, team_size, load_cap)
+    outcome = dispatch_protocol.dispatch(seed2, targets, members, required, team_size, load_cap,
                                          date(2025, 4, 1))
     record = {
         "protocol": dispatch_protocol.PROTOCOL, "task_id": "JDZ-2025-0001", "as_of": "2025-04-01",
@@ -344,3 +346,29 @@ def test_dispatch_with_bad_seed_or_record_fails():
     assert "draw seed" in failed(verify_dispatch(record, pools, "xyz", ["registration"], SELECTED))
     del record["as_of"]
     assert "record" in failed(verify_dispatch(record, pools, DRAW_SEED, ["registration"], SELECTED))
+
+
+@st.composite
+def dispatch_scenarios(draw):
+    targets = draw(st.lists(st.integers(0, 10**9 - 1).map(lambda n: make_uscc(f"91360202{n:09d}")),
+                            max_size=20, unique=True))
+    tags = ["registration", "food"]
+    members = [
+        dispatch_protocol.PoolInspector(
+            f"I{n:02d}", draw(st.sampled_from(["active", "active", "inactive"])),
+            draw(st.dates(date(2025, 1, 1), date(2026, 12, 31))),
+            tuple(draw(st.lists(st.sampled_from(tags), unique=True))),
+            tuple(draw(st.lists(st.sampled_from(targets), unique=True))) if targets else ())
+        for n in range(draw(st.integers(0, 15)))
+    ]
+    return dict(members=members, targets=targets, required=draw(st.lists(st.sampled_from(tags), unique=True)),
+                team_size=draw(st.integers(2, 3)), load_cap=draw(st.integers(0, 3)),
+                draw_seed=draw(secrets).hex())
+
+
+@settings(max_examples=60)
+@given(dispatch_scenarios())
+def test_dispatch_verifier_agrees_on_random_pools(scenario):
+    record, pools = dispatch_package(**scenario)
+    report = verify_dispatch(record, pools, scenario["draw_seed"], scenario["required"], scenario["targets"])
+    assert report.ok, str(report)

@@ -1,0 +1,178 @@
+"""The timeline (`task history`) is read back from the event histories of a finished chain."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from activities.handoff import JsonlReceiver
+from db import schema
+from domain.records import CheckRecord, FieldSignal, PlanRun, ResultEntry, Review
+from domain.workdays import SHANGHAI, Deadlines, calendar_from_env
+from runtime.client import build_worker
+from runtime.commands import send, target_status
+from runtime.examples import import_examples, shifted_plan
+from runtime.plans import load_plan
+from runtime.timeline import timeline
+from workflows.common import HEAVY_TASK_QUEUE, plan_workflow_id, target_workflow_id
+from workflows.plan import AnnualPlanWorkflow
+from workflows.target import TargetInspectionWorkflow
+
+pytestmark = pytest.mark.postgres
+
+CHECKPOINTS = ["GS-001-1", "GS-001-2", "GS-001-3"]
+CATEGORIES = ["no_issue", "unreachable"]
+
+
+def small_plan(today, plan_code: str) -> bytes:
+    plan = json.loads(shifted_plan(today, window_days=60))
+    plan["plan_code"] = plan_code
+    task = plan["tasks"][0]
+    task["task_id"] = f"{plan_code}-T1"
+    plan["tasks"] = [task]
+    return json.dumps(plan, ensure_ascii=False).encode()
+
+
+@pytest.fixture(scope="module")
+def directories(pg_engine):
+    import_examples(pg_engine, now=datetime.now(timezone.utc) - timedelta(days=1))
+    return pg_engine
+
+
+def workers(env, engine, tmp_path):
+    queue = f"q-{uuid.uuid4()}"
+    executor = ThreadPoolExecutor(max_workers=8)
+    deadlines = Deadlines(calendar_from_env())
+    receiver = JsonlReceiver(tmp_path / "outbox.jsonl")
+    main = build_worker(env.client, queue, engine, deadlines, receiver, executor)
+    heavy = build_worker(env.client, HEAVY_TASK_QUEUE, engine, deadlines, receiver, executor)
+    return queue, main, heavy
+
+
+async def wait_for(predicate, timeout: float = 60.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.2)
+
+
+def in_order(events: list[dict], expected: list[tuple[str, str | None]]) -> list[dict]:
+    """The first event matching each (event, actor) pair, each after the previous one; actor None: any actor."""
+    found, position = [], 0
+    for name, actor in expected:
+        for index in range(position, len(events)):
+            e = events[index]
+            if e["event"] == name and (actor is None or e["actor"] == actor):
+                found.append(e)
+                position = index + 1
+                break
+        else:
+            raise AssertionError(f"{name!r} (actor {actor}) not found after position {position} in "
+                                 f"{[(e['event'], e['actor'], e['target']) for e in events]}")
+    return found
+
+
+async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
+    engine = directories
+    client = ts_env.client
+    code = f"TL-{uuid.uuid4().hex[:6]}"
+    plan, created = load_plan(engine, small_plan(datetime.now(SHANGHAI).date(), code), "plan.json")
+    assert created
+    task_id = plan.tasks[0].task_id
+    queue, main, heavy = workers(ts_env, engine, tmp_path)
+    async with main, heavy:
+        handle = await client.start_workflow(
+            AnnualPlanWorkflow.run, PlanRun(plan_code=code), id=plan_workflow_id(code), task_queue=queue,
+            execution_timeout=timedelta(days=400))
+        with_drawn = await wait_for(lambda: _drawn(engine, task_id))
+        usccs = await wait_for(lambda: _all_open(engine, task_id, with_drawn))
+        reviewer = (await _reviewers(engine))[0]
+
+        people: dict[str, tuple[str, str]] = {}  # uscc -> (check's first inspector, result's inspector)
+        for n, uscc in enumerate(usccs):
+            team = (await target_status(client, task_id, uscc)).teams[0].inspectors
+            people[uscc] = (team[0], team[1])
+            if n == 0:
+                target = client.get_workflow_handle_for(TargetInspectionWorkflow.run, target_workflow_id(task_id, uscc))
+                await target.signal(TargetInspectionWorkflow.field_signal, FieldSignal(kind="arrive", inspector=team[1]))
+            assert (await send(client, task_id, uscc, "check", CheckRecord(inspectors=team, method="document"))).accepted
+            await send(client, task_id, uscc, "result", ResultEntry(
+                inspector=team[1], category=CATEGORIES[n % len(CATEGORIES)],
+                findings={p: "pass" for p in CHECKPOINTS}))
+            await send(client, task_id, uscc, "review", Review(reviewer=reviewer, approve=True))
+
+        assert (await handle.result()).tasks_closed == 1
+
+    events = await timeline(client, task_id)
+    print("TIMELINE", json.dumps(events, ensure_ascii=False, indent=0))  # DEBUG
+    assert events and all(set(e) >= {"at", "event", "actor", "target", "details"} for e in events)
+    moments = [datetime.fromisoformat(e["at"]) for e in events]
+    assert all(m.utcoffset() == timedelta(0) for m in moments)
+    assert moments == sorted(moments)
+
+    first, first_people = usccs[0], people[usccs[0]]
+    found = in_order(events, [
+        ("announced", None), ("frozen", None), ("drawn", None), ("dispatched", None),
+        ("target opened", None), ("check recorded", first_people[0]), ("result entered", first_people[1]),
+        ("approved", reviewer), ("published", None), ("task closed", None),
+    ])
+    announced, frozen, drawn, dispatched, opened, checked, entered, approved, published, closed = found
+    assert announced["target"] is None and closed["target"] is None and drawn["target"] is None
+    assert announced["details"].startswith("commitment ")
+    assert "population " in frozen["details"] and "digest " in frozen["details"]
+    assert f"selected {len(usccs)}" in drawn["details"] or "targeted" in drawn["details"]
+    assert opened["target"] in usccs and checked["target"] in usccs
+    assert "method document" in checked["details"]
+    assert closed["details"] == "closed"
+    # Task-level events come once; every target has its own complete story.
+    assert [e["event"] for e in events].count("announced") == 1
+    assert sum(e["event"] == "target finished" for e in events) == len(usccs)
+    assert sum(e["event"] == "published" for e in events) == len(usccs)
+    assert not [e for e in events if e["event"] == "failed"]
+
+    for n, uscc in enumerate(usccs):
+        own = await timeline(client, task_id, uscc)
+        assert own and {e["target"] for e in own} == {uscc}
+        assert own == [e for e in events if e["target"] == uscc]
+        checker, enterer = people[uscc]
+        in_order(own, [("target started", None), ("target opened", None), ("notice", None),
+                       ("check recorded", checker), ("result entered", enterer), ("approved", reviewer),
+                       ("published", None), ("target finished", None)])
+        entered = next(e for e in own if e["event"] == "result entered")
+        assert entered["details"] == f"category {CATEGORIES[n % len(CATEGORIES)]}"
+        if CATEGORIES[n % len(CATEGORIES)] != "no_issue":
+            in_order(own, [("approved", reviewer), ("follow-up opened", None), ("handed off", None)])
+    arrived = [e for e in await timeline(client, task_id, first) if e["event"] == "arrive"]
+    assert [(e["actor"], e["target"]) for e in arrived] == [(first_people[1], first)]
+
+
+async def _drawn(engine, task_id):
+    with engine.connect() as c:
+        rows = c.execute(select(schema.targets.c.uscc).where(
+            schema.targets.c.task_id == task_id, schema.targets.c.workflow_id != "")).all()
+        if not rows:
+            return None
+        return c.execute(select(func.count()).select_from(schema.targets).where(
+            schema.targets.c.task_id == task_id)).scalar()
+
+
+async def _all_open(engine, task_id, drawn):
+    with engine.connect() as c:
+        rows = c.execute(select(schema.targets.c.uscc).where(
+            schema.targets.c.task_id == task_id, schema.targets.c.stage == "dispatched")).all()
+    return sorted(r.uscc for r in rows) if len(rows) == drawn else None
+
+
+async def _reviewers(engine):
+    from activities.directory import people_with_role
+    with engine.connect() as c:
+        return people_with_role(c, "360202-SCJ", "reviewer", datetime.now(timezone.utc))
