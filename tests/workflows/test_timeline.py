@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
+from temporalio import activity, workflow
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.handoff import JsonlReceiver
 from db import schema
@@ -22,6 +28,7 @@ from runtime.timeline import timeline
 from workflows.common import HEAVY_TASK_QUEUE, plan_workflow_id, target_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 from workflows.target import TargetInspectionWorkflow
+from workflows.common import task_workflow_id
 
 pytestmark = pytest.mark.postgres
 
@@ -113,7 +120,6 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
         assert (await handle.result()).tasks_closed == 1
 
     events = await timeline(client, task_id)
-    print("TIMELINE", json.dumps(events, ensure_ascii=False, indent=0))  # DEBUG
     assert events and all(set(e) >= {"at", "event", "actor", "target", "details"} for e in events)
     moments = [datetime.fromisoformat(e["at"]) for e in events]
     assert all(m.utcoffset() == timedelta(0) for m in moments)
@@ -129,7 +135,8 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
     assert announced["target"] is None and closed["target"] is None and drawn["target"] is None
     assert announced["details"].startswith("commitment ")
     assert "population " in frozen["details"] and "digest " in frozen["details"]
-    assert f"selected {len(usccs)}" in drawn["details"] or "targeted" in drawn["details"]
+    selected, targeted = map(int, re.match(r"selected (\d+) \(\+(\d+) targeted\)", drawn["details"]).groups())
+    assert selected + targeted == len(usccs)
     assert opened["target"] in usccs and checked["target"] in usccs
     assert "method document" in checked["details"]
     assert closed["details"] == "closed"
@@ -176,3 +183,90 @@ async def _reviewers(engine):
     from activities.directory import people_with_role
     with engine.connect() as c:
         return people_with_role(c, "360202-SCJ", "reviewer", datetime.now(timezone.utc))
+
+
+# --- the edges, on a stand-in task: continue-as-new, failures for good, a labelled deadline -------
+@activity.defn(name="announce")
+async def fake_announce(step: dict) -> dict:
+    return {"commitment": "c0ffee", "entropy_source": "none"}
+
+
+@activity.defn(name="freeze")
+async def fake_freeze(step: dict) -> dict:
+    raise ApplicationError("directory snapshot unavailable", type="FreezeError", non_retryable=True)
+
+
+@activity.defn(name="close_task")
+async def fake_close_task(closing: dict) -> None:
+    return None
+
+
+@workflow.defn(name="InspectionTaskWorkflow")
+class StandInTask:
+    """The task's shape only: what the timeline must read, without the database."""
+
+    def __init__(self) -> None:
+        self._reason: str | None = None
+
+    @workflow.run
+    async def run(self, run: int) -> str:
+        options = dict(start_to_close_timeout=timedelta(seconds=10), retry_policy=RetryPolicy(maximum_attempts=1))
+        if run == 0:
+            await workflow.execute_activity("announce", {"task_id": "x"}, **options)
+            workflow.continue_as_new(1)
+        try:
+            await workflow.execute_activity("freeze", {"task_id": "x"}, **options)
+        except ActivityError:
+            pass
+        await workflow.wait_condition(lambda: self._reason is not None)
+        try:
+            await workflow.wait_condition(lambda: False, timeout=timedelta(hours=1), timeout_summary="publication due")
+        except asyncio.TimeoutError:
+            pass
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.execute_activity("close_task", {"task_id": "x", "cancelled": True, "reason": self._reason},
+                                        **options)
+        return "cancelled"
+
+    @workflow.signal
+    def cancel(self, reason: str) -> None:
+        self._reason = reason
+
+    @workflow.update
+    async def record_check(self, check: dict) -> str:
+        raise ApplicationError("the register is read-only", type="StoreDown")
+
+
+async def test_timeline_follows_continue_as_new_and_shows_failures(ts_env):
+    client = ts_env.client
+    task_id = f"TL-{uuid.uuid4().hex[:6]}-EDGE"
+    queue = f"q-{uuid.uuid4()}"
+    async with Worker(client, task_queue=queue, workflows=[StandInTask],
+                      activities=[fake_announce, fake_freeze, fake_close_task],
+                      workflow_runner=UnsandboxedWorkflowRunner()):
+        first = await client.start_workflow(StandInTask.run, 0, id=task_workflow_id(task_id), task_queue=queue)
+        handle = client.get_workflow_handle_for(StandInTask.run, task_workflow_id(task_id))
+
+        async def second_run():
+            return (await handle.describe()).run_id != first.result_run_id
+
+        await wait_for(second_run)  # messages for the first run would be lost in its continue-as-new
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(StandInTask.record_check,
+                                        {"inspectors": ["JDZ-I001", "JDZ-I002"], "method": "document"})
+        await handle.signal(StandInTask.cancel, "withdrawn by the plan")
+        assert await first.result() == "cancelled"  # the started handle skips time and follows the runs
+
+    events = await timeline(client, task_id)
+    shown = [(e["event"], e["actor"], e["details"]) for e in events]
+    assert ("announced", None, "commitment c0ffee; entropy none") in shown  # from the first run
+    failed = [e for e in events if e["event"] == "failed"]
+    assert any(e["details"].startswith("freeze: ") and "directory snapshot unavailable" in e["details"] for e in failed)
+    assert any(e["details"].startswith("check recorded: ") and "read-only" in e["details"]
+               and e["actor"] == "JDZ-I001" for e in failed)
+    in_order(events, [("announced", None), ("cancel requested", None), ("deadline passed", None), ("task closed", None)])
+    deadline = next(e for e in events if e["event"] == "deadline passed")
+    assert deadline["details"] == "publication due"
+    assert events[-1]["details"] == "cancelled: withdrawn by the plan"
+    assert all(e["target"] is None for e in events)
+    assert not [e for e in events if e["event"] == "frozen"]
