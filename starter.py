@@ -66,7 +66,7 @@ def cmd_import(args, settings):
 
 
 async def cmd_plan_start(args, settings):
-    from temporalio.client import WorkflowIDReusePolicy
+    from temporalio.common import WorkflowIDReusePolicy
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
     from domain.records import PlanRun

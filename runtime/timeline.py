@@ -54,9 +54,17 @@ Event = dict[str, Any]
 
 
 async def timeline(client: Client, task_id: str, uscc: str | None = None) -> list[Event]:
-    """The domain timeline of a task, or of one of its targets when `uscc` is given, in time order."""
+    """The domain timeline of a task, or of one of its targets when `uscc` is given, in time order.
+
+    Raises LookupError when there is no such task (or no such target of it).
+    """
     decoder = _Decoder(client)
-    task_runs = await _chain(client, task_workflow_id(task_id))
+    try:
+        task_runs = await _chain(client, task_workflow_id(task_id))
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise LookupError(f"no task {task_id} in Temporal ({error.message})") from error
+        raise
     items: list[tuple[datetime, Event]] = []
     children: dict[str, str] = {}  # workflow id -> uscc, in start order
     for events in task_runs:
@@ -66,9 +74,11 @@ async def timeline(client: Client, task_id: str, uscc: str | None = None) -> lis
                 a = event.start_child_workflow_execution_initiated_event_attributes
                 child_uscc = (await decoder.first(a.input.payloads)).get("uscc") or a.workflow_id.rsplit("/", 1)[-1]
                 children.setdefault(a.workflow_id, child_uscc)
+    known = True
     if uscc is not None:
         wanted = target_workflow_id(task_id, uscc)
-        children = {wanted: children.get(wanted, uscc)}
+        known = wanted in children
+        children = {wanted: children.get(wanted, uscc)}  # the id is fixed: also tried when not in the history
 
     semaphore = asyncio.Semaphore(FETCH_CONCURRENCY)
 
@@ -89,6 +99,8 @@ async def timeline(client: Client, task_id: str, uscc: str | None = None) -> lis
         items += found
     if uscc is not None:
         items = [item for item in items if item[1]["target"] == uscc]
+        if not items and not known:
+            raise LookupError(f"{uscc} is not a target of task {task_id}")
     items.sort(key=lambda item: item[0])  # stable: the task first, then the targets in start order
     return [event for _, event in items]
 

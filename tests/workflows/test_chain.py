@@ -9,19 +9,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
-from temporalio.client import WorkflowFailureError
 
 from activities.handoff import JsonlReceiver
 from db import schema
-from domain.records import CheckRecord, PlanRun, ResultEntry, Review, Stage
+from domain.records import CheckRecord, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI, Deadlines, calendar_from_env
 from runtime.client import build_worker
 from runtime.commands import CommandRefused, send, target_status
 from runtime.examples import import_examples, shifted_plan
 from runtime.plans import load_plan
-from workflows.common import HEAVY_TASK_QUEUE, plan_workflow_id, target_workflow_id
+from workflows.common import HEAVY_TASK_QUEUE, plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow
-from workflows.task import InspectionTaskWorkflow
 
 pytestmark = pytest.mark.postgres
 

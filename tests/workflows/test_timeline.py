@@ -270,3 +270,8 @@ async def test_timeline_follows_continue_as_new_and_shows_failures(ts_env):
     assert events[-1]["details"] == "cancelled: withdrawn by the plan"
     assert all(e["target"] is None for e in events)
     assert not [e for e in events if e["event"] == "frozen"]
+
+    with pytest.raises(LookupError, match="not a target"):
+        await timeline(client, task_id, "91360202MA00000000")
+    with pytest.raises(LookupError, match="no task"):
+        await timeline(client, f"{task_id}-NONE")
