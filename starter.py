@@ -53,6 +53,22 @@ def cmd_worker(args, settings):
     return worker.main(["--queue", args.queue] if args.queue else [])
 
 
+def cmd_codec_server(args, settings):
+    from runtime import logs
+    from runtime.codec import codec_for
+    from runtime.codec_server import DEFAULT_CORS_ORIGIN, CodecServer
+
+    codec = codec_for(settings)
+    if codec is None:
+        raise UsageError("SPOTCHECK_CODEC_KEYS is not set: no key to encode or decode with (docs/codec.md)")
+    logs.configure()
+    try:
+        server = CodecServer(codec, host=args.host, port=args.port, cors_origins=args.cors_origin or [DEFAULT_CORS_ORIGIN])
+    except OSError as error:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {error}") from error
+    server.serve()
+
+
 # --- directories and the plan --------------------------------------------------------------------
 def cmd_import(args, settings):
     from registry.importer import import_directory
@@ -108,6 +124,38 @@ async def cmd_plan_adjust(args, settings):
     message = await _update(handle, AnnualPlanWorkflow.adjust, adjustment)
     emit(args, {"plan_code": args.plan, "adjustment": adjustment.kind, "task_id": adjustment.task_id,
                 "message": message}, message)
+
+
+async def cmd_plan_schedule(args, settings):
+    from zoneinfo import ZoneInfo
+
+    from domain.plan import parse_plan
+    from runtime.client import connect
+    from runtime.schedule import read_template, store_template, template_problems, upsert_schedule
+
+    name, raw = args.template, None
+    if args.file:
+        name, raw = Path(args.file).stem, Path(args.file).read_bytes()
+        parse_plan(raw, args.file)  # refused before anything changes
+    elif name:
+        raw = read_template(settings.data_dir, name)
+    result = await upsert_schedule(await connect(settings), template=name, cron=args.cron, time_zone=args.tz)
+    if args.file:
+        store_template(settings.data_dir, name, raw, args.file)
+    zone = ZoneInfo(result.time_zone)
+    warnings = []
+    if result.next_action_times:  # the next year's plan, checked against today's directories
+        raw = raw or read_template(settings.data_dir, result.template)
+        year = result.next_action_times[0].astimezone(zone).year
+        warnings = template_problems(database(settings), raw, year)
+    data = {**result.as_json(), "warnings": warnings}
+    times = ", ".join(t.astimezone(zone).strftime("%Y-%m-%d %H:%M") for t in result.next_action_times)
+    text = (f"schedule {result.schedule_id} {'created' if result.created else 'updated'}: template {result.template}, "
+            f"cron {result.cron!r} {result.time_zone}, overlap {result.overlap}"
+            + (" (paused)" if result.paused else "")
+            + f"\nnext runs ({result.time_zone}): {times or 'none'}"
+            + "".join(f"\nwarning: {w}" for w in warnings))
+    emit(args, data, text)
 
 
 async def _update(handle, update, command):
@@ -258,6 +306,49 @@ async def cmd_draw_entropy(args, settings):
     emit(args, {"task_id": args.task_id, "message": message}, message)
 
 
+# --- audit packages (draw-protocol.md; runtime/audit_package.py) ---------------------------------
+def cmd_draw_export(args, settings):
+    from runtime.audit_package import export_draw
+
+    data = export_draw(database(settings), args.task_id, args.draw_seq, record_path=args.record,
+                       population_path=args.population)
+    emit(args, data, f"draw {data['task_id']} #{data['draw_seq']} ({data['state']}): record → {data['record']}, "
+                     f"{data['rows']} population rows → {data['population']} (auditors only: salt and risk classes)")
+
+
+def cmd_draw_verify(args, settings):
+    from runtime.audit_package import report_json, verify_against_database, verify_from_files
+
+    if bool(args.record) != bool(args.population):
+        raise UsageError("--record and --population go together (the audit package's two files)")
+    if args.record and args.draw_seq is not None:
+        raise UsageError("--draw-seq selects a draw in the database; the record file names its own draw_seq")
+    if args.record:  # the files alone: no database needed
+        report = verify_from_files(args.record, args.population, task_id=args.task_id)
+        source = {"source": "files", "record": args.record, "population": args.population}
+    elif args.task_id:
+        report = verify_against_database(database(settings), args.task_id, args.draw_seq)
+        source = {"source": "database"}
+    else:
+        raise UsageError("name a TASK_ID (verify against the database) or --record R.json --population P.csv")
+    data = report_json(report, task_id=args.task_id, draw_seq=args.draw_seq, **source)
+    failed = sum(not c.ok for c in report.checks)
+    emit(args, data, "\n".join(f"{'PASS' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in report.checks)
+         + ("\nverified: every check passes" if report.ok else f"\nMISMATCH: {failed} of {len(report.checks)} checks fail"))
+    return 0 if report.ok else EXIT_FAILED
+
+
+def cmd_dispatch_export(args, settings):
+    from runtime.audit_package import export_dispatch
+
+    record = export_dispatch(database(settings), args.task_id, args.record)
+    manual = sum(len(v) for v in record["manual"].values())
+    emit(args, {"task_id": args.task_id, "record": args.record, "as_of": record["as_of"], "units": len(record["units"]),
+                "teams": len(record["teams"]), "unstaffed": len(record["unstaffed"]), "manual": manual},
+         f"dispatch {args.task_id} as of {record['as_of']}: {len(record['teams'])} teams, "
+         f"{len(record['unstaffed'])} unstaffed, {manual} manual assignments → {args.record}")
+
+
 # --- register, cases, metrics --------------------------------------------------------------------
 async def cmd_publication_export(args, settings):
     from runtime.queries import publication_register
@@ -294,6 +385,32 @@ async def cmd_metrics(args, settings):
                                for k, v in data.items() if isinstance(v, dict)))
 
 
+async def cmd_report(args, settings):
+    import os
+    import tempfile
+
+    from runtime.report import render_report
+
+    with database(settings).connect() as connection:
+        document = render_report(connection, args.year)
+    out = Path(args.out).resolve()
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: directory {out.parent} does not exist")
+    # Atomic: a reader sees the old file or the whole new one, never half of it.
+    fd, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(document)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(partial, 0o644)
+        os.replace(partial, out)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    emit(args, {"year": args.year, "path": str(out), "bytes": len(document.encode("utf-8"))}, str(out))
+
+
 def cmd_demo(args, settings):
     from runtime.demo import run_demo
 
@@ -321,6 +438,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p = verb(verbs, "worker", cmd_worker, "run the workers", json_flag=False)
     p.add_argument("--queue")
+    p = verb(verbs, "codec-server", cmd_codec_server, "decode/encode payloads for the Web UI and CLI "
+             "(--codec-endpoint; docs/codec.md)", json_flag=False)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--cors-origin", action="append", metavar="URL",
+                   help="a Web UI origin allowed to call it (repeatable; default http://127.0.0.1:8233)")
     p = verb(verbs, "import", cmd_import, "load or update a directory")
     p.add_argument("kind", choices=["units", "items", "entities", "inspectors"])
     p.add_argument("file")
@@ -335,6 +458,13 @@ def parser() -> argparse.ArgumentParser:
     action.add_argument("--cancel-task", metavar="TASK_ID")
     p.add_argument("--reason", required=True)
     p.add_argument("--approver", required=True)
+    p = verb(plan, "schedule", cmd_plan_schedule, "create or update the yearly Schedule annual-plan")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--template", metavar="NAME", help="a template stored before (DATA_DIR/templates/NAME.json); "
+                        "default: the schedule's current one")
+    source.add_argument("--file", metavar="FILE", help="a plan file to store as template (named after the file)")
+    p.add_argument("--cron", help='when it runs (default "0 6 1 3 *": 1 March 06:00)')
+    p.add_argument("--tz", help="the cron's time zone (default Asia/Shanghai)")
 
     task = group("task", "inspection tasks")
     p = verb(task, "list", cmd_task_list, "tasks with their stage")
@@ -358,6 +488,17 @@ def parser() -> argparse.ArgumentParser:
     p = verb(draw, "entropy", cmd_draw_entropy, "enter the announced entropy value")
     p.add_argument("task_id")
     p.add_argument("value")
+    p = verb(draw, "export", cmd_draw_export, "write the audit package (record and population: auditors only)")
+    p.add_argument("task_id")
+    p.add_argument("--record", required=True, metavar="R.json")
+    p.add_argument("--population", required=True, metavar="P.csv")
+    p.add_argument("--draw-seq", type=int, metavar="N", help="default: the latest drawn")
+    p = verb(draw, "verify", cmd_draw_verify, "recompute a draw: against the database (TASK_ID) or from an audit "
+             "package's files; exit 0 only when every check passes, 1 on a mismatch, 2 on bad input")
+    p.add_argument("task_id", nargs="?", help="optional with --record/--population: then the record must be its")
+    p.add_argument("--record", metavar="R.json")
+    p.add_argument("--population", metavar="P.csv")
+    p.add_argument("--draw-seq", type=int, metavar="N", help="against the database: default the latest drawn")
 
     dispatch = group("dispatch", "inspector dispatch")
     p = verb(dispatch, "assign", cmd_dispatch_assign, "a recorded manual assignment or substitution")
@@ -367,6 +508,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--inspector", action="append", required=True)
     p.add_argument("--by", required=True)
     p.add_argument("--reason", required=True)
+    p = verb(dispatch, "export", cmd_dispatch_export, "write the dispatch record (sc-dispatch-v1)")
+    p.add_argument("task_id")
+    p.add_argument("--record", required=True, metavar="D.json")
 
     check = group("check", "the on-site check")
     p = verb(check, "record", cmd_check_record, "the check was done")
@@ -415,6 +559,9 @@ def parser() -> argparse.ArgumentParser:
 
     p = verb(verbs, "metrics", cmd_metrics, "the four evaluation metrics")
     p.add_argument("--year", type=int, required=True)
+    p = verb(verbs, "report", cmd_report, "a self-contained HTML report of the year")
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--out", required=True, metavar="report.html")
     verb(verbs, "demo", cmd_demo, "the main job on embedded defaults")
     return root
 

@@ -11,10 +11,10 @@ import json
 import secrets
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Connection, Engine, String, and_, case, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, Engine, String, and_, case, delete, func, insert, literal, or_, select, update
 from temporalio import activity
 
-from activities.directory import has_any_label, in_force, items_of, split, task_line
+from activities.directory import entity_name, has_any_label, in_force, items_of, split, task_line
 from activities.register import publish
 from activities.store import canonical_json, insert_once, not_found, one_by, workflow_id
 from db import schema
@@ -25,6 +25,7 @@ from domain.records import (
     DispatchSummary,
     DrawSummary,
     FreezeSummary,
+    TargetedStep,
     TargetsPage,
     TaskClosing,
     TaskStep,
@@ -48,7 +49,8 @@ class DrawActivities:
             insert_once(connection, schema.draws, dict(
                 task_id=step.task_id, draw_seq=step.draw_seq, state="announced",
                 commitment=draw_protocol.commitment(nonce), nonce=nonce.hex(),
-                entropy_source=line["entropy_source"], workflow_id=workflow_id(), step="announce",
+                entropy_source=line["entropy_source"], reason=step.reason, approver=step.approver,
+                workflow_id=workflow_id(), step=f"announce-{step.draw_seq}",
             ), keys=("task_id", "draw_seq"))
             stored = one_by(connection, schema.draws, task_id=step.task_id, draw_seq=step.draw_seq)
             publish(connection, workflow_id=workflow_id(), step=f"announce-{step.draw_seq}", kind="task",
@@ -279,6 +281,30 @@ class DrawActivities:
             connection.execute(update(schema.draws).where(*self._draw_key(step)).values(
                 record=canonical_json({**draw, "dispatch_as_of": as_of.isoformat()})))
         return DispatchSummary(teams=teams, unstaffed=unstaffed)
+
+    # --- targeted entities and redraws (light) --------------------------------------------------
+    @activity.defn
+    def record_targeted(self, step: TargetedStep) -> None:
+        """A targeted entity, recorded before the freeze; the freeze keeps it in the population."""
+        with self._engine.begin() as connection:
+            if not entity_name(connection, step.uscc):
+                raise not_found(f"entity {step.uscc} in the directory")
+            insert_once(connection, schema.targeted, dict(task_id=step.task_id, uscc=step.uscc, reason=step.reason,
+                                                          added_at=step.at), keys=("task_id", "uscc"))
+
+    @activity.defn
+    def supersede_draw(self, step: TaskStep) -> None:
+        """Before dispatch only: the draw stays on record, published as superseded; its un-started targets go."""
+        with self._engine.begin() as connection:
+            line, year = task_line(connection, step.task_id)
+            connection.execute(update(schema.draws).where(*self._draw_key(step), schema.draws.c.state == "drawn")
+                               .values(state="superseded"))
+            connection.execute(delete(schema.targets).where(schema.targets.c.task_id == step.task_id,
+                                                            schema.targets.c.workflow_id == ""))
+            publish(connection, workflow_id=workflow_id(), step=f"supersede-{step.draw_seq}", kind="draw",
+                    at=datetime.now(timezone.utc), year=year, task_id=step.task_id, unit=line["unit"],
+                    payload={"task_id": step.task_id, "draw_seq": step.draw_seq, "state": "superseded",
+                             "superseded_by": step.draw_seq + 1, "reason": step.reason, "approver": step.approver})
 
     # --- paging and closing (light) -----------------------------------------------------------
     @activity.defn

@@ -13,7 +13,7 @@ from activities.register import publish
 from activities.store import insert_once, not_found, one_by, workflow_id
 from db import schema
 from domain.categories import category
-from domain.records import Alert, CheckRecorded, TargetContext, TargetStep, Team
+from domain.records import Alert, CheckRecorded, TargetContext, TargetStep, Team, WorkingDaysLater
 from domain.workdays import SHANGHAI, CalendarYearUnknown, Deadlines
 
 PUBLICATION_WORKING_DAYS = 20  # R21
@@ -37,9 +37,9 @@ class TargetActivities:
             ).first()
             if draw is None:
                 raise not_found(f"draw of task {step.task_id}")
-            window_end = self._due(connection, step, lambda: self._deadlines.window_end(
+            window_end = self._due(step.task_id, step.uscc, lambda: self._deadlines.window_end(
                 date.fromisoformat(line["starts"]), date.fromisoformat(line["ends"]), draw.frozen_at))
-            reminder_at = self._due(connection, step, lambda: self._deadlines.reminder_before(
+            reminder_at = self._due(step.task_id, step.uscc, lambda: self._deadlines.reminder_before(
                 window_end, REMINDER_WORKING_DAYS))
             entity = connection.execute(
                 select(schema.entities.c.region).where(schema.entities.c.uscc == step.uscc,
@@ -64,24 +64,30 @@ class TargetActivities:
                           workflow_id=workflow_id())
         return context
 
-    def _due(self, connection: Connection, step: TargetStep, compute) -> datetime:
-        """A deadline from the calendar; an unknown year alerts and retries, never guesses."""
+    def _due(self, task_id: str, uscc: str | None, compute) -> datetime:
+        """A deadline from the calendar; an unknown year alerts (its own transaction) and retries, never guesses."""
         try:
             return compute()
         except CalendarYearUnknown as unknown:
             with self._engine.begin() as alerting:
                 insert_once(alerting, schema.alerts, dict(
                     workflow_id=workflow_id(), step=f"calendar-{unknown.year}", kind="calendar",
-                    task_id=step.task_id, uscc=step.uscc, at=datetime.now(timezone.utc), details=str(unknown)))
+                    task_id=task_id, uscc=uscc, at=datetime.now(timezone.utc), details=str(unknown)))
             raise ApplicationError(str(unknown), type="CalendarYearUnknown") from unknown
+
+    @activity.defn
+    def working_days_later(self, request: WorkingDaysLater) -> datetime:
+        """The instant `working_days` working days after `start`: the task's announcement and redraw windows."""
+        return self._due(request.task_id, request.uscc, lambda: self._deadlines.after_working_days(
+            request.start, request.working_days))
 
     @activity.defn
     def record_check(self, step: TargetStep) -> CheckRecorded:
         assert step.check
         with self._engine.begin() as connection:
-            due = self._due(connection, step, lambda: self._deadlines.after_working_days(
+            due = self._due(step.task_id, step.uscc, lambda: self._deadlines.after_working_days(
                 step.at, PUBLICATION_WORKING_DAYS))
-            reminder = self._due(connection, step, lambda: self._deadlines.reminder_before(due, REMINDER_WORKING_DAYS))
+            reminder = self._due(step.task_id, step.uscc, lambda: self._deadlines.reminder_before(due, REMINDER_WORKING_DAYS))
             self._project(connection, step, stage="checked", check_date=step.at.astimezone(SHANGHAI).date(),
                           method=step.check.method, publication_due=due)
         return CheckRecorded(publication_due=due, reminder_at=reminder)

@@ -100,6 +100,36 @@ class TaskStep(Record):
     task_id: str
     draw_seq: int = 1
     entropy: str = ""
+    reason: str | None = None  # a redraw's reason and approver, recorded with its announcement
+    approver: str | None = None
+
+
+class Redraw(Record):
+    """A redraw before dispatch (draw-protocol.md): new nonce, commitment, later entropy, next draw_seq."""
+
+    reason: str = Field(min_length=1)
+    approver: str = Field(pattern=ID)
+
+
+class TargetedEntity(Record):
+    """An entity inspected for a complaint, a clue or key supervision; it stays in the population."""
+
+    uscc: str
+    reason: str = Field(min_length=1)
+
+
+class TargetedStep(Record):
+    task_id: str
+    uscc: str
+    reason: str
+    at: datetime
+
+
+class WorkingDaysLater(Record):
+    task_id: str
+    uscc: str | None = None
+    start: datetime
+    working_days: int
 
 class Announcement(Record):
     commitment: str

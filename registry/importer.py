@@ -26,7 +26,6 @@ and changed rows. Only the staging load differs between the databases.
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import io
@@ -124,7 +123,7 @@ class _ErrorLog:
         self.total = 0
 
     def add(self, errors: Sequence[RowError], total: int | None = None) -> None:
-        """Errors in line order; `total` counts those beyond the ones passed (SQL passes: LIMIT)."""
+        """Errors of one pass, in line order; `total`: how many it found (an SQL pass returns at most ERRORS_KEPT)."""
         self.total += len(errors) if total is None else total
         if self.kept and errors and errors[0].line < self.kept[-1].line:
             # A later pass reaching back to earlier lines (stable: within a line, earlier passes first).
@@ -262,7 +261,18 @@ def _list_of(member: Callable[[str], object], what: str) -> Callable[[str], str]
     return parse
 
 
-tags = _list_of(tag, f"tags ({TAG_RULE})")
+_TAG_LIST = re.compile(r"[A-Za-z0-9._-]{1,32}(?:;[A-Za-z0-9._-]{1,32})*")
+_tag_list = _list_of(tag, f"tags ({TAG_RULE})")
+
+
+def tags(raw: str) -> str:
+    # Labels are on every entity row: a list already clean (no spaces, no empty members) is
+    # recognised by one regex; anything else takes the general path, which names the bad members.
+    if not raw or _TAG_LIST.fullmatch(raw) is None:
+        return _tag_list(raw)
+    return raw if ";" not in raw else ";".join(sorted(set(raw.split(";"))))
+
+
 usccs = _list_of(uscc, "valid USCCs")
 
 
@@ -506,30 +516,27 @@ class _HashingReader(io.RawIOBase):
         return count
 
 
-def _decoded_lines(binary, file_name: str) -> Iterator[str]:
-    # Decoding line by line (not a TextIOWrapper) names the exact line of a non-UTF-8 byte.
-    for number, raw in enumerate(binary, 1):
-        if number == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8):]
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ImportRejected(
-                file_name,
-                f"line {number} is not UTF-8 (byte {raw[exc.start]:#04x} at byte {exc.start + 1} of the line); "
-                "save the file as UTF-8",
-            ) from None
+def _not_utf8(path: Path, file_name: str) -> ImportRejected:
+    """The refusal of a file that is not UTF-8, naming the first bad line (found by a second read)."""
+    with open(path, "rb") as binary:
+        for number, raw in enumerate(binary, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                where = f"line {number} is not UTF-8 (byte {raw[exc.start]:#04x} at byte {exc.start + 1} of the line)"
+                return ImportRejected(file_name, f"{where}; save the file as UTF-8")
+    return ImportRejected(file_name, "is not UTF-8; save the file as UTF-8")
 
 
 class _RowStream:
     """The file's data rows, checked: yields (line, ok, values) for staging, logs the errors."""
 
-    def __init__(self, reader, checker: RowChecker, file_name: str, progress: Callable[[int], None] | None):
+    def __init__(self, reader, checker: RowChecker, path: Path, progress: Callable[[int], None] | None):
         self.rows_read = 0
         self.errors = _ErrorLog()
         self._reader = reader
         self._checker = checker
-        self._file_name = file_name
+        self._path = path
         self._progress = progress
 
     def __iter__(self) -> Iterator[tuple[int, bool, list]]:
@@ -551,7 +558,9 @@ class _RowStream:
                 if key is not None:
                     yield line, False, checker.key_only(key)
         except csv.Error as exc:
-            raise ImportRejected(self._file_name, f"line {reader.line_num}: not readable as CSV ({exc})") from None
+            raise ImportRejected(self._path.name, f"line {reader.line_num}: not readable as CSV ({exc})") from None
+        except UnicodeDecodeError:
+            raise _not_utf8(self._path, self._path.name) from None
         if progress is not None:
             progress(self.rows_read)
 
@@ -572,19 +581,22 @@ class _OpenedFile:
             raise ImportRejected(str(path), f"cannot be read ({exc.strerror})") from None
         try:
             binary = io.BufferedReader(_HashingReader(self._raw, self._digest), buffer_size=1 << 20)
-            reader = csv.reader(_decoded_lines(binary, self.file_name))
-            header = self._header(reader)
+            # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark.
+            reader = csv.reader(io.TextIOWrapper(binary, encoding="utf-8-sig", newline=""))
+            header = self._header(reader, path)
             self.checker = RowChecker(spec, header, self.file_name)
-            self.rows = _RowStream(reader, self.checker, self.file_name, progress)
+            self.rows = _RowStream(reader, self.checker, path, progress)
         except BaseException:
             self.close()
             raise
 
-    def _header(self, reader) -> list[str]:
+    def _header(self, reader, path: Path) -> list[str]:
         try:
             header = next(reader, None)
         except csv.Error as exc:
             raise ImportRejected(self.file_name, f"line 1: not readable as CSV ({exc})") from None
+        except UnicodeDecodeError:
+            raise _not_utf8(path, self.file_name) from None
         if not header or not any(h.strip() for h in header):
             raise ImportRejected(self.file_name, "is empty: line 1 must be the header row")
         return header
@@ -661,6 +673,7 @@ class _CopySource:
 
     def __init__(self, staged: Iterator[tuple[int, bool, list]], spec: DirectorySpec):
         self._staged = iter(staged)
+        self.failure: BaseException | None = None
         self._separators = len(spec.fields) + 1
         # When every value is a non-null string (every entity column), a good row is joined as it
         # is; the per-value encoding is for the small directories and for bad rows.
@@ -670,13 +683,22 @@ class _CopySource:
 
     def read(self, size: int = _COPY_CHUNK) -> bytes:
         parts, length = [], 0
-        for line, ok, values in self._staged:
-            part = self._line(line, ok, values)
-            parts.append(part)
-            length += len(part)
-            if length >= size:
-                break
+        try:
+            for line, ok, values in self._staged:
+                part = self._line(line, ok, values)
+                parts.append(part)
+                length += len(part)
+                if length >= size:
+                    break
+        except BaseException as exc:  # noqa: BLE001 - re-raised by reraise_failure, once COPY is over
+            # psycopg2 would turn it into a QueryCanceled; end the data here and raise it as it is.
+            self.failure = exc
+            return b""
         return "".join(parts).encode("utf-8")
+
+    def reraise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
 
     def _line(self, line: int, ok: bool, values: list) -> str:
         if ok and self._plain:
@@ -690,10 +712,12 @@ class _CopySource:
 def _load_stage_postgresql(conn: Connection, stage: Table, rows: _RowStream, spec: DirectorySpec) -> None:
     columns = ", ".join(f'"{c.name}"' for c in stage.columns)
     cursor = conn.connection.dbapi_connection.cursor()  # the same connection: the same transaction
+    source = _CopySource(iter(rows), spec)
     try:
-        cursor.copy_expert(f'COPY "{stage.name}" ({columns}) FROM STDIN', _CopySource(iter(rows), spec), size=_COPY_CHUNK)
+        cursor.copy_expert(f'COPY "{stage.name}" ({columns}) FROM STDIN', source, size=_COPY_CHUNK)
     finally:
         cursor.close()
+    source.reraise_failure()
 
 
 def _load_stage_sqlite(conn: Connection, stage: Table, rows: _RowStream, spec: DirectorySpec) -> None:
@@ -769,19 +793,13 @@ def _collect_changes(conn: Connection, spec: DirectorySpec, stage: Table) -> Tab
     return changes
 
 
-def _refuse_going_back_in_time(conn: Connection, spec: DirectorySpec, changes: Table, now: datetime, file_name: str) -> None:
-    late = conn.execute(
-        select(changes.c.line, changes.c[spec.key], changes.c.old_from)
-        .where(changes.c.old_from >= now)
-        .order_by(changes.c.line)
-        .limit(1)
-    ).first()
-    if late is not None:
-        raise ImportRejected(
-            file_name,
-            f"line {late.line}: the current version of {spec.key} {late[1]!r} is valid from {late.old_from}, "
-            f"not before this import's time {now.isoformat()}; check the clock",
-        )
+def _going_back_in_time(conn: Connection, spec: DirectorySpec, changes: Table, line: int, now: datetime, file_name: str) -> ImportRejected:
+    late = conn.execute(select(changes.c[spec.key], changes.c.old_from).where(changes.c.line == line)).one()
+    return ImportRejected(
+        file_name,
+        f"line {line}: the current version of {spec.key} {late[0]!r} is valid from {late.old_from}, "
+        f"not before this import's time {now.isoformat()}; check the clock",
+    )
 
 
 def _record_batch(conn: Connection, spec: DirectorySpec, opened: _OpenedFile, now: datetime, rows_read: int, changed: int) -> int:
@@ -869,10 +887,13 @@ def import_directory(
 def _merge(conn: Connection, spec: DirectorySpec, stage: Table, opened: _OpenedFile, now: datetime) -> ImportSummary:
     rows_read = opened.rows.rows_read
     changes = _collect_changes(conn, spec, stage)
-    total, changed = conn.execute(select(func.count(), func.count(changes.c.old_from))).one()
+    total, changed, first_late = conn.execute(
+        select(func.count(), func.count(changes.c.old_from), func.min(changes.c.line).filter(changes.c.old_from >= now))
+    ).one()
+    if first_late is not None:
+        raise _going_back_in_time(conn, spec, changes, first_late, now, opened.file_name)
     batch_id = None
     if total:
-        _refuse_going_back_in_time(conn, spec, changes, now, opened.file_name)
         batch_id = _record_batch(conn, spec, opened, now, rows_read, total)
         _write_versions(conn, spec, changes, now, batch_id)
     return ImportSummary(

@@ -2,30 +2,34 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from sqlalchemy import Engine
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.draws import DrawActivities
 from activities.handoff import HandoffActivities, JsonlReceiver, Notifier, Receiver, WebhookReceiver
+from activities.launcher import LauncherActivities
 from activities.plans import PlanActivities
 from activities.targets import TargetActivities
 from domain.workdays import Deadlines, calendar_from_env
+from runtime.codec import data_converter
 from runtime.config import Settings
 from runtime.logs import LoggingInterceptor
 from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE
+from workflows.launcher import PlanLauncherWorkflow
 from workflows.plan import AnnualPlanWorkflow
 from workflows.target import TargetInspectionWorkflow
 from workflows.task import InspectionTaskWorkflow
 
-WORKFLOWS = [AnnualPlanWorkflow, InspectionTaskWorkflow, TargetInspectionWorkflow]
+WORKFLOWS = [PlanLauncherWorkflow, AnnualPlanWorkflow, InspectionTaskWorkflow, TargetInspectionWorkflow]
 
 
 async def connect(settings: Settings) -> Client:
+    # pydantic_data_converter, encrypting when SPOTCHECK_CODEC_KEYS is set (runtime/codec.py)
     return await Client.connect(settings.temporal_address, namespace=settings.namespace,
-                                data_converter=pydantic_data_converter)
+                                data_converter=data_converter(settings))
 
 
 def receiver_for(settings: Settings) -> Receiver:
@@ -33,8 +37,10 @@ def receiver_for(settings: Settings) -> Receiver:
 
 
 def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadlines, receiver: Receiver,
-                 executor: ThreadPoolExecutor, **options) -> Worker:
-    """The worker of one task queue: workflows and light activities, or the heavy draw activities."""
+                 executor: ThreadPoolExecutor, templates: Path | None = None, **options) -> Worker:
+    """The worker of one task queue: workflows and light activities, or the heavy draw activities.
+
+    `templates`: where the plan templates of `plan schedule` are (default DATA_DIR/templates)."""
     draws = DrawActivities(engine)
     if queue == HEAVY_TASK_QUEUE:
         return Worker(client, task_queue=queue, activities=[draws.freeze, draws.draw, draws.dispatch],
@@ -42,12 +48,13 @@ def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadline
                       interceptors=[LoggingInterceptor()], **options)
     notifier = Notifier(engine, receiver)
     plans = PlanActivities(engine)
+    launcher = LauncherActivities(engine, templates)
     targets = TargetActivities(engine, deadlines, notifier)
     handoff = HandoffActivities(engine, deadlines, notifier)
     activities = [
-        plans.publish_plan, plans.publish_adjustment,
-        draws.announce, draws.targets_page, draws.close_task,
-        targets.open_target, targets.record_check, targets.record_result, targets.record_review,
+        plans.publish_plan, plans.publish_adjustment, launcher.load_plan_template,
+        draws.announce, draws.targets_page, draws.close_task, draws.record_targeted, draws.supersede_draw,
+        targets.working_days_later, targets.open_target, targets.record_check, targets.record_result, targets.record_review,
         targets.record_team, targets.record_stage, targets.publish_result, targets.alert,
         handoff.open_follow_up, handoff.deliver, handoff.close_follow_up,
     ]

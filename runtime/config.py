@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -17,6 +17,8 @@ class Settings:
     workday_seconds: float | None  # demo only: a working day lasts this many real seconds
     handoff_url: str | None
     ui_address: str | None
+    # SPOTCHECK_CODEC_KEYS "id1:base64key,id2:base64key" (runtime/codec.py); never in the repr or logs
+    codec_keys: str | None = field(default=None, repr=False)
 
     @property
     def outbox_file(self) -> Path:
@@ -46,4 +48,5 @@ def load(data_dir: str | os.PathLike | None = None) -> Settings:
         workday_seconds=float(scale) if scale else None,
         handoff_url=os.environ.get("SPOTCHECK_HANDOFF_URL"),
         ui_address=server.get("ui") if server else None,
+        codec_keys=os.environ.get("SPOTCHECK_CODEC_KEYS") or None,
     )

@@ -34,8 +34,8 @@ from workflows.common import target_workflow_id, task_workflow_id
 
 FETCH_CONCURRENCY = 16  # target histories fetched at once
 
-# Activities whose completion is a domain event. The others (targets_page, record_* ) persist what
-# an update or the workflow already shows; they appear only when they fail for good.
+# Activities whose completion is a domain event. The others (targets_page, working_days_later, the
+# other record_*) compute or persist what an update already shows; they appear only when they fail for good.
 ACTIVITY_EVENTS = {
     "announce": "announced",
     "freeze": "frozen",
@@ -47,6 +47,8 @@ ACTIVITY_EVENTS = {
     "deliver": "handed off",
     "close_follow_up": "follow-up closed",
     "close_task": "task closed",
+    "supersede_draw": "draw superseded",
+    "record_stage": "target closed",  # or "target cancelled"
     # "alert": named by its kind (reminder, escalation, notice)
 }
 
@@ -256,6 +258,15 @@ async def _activity(out: _Projection, completed: HistoryEvent, scheduled: Histor
     event, details = ACTIVITY_EVENTS.get(name, name), ""
     if name == "announce":
         details = f"commitment {result.get('commitment')}; entropy {result.get('entropy_source')}"
+        if (given.get("draw_seq") or 1) > 1:
+            details += f"; draw {given.get('draw_seq')} (redraw: {given.get('reason') or ''})"
+    elif name == "supersede_draw":
+        details = f"draw {given.get('draw_seq')}: {given.get('reason') or ''}; approved by {given.get('approver') or ''}"
+    elif name == "record_stage":
+        stage = str(given.get("stage") or "")
+        if stage not in ("closed", "cancelled"):
+            return
+        event = f"target {stage}"
     elif name == "freeze":
         # Never the strata: they are credit-risk classes (R29).
         details = f"population {result.get('population')}; digest {result.get('population_digest')}"
@@ -292,6 +303,7 @@ async def _update(out: _Projection, accepted: HistoryEvent, completed: HistoryEv
     name = request.input.name
     command = await out.decoder.first(request.input.args.payloads)
     actor: str | None = None
+    target: str | None = None
     event, details = name, ""
     if name == "record_check":
         inspectors = list(command.get("inspectors") or [])
@@ -314,6 +326,11 @@ async def _update(out: _Projection, accepted: HistoryEvent, completed: HistoryEv
         details = "; ".join(filter(None, ["passed" if command.get("passed") else "failed", command.get("note") or ""]))
     elif name == "enter_entropy":
         event, details = "entropy entered", f"value {command.get('value')}"
+    elif name == "add_target":
+        event, target, details = "target added", command.get("uscc"), str(command.get("reason") or "")
+    elif name == "redraw":
+        actor, event = command.get("approver"), "redraw approved"
+        details = str(command.get("reason") or "")
     elif command:
         details = json.dumps(command, ensure_ascii=False, sort_keys=True, default=str)
     if completed is None:
@@ -323,7 +340,7 @@ async def _update(out: _Projection, accepted: HistoryEvent, completed: HistoryEv
         if outcome.HasField("failure"):
             details = f"{event}: {await out.decoder.failure(outcome.failure)}"
             event = "failed"
-    out.add(accepted, event, actor=actor, details=details)
+    out.add(accepted, event, actor=actor, details=details, target=target)
 
 
 async def _signal(out: _Projection, event: HistoryEvent) -> None:

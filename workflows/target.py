@@ -63,6 +63,7 @@ class TargetInspectionWorkflow:
         self._last_command: str | None = None
         self._lock = asyncio.Lock()
         self._seq = 0
+        self._cancel: str | None = None
 
     # --- the process ---------------------------------------------------------------------------
     @workflow.run
@@ -73,22 +74,30 @@ class TargetInspectionWorkflow:
         )
         self._teams = list(self._ctx.teams)
         self._set_stage(Stage.UNSTAFFED if self._ctx.unstaffed_units else Stage.DISPATCHED, initial=True)
-        await workflow.wait_condition(lambda: not self._unstaffed_units())
+        await workflow.wait_condition(lambda: not self._unstaffed_units() or self._cancelled())
+        if self._cancelled():
+            return await self._stop()
         await self._notify_team("notify-team")
 
         # Field work: a reminder before the window ends, an escalation once it has.
-        if not await self._until(lambda: self._check is not None, self._ctx.reminder_at, "field-work reminder"):
+        checked = lambda: self._check is not None or self._cancelled()  # noqa: E731
+        if not await self._until(checked, self._ctx.reminder_at, "field-work reminder"):
             await self._alert("reminder", "field-work-reminder", "the check is not recorded yet; the task window ends soon",
                               sorted(self._team_ids()))
-        if not await self._until(lambda: self._check is not None, self._ctx.window_end, "task window end"):
+        if not await self._until(checked, self._ctx.window_end, "task window end"):
             await self._escalate("field-work-escalation", "the task window ended with no check recorded")
-            await workflow.wait_condition(lambda: self._check is not None)
-        await workflow.wait_condition(lambda: self._due is not None)
+            await workflow.wait_condition(checked)
+        await workflow.wait_condition(lambda: self._due is not None or self._cancelled())
+        if self._cancelled():
+            return await self._stop()
 
         # Result, review, publication within 20 working days of the check (R21); returns do not restart the clock.
-        if not await self._until(lambda: self._approved, self._due, "publication due"):
+        approved = lambda: self._approved or self._cancelled()  # noqa: E731
+        if not await self._until(approved, self._due, "publication due"):
             await self._escalate("publication-escalation", "the result is not approved and its publication is due")
-            await workflow.wait_condition(lambda: self._approved)
+            await workflow.wait_condition(approved)
+        if self._cancelled():
+            return await self._stop()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await workflow.execute_activity_method(
             TargetActivities.publish_result, self._step("publish-result", due_at=self._due), **LIGHT
@@ -104,6 +113,22 @@ class TargetInspectionWorkflow:
             "target_finished", run.uscc
         )
         return self._stage.value
+
+    async def _stop(self) -> str:
+        """The task was cancelled before this result was approved: stop, recorded, and report back."""
+        assert self._run
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._set_stage(Stage.CANCELLED)
+        await workflow.execute_activity_method(
+            TargetActivities.record_stage, self._step("cancelled", stage=Stage.CANCELLED), **LIGHT
+        )
+        await workflow.get_external_workflow_handle(task_workflow_id(self._run.task_id)).signal(
+            "target_finished", self._run.uscc
+        )
+        return self._stage.value
+
+    def _cancelled(self) -> bool:
+        return self._cancel is not None
 
     async def _follow_up_result(self) -> None:
         """Open the follow-up the category calls for and carry it to its closing event (R24, R25)."""
@@ -304,6 +329,12 @@ class TargetInspectionWorkflow:
         self._signals.append(f"{workflow.now().isoformat()} {signal.kind} {signal.inspector}")
         workflow.logger.info("field signal %s from %s", signal.kind, signal.inspector)
 
+    @workflow.signal
+    def cancel(self, reason: str) -> None:
+        """The task was cancelled (R5); a result already approved is published and followed up all the same."""
+        if self._stage not in (Stage.APPROVED, Stage.FOLLOW_UP, Stage.CLOSED) and not self._approved:
+            self._cancel = reason
+
     @workflow.query
     def status(self) -> TargetStatus:
         assert self._run
@@ -338,6 +369,8 @@ class TargetInspectionWorkflow:
         self._last_command = f"{verb}:{command.model_dump_json()}"
 
     def _require_stage(self, stage: Stage, what: str) -> None:
+        if self._cancel is not None:
+            raise Refused(f"the task was cancelled: {self._cancel}")
         if self._ctx is None:
             raise Refused("the target is still being dispatched; try again in a moment")
         if self._stage != stage:

@@ -15,13 +15,17 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.draws import DrawActivities
+    from activities.targets import TargetActivities
     from domain.records import (
         Announcement,
         DispatchSummary,
         DrawSummary,
         EntropyEntry,
         FreezeSummary,
+        Redraw,
         Stage,
+        TargetedEntity,
+        TargetedStep,
         TargetRun,
         TargetsPage,
         TaskClosing,
@@ -29,7 +33,9 @@ with workflow.unsafe.imports_passed_through():
         TaskRun,
         TaskStatus,
         TaskStep,
+        WorkingDaysLater,
     )
+    from domain.uscc import uscc_problem
     from workflows.common import (
         CHILD_BATCH,
         CHILDREN_PER_RUN,
@@ -44,6 +50,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.target import Refused, TargetInspectionWorkflow
 
+# Announcement-to-freeze and draw-to-dispatch windows of one working day (targeted entities; redraws).
+WINDOWS_PATCH = "targeting-and-redraw-windows"
+
 
 @workflow.defn
 class InspectionTaskWorkflow:
@@ -51,41 +60,21 @@ class InspectionTaskWorkflow:
         self._run: TaskRun | None = None
         self._progress = TaskProgress()
         self._entropy: str | None = None
+        self._redraw: Redraw | None = None
+        self._targeting_open = False
+        self._lock = asyncio.Lock()
 
     @workflow.run
     async def run(self, run: TaskRun) -> str:
         self._run, self._progress = run, run.progress
-        step = TaskStep(task_id=run.task_id, draw_seq=self._progress.draw_seq)
         self._set_stage(self._progress.stage, initial=True)
         if self._progress.stage == Stage.ANNOUNCED and not self._cancelled():
-            announcement: Announcement = await workflow.execute_activity_method(
-                DrawActivities.announce, step, **LIGHT
-            )
-            freeze: FreezeSummary = await workflow.execute_activity_method(DrawActivities.freeze, step, **HEAVY)
-            self._set_stage(Stage.FROZEN)
-            workflow.logger.info("frozen: %d entities, digest %s", freeze.population, freeze.population_digest)
-            if announcement.entropy_source != "none":
-                self._set_stage(Stage.AWAITING_ENTROPY)
-                await workflow.wait_condition(lambda: self._entropy is not None or self._cancelled())
-            if not self._cancelled():
-                drawn: DrawSummary = await workflow.execute_activity_method(
-                    DrawActivities.draw, step.model_copy(update={"entropy": self._entropy or ""}), **HEAVY
-                )
-                self._set_stage(Stage.DRAWN)
-                dispatched: DispatchSummary = await workflow.execute_activity_method(
-                    DrawActivities.dispatch, step, **HEAVY
-                )
-                workflow.logger.info("drawn %d (+%d targeted), %d unstaffed",
-                                     drawn.selected, drawn.targeted, dispatched.unstaffed)
-                self._progress = self._progress.model_copy(
-                    update={"targets_total": drawn.selected + drawn.targeted, "stage": Stage.DISPATCHED}
-                )
-                self._set_stage(Stage.DISPATCHED)
-
+            await self._draw_and_dispatch()
         if self._progress.stage == Stage.DISPATCHED and not self._cancelled():
             await self._start_targets()
-        if not self._cancelled():
-            self._set_stage(Stage.IN_PROGRESS)
+        if self._progress.stage in (Stage.DISPATCHED, Stage.IN_PROGRESS):
+            if not self._cancelled():
+                self._set_stage(Stage.IN_PROGRESS)
             await self._wait_for_targets()
 
         cancelled = self._cancelled()
@@ -100,6 +89,76 @@ class InspectionTaskWorkflow:
         )
         return self._progress.stage.value
 
+    async def _draw_and_dispatch(self) -> None:
+        """announce → (targeting window) → freeze → (entropy) → draw → (redraw window) → dispatch."""
+        assert self._run
+        while True:
+            step = TaskStep(task_id=self._run.task_id, draw_seq=self._progress.draw_seq,
+                            reason=self._redraw.reason if self._redraw else None,
+                            approver=self._redraw.approver if self._redraw else None)
+            self._redraw = None
+            announcement: Announcement = await workflow.execute_activity_method(
+                DrawActivities.announce, step, **LIGHT
+            )
+            if workflow.patched(WINDOWS_PATCH):
+                # One working day between the announcement and the freeze: targeted entities go in now.
+                self._targeting_open = True
+                await self._wait_working_days(1, self._cancelled, "freeze of the population")
+                self._targeting_open = False
+                if self._cancelled():
+                    return
+            freeze: FreezeSummary = await workflow.execute_activity_method(DrawActivities.freeze, step, **HEAVY)
+            self._set_stage(Stage.FROZEN)
+            workflow.logger.info("frozen: %d entities, digest %s", freeze.population, freeze.population_digest)
+            if announcement.entropy_source != "none":
+                self._set_stage(Stage.AWAITING_ENTROPY)
+                await workflow.wait_condition(lambda: self._entropy is not None or self._cancelled())
+            if self._cancelled():
+                return
+            drawn: DrawSummary = await workflow.execute_activity_method(
+                DrawActivities.draw, step.model_copy(update={"entropy": self._entropy or ""}), **HEAVY
+            )
+            self._set_stage(Stage.DRAWN)
+            if workflow.patched(WINDOWS_PATCH):
+                # One working day in which the published draw can be challenged and redrawn (R19).
+                await self._wait_working_days(1, lambda: self._redraw is not None or self._cancelled(),
+                                              "dispatch (redraws until then)")
+                if self._cancelled():
+                    return
+                if self._redraw is not None:
+                    await workflow.execute_activity_method(
+                        DrawActivities.supersede_draw,
+                        step.model_copy(update={"reason": self._redraw.reason, "approver": self._redraw.approver}),
+                        **LIGHT,
+                    )
+                    self._entropy = None  # a redraw takes a later entropy value
+                    self._progress = self._progress.model_copy(update={"draw_seq": step.draw_seq + 1})
+                    self._set_stage(Stage.ANNOUNCED)
+                    continue
+            dispatched: DispatchSummary = await workflow.execute_activity_method(
+                DrawActivities.dispatch, step, **HEAVY
+            )
+            workflow.logger.info("drawn %d (+%d targeted), %d unstaffed",
+                                 drawn.selected, drawn.targeted, dispatched.unstaffed)
+            self._progress = self._progress.model_copy(
+                update={"targets_total": drawn.selected + drawn.targeted, "stage": Stage.DISPATCHED}
+            )
+            self._set_stage(Stage.DISPATCHED)
+            return
+
+    async def _wait_working_days(self, days: int, done, summary: str) -> None:
+        assert self._run
+        until = await workflow.execute_activity_method(
+            TargetActivities.working_days_later,
+            WorkingDaysLater(task_id=self._run.task_id, start=workflow.now(), working_days=days), **LIGHT,
+        )
+        remaining = until - workflow.now()
+        if remaining.total_seconds() > 0:
+            try:
+                await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
+            except asyncio.TimeoutError:
+                pass
+
     async def _start_targets(self) -> None:
         """Start the target children page by page, continuing as new every CHILDREN_PER_RUN starts."""
         assert self._run
@@ -109,7 +168,7 @@ class InspectionTaskWorkflow:
                 DrawActivities.targets_page,
                 TargetsPage(task_id=self._run.task_id, after=self._progress.cursor, limit=CHILD_BATCH), **LIGHT,
             )
-            if not page:
+            if not page or self._cancelled():
                 break
             await asyncio.gather(*(self._start_target(uscc) for uscc in page))
             self._progress = self._progress.model_copy(
@@ -136,13 +195,40 @@ class InspectionTaskWorkflow:
             pass  # started by an earlier run of this task: already there, not a failure
 
     async def _wait_for_targets(self) -> None:
+        told = False
         while self._progress.finished < self._progress.targets_total:
             await workflow.wait_condition(
                 lambda: self._progress.finished >= self._progress.targets_total
                 or workflow.info().is_continue_as_new_suggested()
+                or (self._cancelled() and not told)
             )
-            if self._progress.finished < self._progress.targets_total:
+            if self._cancelled() and not told:
+                await self._cancel_targets()
+                told = True
+            elif self._progress.finished < self._progress.targets_total:
                 self._continue_as_new()
+
+    async def _cancel_targets(self) -> None:
+        """Tell every started target; each stops unless its result is already approved, then reports back."""
+        assert self._run and self._progress.cancel_reason
+        self._progress = self._progress.model_copy(update={"targets_total": self._progress.started})
+        after = None
+        while True:
+            page: list[str] = await workflow.execute_activity_method(
+                DrawActivities.targets_page, TargetsPage(task_id=self._run.task_id, after=after, limit=CHILD_BATCH),
+                **LIGHT,
+            )
+            if not page:
+                return
+            started = [uscc for uscc in page if self._progress.cursor is not None and uscc <= self._progress.cursor]
+            await asyncio.gather(*(
+                workflow.get_external_workflow_handle(target_workflow_id(self._run.task_id, uscc)).signal(
+                    TargetInspectionWorkflow.cancel, self._progress.cancel_reason)
+                for uscc in started
+            ))
+            if len(started) < len(page):
+                return  # targets are started in USCC order: the rest never started
+            after = page[-1]
 
     def _continue_as_new(self) -> None:
         assert self._run
@@ -168,6 +254,35 @@ class InspectionTaskWorkflow:
     def _validate_entropy(self, entry: EntropyEntry) -> None:
         if self._progress.stage != Stage.AWAITING_ENTROPY:
             raise Refused(f"the task is not waiting for entropy (stage {self._progress.stage.value})")
+
+    @workflow.update
+    async def add_target(self, entity: TargetedEntity) -> str:
+        assert self._run
+        async with self._lock:
+            await workflow.execute_activity_method(
+                DrawActivities.record_targeted,
+                TargetedStep(task_id=self._run.task_id, uscc=entity.uscc, reason=entity.reason, at=workflow.now()),
+                **LIGHT,
+            )
+        return f"{entity.uscc} will be inspected in task {self._run.task_id} ({entity.reason})"
+
+    @add_target.validator
+    def _validate_target(self, entity: TargetedEntity) -> None:
+        if not self._targeting_open:
+            raise Refused(f"targeted entities are added before the freeze (stage {self._progress.stage.value})")
+        problem = uscc_problem(entity.uscc)
+        if problem:
+            raise Refused(f"USCC {entity.uscc!r}: {problem}")
+
+    @workflow.update
+    def redraw(self, redraw: Redraw) -> str:
+        self._redraw = redraw
+        return f"redraw approved by {redraw.approver}: a new announcement follows (draw {self._progress.draw_seq + 1})"
+
+    @redraw.validator
+    def _validate_redraw(self, redraw: Redraw) -> None:
+        if self._progress.stage != Stage.DRAWN or self._redraw is not None:
+            raise Refused(f"a redraw is only possible after a draw and before dispatch (stage {self._progress.stage.value})")
 
     @workflow.query
     def status(self) -> TaskStatus:

@@ -33,8 +33,10 @@ CATEGORIES = ["no_issue", "pending_investigation", "unreachable", "ordered_to_co
 
 
 def start_worker(address: str, database_url: str, log: Path) -> subprocess.Popen:
+    # A working day lasts a second: the task's announcement and redraw windows pass quickly.
     env = {**os.environ, "TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": "default",
-           "DATABASE_URL": database_url, "SPOTCHECK_DATA_DIR": str(log.parent)}
+           "DATABASE_URL": database_url, "SPOTCHECK_DATA_DIR": str(log.parent),
+           "SPOTCHECK_DEMO_WORKDAY_SECONDS": "1"}
     return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -50,7 +50,8 @@ async def workers(env, engine, tmp_path):
     return queue, main, heavy
 
 
-async def wait_for(predicate, timeout: float = 60.0):
+async def wait_for(predicate, timeout: float = 60.0, env=None, skip: timedelta = timedelta(hours=6)):
+    """Poll until `predicate` holds; with `env` (time-skipping), let workflow time pass by `skip` each round."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = await predicate()
@@ -58,7 +59,10 @@ async def wait_for(predicate, timeout: float = 60.0):
             return value
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.2)
+        if env is not None:
+            await env.sleep(skip)
+        else:
+            await asyncio.sleep(0.2)
 
 
 async def test_plan_runs_to_published_results_and_follow_ups(ts_env, directories, tmp_path):
@@ -80,7 +84,7 @@ async def test_plan_runs_to_published_results_and_follow_ups(ts_env, directories
                     schema.targets.c.task_id == task_id, schema.targets.c.workflow_id != "")).all()
             return [r.uscc for r in rows] if rows else None
 
-        usccs = await wait_for(targets)
+        usccs = await wait_for(targets, env=ts_env)  # past the announcement and redraw windows
         with engine.connect() as c:
             drawn = c.execute(select(func.count()).select_from(schema.targets).where(
                 schema.targets.c.task_id == task_id)).scalar()

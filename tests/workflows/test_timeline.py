@@ -36,11 +36,16 @@ CHECKPOINTS = ["GS-001-1", "GS-001-2", "GS-001-3"]
 CATEGORIES = ["no_issue", "unreachable"]
 
 
+INDUSTRY = "C15"  # 11 enterprises of 360202 in four strata: a few targets, a population of this test's own
+
+
 def small_plan(today, plan_code: str) -> bytes:
+    """The template's first task, starting `today`, limited to one industry (other tests draw from theirs)."""
     plan = json.loads(shifted_plan(today, window_days=60))
     plan["plan_code"] = plan_code
     task = plan["tasks"][0]
     task["task_id"] = f"{plan_code}-T1"
+    task["filter"] = {**task["filter"], "industry": [INDUSTRY]}
     plan["tasks"] = [task]
     return json.dumps(plan, ensure_ascii=False).encode()
 
@@ -61,7 +66,8 @@ def workers(env, engine, tmp_path):
     return queue, main, heavy
 
 
-async def wait_for(predicate, timeout: float = 60.0):
+async def wait_for(predicate, timeout: float = 60.0, env=None, skip: timedelta = timedelta(hours=6)):
+    """Poll until `predicate` holds; with `env` (time-skipping), let workflow time pass by `skip` each round."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = await predicate()
@@ -69,7 +75,10 @@ async def wait_for(predicate, timeout: float = 60.0):
             return value
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.2)
+        if env is not None:
+            await env.sleep(skip)
+        else:
+            await asyncio.sleep(0.2)
 
 
 def in_order(events: list[dict], expected: list[tuple[str, str | None]]) -> list[dict]:
@@ -92,7 +101,8 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
     engine = directories
     client = ts_env.client
     code = f"TL-{uuid.uuid4().hex[:6]}"
-    plan, created = load_plan(engine, small_plan(datetime.now(SHANGHAI).date(), code), "plan.json")
+    today = (await ts_env.get_current_time()).astimezone(SHANGHAI).date()  # the session's server runs ahead
+    plan, created = load_plan(engine, small_plan(today, code), "plan.json")
     assert created
     task_id = plan.tasks[0].task_id
     queue, main, heavy = workers(ts_env, engine, tmp_path)
@@ -100,8 +110,9 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
         handle = await client.start_workflow(
             AnnualPlanWorkflow.run, PlanRun(plan_code=code), id=plan_workflow_id(code), task_queue=queue,
             execution_timeout=timedelta(days=400))
-        with_drawn = await wait_for(lambda: _drawn(engine, task_id))
-        usccs = await wait_for(lambda: _all_open(engine, task_id, with_drawn))
+        # Past the announcement and redraw windows (one working day each) to the dispatched targets.
+        usccs = await wait_for(lambda: _dispatched(engine, task_id), timeout=90, env=ts_env)
+        assert len(usccs) >= 2, usccs
         reviewer = (await _reviewers(engine))[0]
 
         people: dict[str, tuple[str, str]] = {}  # uscc -> (check's first inspector, result's inspector)
@@ -127,11 +138,13 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
 
     first, first_people = usccs[0], people[usccs[0]]
     found = in_order(events, [
-        ("announced", None), ("frozen", None), ("drawn", None), ("dispatched", None),
+        ("announced", None), ("deadline passed", None), ("frozen", None), ("drawn", None), ("deadline passed", None),
+        ("dispatched", None),
         ("target opened", None), ("check recorded", first_people[0]), ("result entered", first_people[1]),
         ("approved", reviewer), ("published", None), ("task closed", None),
     ])
-    announced, frozen, drawn, dispatched, opened, checked, entered, approved, published, closed = found
+    announced, window, frozen, drawn, redraws, dispatched, opened, checked, entered, approved, published, closed = found
+    assert window["details"] == "freeze of the population" and redraws["details"].startswith("dispatch")
     assert announced["target"] is None and closed["target"] is None and drawn["target"] is None
     assert announced["details"].startswith("commitment ")
     assert "population " in frozen["details"] and "digest " in frozen["details"]
@@ -153,7 +166,7 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
         checker, enterer = people[uscc]
         in_order(own, [("target started", None), ("target opened", None), ("notice", None),
                        ("check recorded", checker), ("result entered", enterer), ("approved", reviewer),
-                       ("published", None), ("target finished", None)])
+                       ("published", None), ("target closed", None), ("target finished", None)])
         entered = next(e for e in own if e["event"] == "result entered")
         assert entered["details"] == f"category {CATEGORIES[n % len(CATEGORIES)]}"
         if CATEGORIES[n % len(CATEGORIES)] != "no_issue":
@@ -162,21 +175,14 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
     assert [(e["actor"], e["target"]) for e in arrived] == [(first_people[1], first)]
 
 
-async def _drawn(engine, task_id):
+async def _dispatched(engine, task_id):
+    """The drawn targets once every one has its workflow open in stage dispatched; None before."""
+    t = schema.targets
     with engine.connect() as c:
-        rows = c.execute(select(schema.targets.c.uscc).where(
-            schema.targets.c.task_id == task_id, schema.targets.c.workflow_id != "")).all()
-        if not rows:
-            return None
-        return c.execute(select(func.count()).select_from(schema.targets).where(
-            schema.targets.c.task_id == task_id)).scalar()
-
-
-async def _all_open(engine, task_id, drawn):
-    with engine.connect() as c:
-        rows = c.execute(select(schema.targets.c.uscc).where(
-            schema.targets.c.task_id == task_id, schema.targets.c.stage == "dispatched")).all()
-    return sorted(r.uscc for r in rows) if len(rows) == drawn else None
+        drawn = c.execute(select(func.count()).select_from(t).where(t.c.task_id == task_id)).scalar()
+        rows = c.execute(select(t.c.uscc).where(t.c.task_id == task_id, t.c.workflow_id != "",
+                                                t.c.stage == "dispatched").order_by(t.c.uscc)).scalars().all()
+    return list(rows) if drawn and len(rows) == drawn else None
 
 
 async def _reviewers(engine):

@@ -1,0 +1,512 @@
+"""Audit packages (draw-protocol.md): export a draw and its dispatch, and verify a draw.
+
+- `export_draw`: the public record plus `population_salt`, `selected` and `targeted` (JSON), and
+  the population file (`uscc,stratum`, byte order, LF). Both files hold secrets for auditors
+  only (the salt, the credit-risk classes, rule R29): they are written with mode 0600.
+- `verify_from_files`: the package recomputed by the independent verifier (audit.verify), which
+  needs nothing but the two files.
+- `verify_against_database`: the stored package verified the same way, and then what only the
+  database can show: the freeze rebuilt from the directory's history as of `frozen_at`, the
+  ratios against the published plan, and the announcement and freeze as published before the
+  reveal.
+- `export_dispatch`: the dispatch record (sc-dispatch-v1).
+
+Populations of millions of rows are streamed: memory stays constant in the population size.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, String, and_, case, cast, exists, func, literal, or_, select
+
+from activities.directory import has_any_label, in_force, items_of, split, task_line
+from audit.verify import SHOWN, PackageError, VerifyReport, read_population_csv, verify_draw
+from db import schema
+
+DISPATCH_PROTOCOL = "sc-dispatch-v1"
+POPULATION_HEADER = "uscc,stratum\n"
+EXPORTABLE = ("drawn", "superseded")  # a superseded draw stays on record and can be audited
+_FETCH = 20_000
+
+d, dp, e = schema.draws, schema.draw_population, schema.entities
+
+
+# --- files ------------------------------------------------------------------------------------
+class _Staged:
+    """A file written beside its target (mode 0600, as mkstemp makes it) and renamed over it when complete."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.target = Path(path)
+        fd, self.name = tempfile.mkstemp(dir=self.target.parent, prefix=f".{self.target.name}.", suffix=".tmp")
+        self.file = os.fdopen(fd, "wb", buffering=1 << 20)
+
+    def finish(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+
+    def discard(self) -> None:
+        self.file.close()
+        Path(self.name).unlink(missing_ok=True)
+
+
+@contextmanager
+def _staged(*paths: str | os.PathLike) -> Iterator[list[_Staged]]:
+    """Files written completely or not at all; renamed in the order given once every one is written."""
+    files: list[_Staged] = []
+    try:
+        for path in paths:
+            files.append(_Staged(path))
+        yield files
+        for staged in files:
+            staged.finish()
+    except BaseException:
+        for staged in files:
+            staged.discard()
+        raise
+    for staged in files:
+        os.replace(staged.name, staged.target)
+
+
+def _json_bytes(value: dict) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode("utf-8")
+
+
+# --- the stored draw --------------------------------------------------------------------------
+def _draw_row(connection: Connection, task_id: str, draw_seq: int | None):
+    """The draw to audit: `draw_seq`, or the latest one in state drawn."""
+    query = select(d).where(d.c.task_id == task_id)
+    if draw_seq is None:
+        row = connection.execute(query.where(d.c.state == "drawn").order_by(d.c.draw_seq.desc()).limit(1)).mappings().first()
+        if row is None:
+            states = connection.execute(select(d.c.draw_seq, d.c.state).where(d.c.task_id == task_id)
+                                        .order_by(d.c.draw_seq)).all()
+            found = ", ".join(f"#{r.draw_seq} {r.state}" for r in states) or "no draw at all"
+            raise LookupError(f"task {task_id}: no drawn draw to audit ({found})")
+        return row
+    row = connection.execute(query.where(d.c.draw_seq == draw_seq)).mappings().first()
+    if row is None:
+        raise LookupError(f"task {task_id}: no draw #{draw_seq}")
+    if row["state"] not in EXPORTABLE:
+        raise LookupError(f"task {task_id} draw #{draw_seq} is {row['state']}: nothing drawn yet to audit")
+    return row
+
+
+def _byte_order(connection: Connection, column):
+    # PostgreSQL's default collation is not byte order (draw-protocol.md); SQLite's BINARY is.
+    return column.collate("C") if connection.dialect.name == "postgresql" else column
+
+
+def _package(connection: Connection, row) -> dict:
+    """The audit package's record: the public record plus the salt, the selection, the targeted."""
+    stored = json.loads(row["record"] or "{}")
+    if "public" not in stored:
+        raise LookupError(f"task {row['task_id']} draw #{row['draw_seq']}: the stored record has no public record")
+    selected = sorted(r.uscc for r in connection.execute(
+        select(dp.c.uscc).where(dp.c.task_id == row["task_id"], dp.c.draw_seq == row["draw_seq"], dp.c.selected)))
+    targeted = [{"uscc": r.uscc, "reason": r.reason} for r in connection.execute(
+        select(schema.targeted.c.uscc, schema.targeted.c.reason).where(schema.targeted.c.task_id == row["task_id"]))]
+    targeted.sort(key=lambda t: t["uscc"])
+    return {**stored["public"], "population_salt": row["population_salt"], "selected": selected, "targeted": targeted}
+
+
+def _stored_population(connection: Connection, task_id: str, draw_seq: int):
+    """(uscc, stratum) rows of the stored population, in byte order, streamed."""
+    return connection.execute(
+        select(dp.c.uscc, dp.c.stratum).where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq)
+        .order_by(_byte_order(connection, dp.c.uscc)).execution_options(yield_per=_FETCH))
+
+
+def _write_population(connection: Connection, task_id: str, draw_seq: int, handle) -> int:
+    handle.write(POPULATION_HEADER.encode("ascii"))
+    if connection.dialect.name == "postgresql":
+        # COPY streams the rows into the file as the server sends them: no Python object per row.
+        cursor = connection.connection.dbapi_connection.cursor()
+        try:
+            statement = cursor.mogrify(
+                f"COPY (SELECT uscc || ',' || stratum FROM {dp.name} WHERE task_id = %s AND draw_seq = %s "
+                'ORDER BY uscc COLLATE "C") TO STDOUT', (task_id, draw_seq)).decode("utf-8")
+            cursor.copy_expert(statement, handle, size=1 << 20)
+            return cursor.rowcount
+        finally:
+            cursor.close()
+    rows = 0
+    batch: list[str] = []
+    for uscc, stratum in _stored_population(connection, task_id, draw_seq):
+        batch.append(f"{uscc},{stratum}\n")
+        if len(batch) >= _FETCH:
+            handle.write("".join(batch).encode("utf-8"))
+            rows += len(batch)
+            batch = []
+    handle.write("".join(batch).encode("utf-8"))
+    return rows + len(batch)
+
+
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator[Connection]:
+    """One consistent view for the record and the population read together."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            yield connection
+
+
+# --- export -----------------------------------------------------------------------------------
+def export_draw(engine: Engine, task_id: str, draw_seq: int | None = None, *,
+                record_path: str | os.PathLike, population_path: str | os.PathLike) -> dict:
+    """Write the audit package of a draw (default: the task's latest drawn one); a summary of it."""
+    if Path(record_path).resolve() == Path(population_path).resolve():
+        raise ValueError(f"--record and --population name the same file {record_path}")
+    # The population is renamed first: a record never names a population that is not there yet.
+    with _snapshot(engine) as connection, _staged(population_path, record_path) as (population, record):
+        row = _draw_row(connection, task_id, draw_seq)
+        package = _package(connection, row)
+        rows = _write_population(connection, task_id, row["draw_seq"], population.file)
+        record.file.write(_json_bytes(package))
+    return {"task_id": task_id, "draw_seq": row["draw_seq"], "state": row["state"],
+            "record": str(record_path), "population": str(population_path), "rows": rows,
+            "selected": len(package["selected"]), "targeted": len(package["targeted"]),
+            "population_digest": package.get("population_digest")}
+
+
+def export_dispatch(engine: Engine, task_id: str, record_path: str | os.PathLike) -> dict:
+    """Write the dispatch record of the task's dispatched draw; the record itself is returned."""
+    t, pools = schema.teams, schema.dispatch_pools
+    with _snapshot(engine) as connection:
+        row = _draw_row(connection, task_id, None)
+        stored = json.loads(row["record"])
+        as_of = stored.get("dispatch_as_of")
+        if as_of is None:
+            raise LookupError(f"task {task_id} draw #{row['draw_seq']} is not dispatched yet")
+        units = {p.unit_code: {"pool_digest": p.pool_digest, "team_size": p.team_size, "load_cap": p.load_cap}
+                 for p in connection.execute(select(pools).where(pools.c.task_id == task_id)
+                                             .order_by(pools.c.unit_code))}
+        line, _ = task_line(connection, task_id)
+        dispatched_at = connection.execute(select(func.min(t.c.at)).where(t.c.task_id == task_id,
+                                                                          t.c.source.in_(("draw", "unstaffed")))).scalar()
+        required = sorted({item["qualification"] for item in items_of(connection, line["items"], dispatched_at)}) \
+            if dispatched_at is not None else []
+        teams: dict[str, list] = {}
+        unstaffed: dict[str, list] = {}
+        manual: dict[str, list] = {}
+        for r in connection.execute(select(t).where(t.c.task_id == task_id)
+                                    .order_by(t.c.uscc, t.c.unit_code, t.c.at, t.c.team_id)):
+            if r.source == "draw":
+                teams.setdefault(r.uscc, []).append({"unit": r.unit_code, "inspectors": split(r.inspectors)})
+            elif r.source == "unstaffed":
+                unstaffed.setdefault(r.uscc, []).append({"unit": r.unit_code, "reason": r.reason})
+            else:
+                manual.setdefault(r.uscc, []).append({"unit": r.unit_code, "inspectors": split(r.inspectors),
+                                                      "by": r.assigned_by, "reason": r.reason,
+                                                      "at": r.at.isoformat()})
+    record = {"protocol": DISPATCH_PROTOCOL, "task_id": task_id, "as_of": as_of, "units": units,
+              "teams": teams, "unstaffed": unstaffed, "manual": manual,
+              # Beyond the spec's keys (readers ignore what they do not know): what a recomputation needs.
+              "draw_seq": row["draw_seq"], "seed": stored["summary"]["seed"], "required_qualifications": required}
+    with _staged(record_path) as (staged,):
+        staged.file.write(_json_bytes(record))
+    return record
+
+
+# --- verification -----------------------------------------------------------------------------
+def read_record(path: str | os.PathLike) -> dict:
+    """The record file as a JSON object; PackageError when it is not one."""
+    try:
+        with open(path, "rb") as handle:
+            record = json.loads(handle.read().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise PackageError(f"{path}: not UTF-8 ({error})") from None
+    except json.JSONDecodeError as error:
+        raise PackageError(f"{path}: not JSON: line {error.lineno} column {error.colno}: {error.msg}") from None
+    if not isinstance(record, dict):
+        raise PackageError(f"{path}: a draw record is a JSON object, found {type(record).__name__}")
+    return record
+
+
+def verify_from_files(record_path: str | os.PathLike, population_path: str | os.PathLike,
+                      task_id: str | None = None) -> VerifyReport:
+    """Recompute the draw from the two files of its audit package, with the independent verifier.
+
+    Files that are not a package at all (missing, not JSON, no population header) raise
+    PackageError or OSError; everything else is a check in the report. With `task_id`, the record
+    must also be that task's.
+    """
+    record = read_record(record_path)
+    with open(population_path, "rb") as handle:
+        header = handle.readline()
+    if header != POPULATION_HEADER.encode("ascii"):
+        raise PackageError(f"{population_path}: line 1 is {header[:60]!r}, expected the header "
+                           "'uscc,stratum' (UTF-8, no BOM, LF)")
+    report = verify_draw(record, read_population_csv(population_path))
+    if task_id is not None:
+        found = record.get("task_id")
+        report.add("requested task", found == task_id,
+                   f"{found!r}" if found == task_id else f"the record is for task {found!r}, not {task_id!r}")
+    return report
+
+
+def verify_against_database(engine: Engine, task_id: str, draw_seq: int | None = None) -> VerifyReport:
+    """The stored package verified, then checked against the directory's history and the published plan.
+
+    One pass over the stored population feeds the independent verifier and, merged with the freeze
+    rebuilt from the directory as of `frozen_at` (both in USCC byte order), the comparison of the two:
+    no join for the planner to get wrong on tables it has no statistics for yet, constant memory.
+    """
+    with _snapshot(engine) as connection:
+        row = _draw_row(connection, task_id, draw_seq)
+        record = _package(connection, row)
+        line, year = task_line(connection, task_id)
+        frozen_at, problem = _frozen_at(record)
+        rows = _stored_population(connection, task_id, row["draw_seq"])
+        comparison = None
+        if frozen_at is not None:
+            rebuilt = rebuilt_candidates(connection, row["task_id"], line, year, frozen_at)
+            comparison = _FreezeComparison(connection.execute(
+                rebuilt.order_by(_byte_order(connection, e.c.uscc)).execution_options(yield_per=_FETCH)))
+            rows = comparison.merge(rows)
+        report = verify_draw(record, rows)
+        if comparison is None:
+            report.add("freeze rebuilt", False, problem)
+        else:
+            comparison.finish()
+            comparison.add_checks(report, record, frozen_at)
+        _check_plan(report, line, record)
+        _check_published(report, connection, row, record, frozen_at)
+    return report
+
+
+def report_json(report: VerifyReport, **context) -> dict:
+    return {**context, "ok": report.ok,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in report.checks]}
+
+
+def _frozen_at(record: dict) -> tuple[datetime | None, str]:
+    try:
+        frozen_at = datetime.fromisoformat(record["frozen_at"])
+    except (KeyError, TypeError, ValueError):
+        return None, f"not rebuilt: the record's frozen_at {record.get('frozen_at')!r} is not an instant"
+    if frozen_at.tzinfo is None:
+        return None, f"not rebuilt: the record's frozen_at {record['frozen_at']!r} has no time zone"
+    return frozen_at, ""
+
+
+# --- the freeze, rebuilt from the directory's history ---------------------------------------------
+def rebuilt_candidates(connection: Connection, task_id: str, line: dict, year: int, frozen_at: datetime):
+    """(uscc, stratum, reason) of every entity the task's filter matched at `frozen_at`, reason NULL when eligible.
+
+    The freeze's rules (activities/draws.py `_freeze_population`) evaluated as of `frozen_at`:
+    entity and item versions in force then, and other tasks' selections as they stood then —
+    drawn by then, not yet superseded, their task not yet cancelled — not as they stand now.
+    """
+    conditions = [in_force(e, frozen_at)]
+    task_filter = line.get("filter", {})
+    if task_filter.get("subject_type"):
+        conditions.append(e.c.subject_type.in_(task_filter["subject_type"]))
+    for column in ("region", "industry"):
+        if task_filter.get(column):
+            conditions.append(or_(*(e.c[column].startswith(p) for p in task_filter[column])))
+    if task_filter.get("labels"):
+        conditions.append(has_any_label(e.c.labels, task_filter["labels"]))
+    for item in items_of(connection, line["items"], frozen_at):
+        if item["target_labels"]:
+            conditions.append(has_any_label(e.c.labels, split(item["target_labels"])))
+
+    pub, pt, plans = schema.publications, schema.plan_tasks, schema.plans
+    superseded_by_then = exists().where(
+        pub.c.kind == "draw", pub.c.task_id == d.c.task_id,
+        pub.c.step == literal("supersede-") + cast(d.c.draw_seq, String), pub.c.published_at <= frozen_at)
+    selected_then = (
+        select(dp.c.uscc, func.count().label("times"))
+        .join(d, and_(d.c.task_id == dp.c.task_id, d.c.draw_seq == dp.c.draw_seq))
+        .join(pt, pt.c.task_id == dp.c.task_id)
+        .join(plans, plans.c.plan_code == pt.c.plan_code)
+        .where(dp.c.selected, d.c.state.in_(EXPORTABLE), d.c.drawn_at <= frozen_at, ~superseded_by_then,
+               plans.c.year == year, or_(pt.c.cancelled_at.is_(None), pt.c.cancelled_at > frozen_at),
+               dp.c.task_id != task_id)
+        .group_by(dp.c.uscc)
+        .subquery()
+    )
+    reason = case(
+        (e.c.status != "active", e.c.status),
+        (and_(e.c.risk_class == "A", selected_then.c.times.is_not(None)), literal("a_class_already_drawn")),
+        (selected_then.c.times >= int(line["frequency_cap"]), literal("frequency_cap")),
+        else_=literal(None, String),
+    ).label("reason")
+    stratum = case((e.c.risk_class == "", literal("U")), else_=e.c.risk_class).label("stratum")
+    return (select(e.c.uscc, stratum, reason)
+            .select_from(e.outerjoin(selected_then, selected_then.c.uscc == e.c.uscc))
+            .where(*conditions))
+
+
+class _Differences:
+    """How many rows differ one way, and the first few."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.count = 0
+        self.examples: list[str] = []
+
+    def add(self, example: str) -> None:
+        self.count += 1
+        if len(self.examples) < SHOWN:
+            self.examples.append(example)
+
+    def __str__(self) -> str:
+        more = f" and {self.count - len(self.examples)} more" if self.count > len(self.examples) else ""
+        return f"{self.count} {self.label}: {', '.join(self.examples)}{more}"
+
+
+class _FreezeComparison:
+    """The rebuilt freeze (uscc, stratum, reason) merged with the stored population (uscc, stratum).
+
+    Both streams come in ascending USCC byte order; Python compares ASCII strings in byte order.
+    """
+
+    def __init__(self, rebuilt) -> None:
+        self._rebuilt = iter(rebuilt)
+        self.strata: dict[str, int] = {}
+        self.exclusions: dict[str, int] = {}
+        self.missing = _Differences("eligible then but not in the stored population")
+        self.extra = _Differences("in the stored population but not eligible then")
+        self.moved = _Differences("in another stratum then")
+        self._merged = None
+
+    def _next(self):
+        for uscc, stratum, reason in self._rebuilt:
+            if reason is None:
+                self.strata[stratum] = self.strata.get(stratum, 0) + 1
+            else:
+                self.exclusions[reason] = self.exclusions.get(reason, 0) + 1
+            return uscc, stratum, reason
+        return None
+
+    def merge(self, stored) -> Iterator[tuple[str, str]]:
+        """The stored rows, passed on unchanged, compared with the rebuilt ones on the way."""
+        self._merged = self._merge(stored)
+        return self._merged
+
+    def _merge(self, stored) -> Iterator[tuple[str, str]]:
+        rebuilt = self._next()
+        for uscc, stratum in stored:
+            while rebuilt is not None and rebuilt[0] < uscc:
+                if rebuilt[2] is None:
+                    self.missing.add(f"{rebuilt[0]} ({rebuilt[1]})")
+                rebuilt = self._next()
+            if rebuilt is not None and rebuilt[0] == uscc:
+                if rebuilt[2] is not None:
+                    self.extra.add(f"{uscc} (excluded as {rebuilt[2]})")
+                elif rebuilt[1] != stratum:
+                    self.moved.add(f"{uscc} (directory {rebuilt[1]}, stored {stratum})")
+                rebuilt = self._next()
+            else:
+                self.extra.add(f"{uscc} (not matched by the filter then)")
+            yield uscc, stratum
+        while rebuilt is not None:
+            if rebuilt[2] is None:
+                self.missing.add(f"{rebuilt[0]} ({rebuilt[1]})")
+            rebuilt = self._next()
+
+    def finish(self) -> None:
+        for _ in self._merged or ():  # whatever the verifier did not read
+            pass
+
+    def add_checks(self, report: VerifyReport, record: dict, frozen_at: datetime) -> None:
+        when = frozen_at.isoformat()
+        differences = [str(d) for d in (self.missing, self.extra, self.moved) if d.count]
+        if differences:
+            report.add("freeze rebuilt", False, f"the directory as of {when} differs: " + "; ".join(differences))
+        else:
+            report.add("freeze rebuilt", True, f"{sum(self.strata.values())} eligible entities in the directory as of "
+                                               f"{when}: the same USCCs and strata as the stored population")
+        strata = record.get("strata") if isinstance(record.get("strata"), dict) else {}
+        recorded = {s: p.get("population") for s, p in strata.items() if isinstance(p, dict) and p.get("population")}
+        report.add("freeze strata", recorded == self.strata, _compare_counts(recorded, self.strata, "population"))
+        exclusions = record.get("exclusions") or {}
+        report.add("freeze exclusions", exclusions == self.exclusions,
+                   _compare_counts(exclusions, self.exclusions, "excluded"))
+
+
+def _compare_counts(recorded: dict, rebuilt: dict, what: str) -> str:
+    if recorded == rebuilt:
+        return (", ".join(f"{k} {v}" for k, v in sorted(rebuilt.items())) or "none") + " (match)"
+    return "; ".join(f"{k}: record says {what} {recorded.get(k, 0)}, rebuilt {rebuilt.get(k, 0)}"
+                     for k in sorted(set(recorded) | set(rebuilt)) if recorded.get(k, 0) != rebuilt.get(k, 0))
+
+
+# --- the published plan and register ------------------------------------------------------------
+def _check_plan(report: VerifyReport, line: dict, record: dict) -> None:
+    planned = line.get("ratios", {})
+    strata = record.get("strata") if isinstance(record.get("strata"), dict) else {}
+    differences = []
+    for stratum, plan in sorted(strata.items()):
+        ratio = plan.get("ratio") if isinstance(plan, dict) else None
+        if stratum not in planned:
+            differences.append(f"{stratum}: record says {ratio}, the plan has no ratio")
+        elif planned[stratum] != ratio:
+            differences.append(f"{stratum}: record says {ratio}, the plan says {planned[stratum]}")
+    report.add("plan ratios", not differences, "; ".join(differences) or
+               ", ".join(f"{s} {p['ratio']}" for s, p in sorted(strata.items())) + " (match the published plan)")
+    differences = [f"{key}: record says {record.get(key)!r}, the plan says {line.get(key)!r}"
+                   for key in ("task_code", "entropy_source") if record.get(key) != line.get(key)]
+    report.add("plan task", not differences, "; ".join(differences) or "task_code and entropy_source match the plan")
+
+
+def _instant(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _published(connection: Connection, task_id: str, step: str):
+    p = schema.publications
+    return connection.execute(select(p.c.published_at, p.c.payload).where(
+        p.c.task_id == task_id, p.c.step == step).order_by(p.c.publication_id).limit(1)).first()
+
+
+def _check_published(report, connection, row, record, frozen_at) -> None:
+    """The commitment was announced, and the digest published, before the reveal: what stops steering."""
+    task_id, seq = row["task_id"], row["draw_seq"]
+    announced = _published(connection, task_id, f"announce-{seq}")
+    if announced is None:
+        report.add("announced", False, f"no announcement of draw #{seq} in the register")
+    else:
+        payload = json.loads(announced.payload)
+        differences = [f"{key}: record says {record.get(key)!r}, announced {payload.get(key)!r}"
+                       for key in ("commitment", "entropy_source") if payload.get(key) != record.get(key)]
+        if frozen_at is not None and announced.published_at > frozen_at:
+            differences.append(f"announced at {announced.published_at.isoformat()}, after the freeze")
+        report.add("announced", not differences, "; ".join(differences) or
+                   f"commitment and entropy source published at {announced.published_at.isoformat()}, before the freeze")
+    frozen = _published(connection, task_id, f"freeze-{seq}")
+    if frozen is None:
+        report.add("freeze published", False, f"no freeze of draw #{seq} in the register")
+        return
+    payload = json.loads(frozen.payload)
+    population = sum(p.get("population", 0) for p in record.get("strata", {}).values() if isinstance(p, dict))
+    differences = []
+    if payload.get("population_digest") != record.get("population_digest"):
+        differences.append(f"population_digest: record says {record.get('population_digest')}, "
+                           f"published {payload.get('population_digest')}")
+    if payload.get("population") != population:
+        differences.append(f"population: record's strata sum to {population}, published {payload.get('population')}")
+    if _instant(payload.get("frozen_at")) != _instant(record.get("frozen_at")):
+        differences.append(f"frozen_at: record says {record.get('frozen_at')}, published {payload.get('frozen_at')}")
+    if payload.get("exclusions") != record.get("exclusions"):
+        differences.append(f"exclusions: record says {record.get('exclusions')}, published {payload.get('exclusions')}")
+    drawn_at = row["drawn_at"]
+    if drawn_at is not None and frozen.published_at > drawn_at:
+        differences.append(f"published at {frozen.published_at.isoformat()}, after the draw")
+    report.add("freeze published", not differences, "; ".join(differences) or
+               f"frozen_at, digest, population and exclusions as published at {frozen.published_at.isoformat()}")
+
+
+__all__ = ["export_draw", "export_dispatch", "verify_from_files", "verify_against_database", "read_record",
+           "rebuilt_candidates", "report_json", "PackageError", "VerifyReport"]

@@ -1,0 +1,206 @@
+"""The yearly Schedule "annual-plan" and the plan templates it launches (`spotcheck plan schedule`).
+
+One schedule, created or updated in place: running the command again changes the spec or the
+template, never adds a second schedule. Overlap is ALLOW_ALL: last year's plan is still running
+(its tasks end in the next year) when this year's launch is due, and the launcher itself is short;
+with SKIP or BUFFER a still-running launcher would silently drop a year. Duplicates are prevented
+by the plan's workflow id (`plan/{plan_code}`, REJECT_DUPLICATE), not by the overlap policy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Engine
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.launcher import template_path, templates_dir
+from domain.launch import LaunchInput
+from domain.launch import plan_bytes_for_year
+from domain.plan import PlanInvalid, check_plan, parse_plan
+from runtime.plans import plan_directory
+from workflows.common import TASK_QUEUE
+from workflows.launcher import PlanLauncherWorkflow
+
+SCHEDULE_ID = "annual-plan"
+LAUNCHER_ID = "annual-plan"  # the Schedule appends the scheduled time to each run's id
+DEFAULT_CRON = "0 6 1 3 *"  # 1 March, 06:00: the plan is due by 31 March (R3)
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+OVERLAP = ScheduleOverlapPolicy.ALLOW_ALL
+
+
+class ScheduleRefused(ValueError):
+    """Bad input to `plan schedule`; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    schedule_id: str
+    created: bool
+    template: str
+    cron: str
+    time_zone: str
+    overlap: str
+    paused: bool
+    next_action_times: list[datetime]
+
+    def as_json(self) -> dict:
+        return {"schedule_id": self.schedule_id, "created": self.created, "template": self.template,
+                "cron": self.cron, "time_zone": self.time_zone, "overlap": self.overlap, "paused": self.paused,
+                "next_action_times": [t.isoformat() for t in self.next_action_times]}
+
+
+# --- templates -----------------------------------------------------------------------------------
+def template_file(data_dir: Path, name: str, option: str = "--template") -> Path:
+    try:
+        return template_path(templates_dir(data_dir), name)
+    except ValueError as error:
+        raise ScheduleRefused(f"{option} {error}") from None
+
+
+def store_template(data_dir: Path, name: str, raw: bytes, source: str) -> Path:
+    """Validate the plan file and store it as template NAME (replacing an older one of that name).
+
+    Only its shape is checked here (`parse_plan`); the directories are checked against each year's
+    plan made from it (`template_problems`, and again when the launcher stores the plan).
+    """
+    path = template_file(data_dir, name, option=f"{source}:")
+    parse_plan(raw, source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(raw)
+        os.replace(tmp, path)  # atomic: a launch never reads half a template
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_template(data_dir: Path, name: str) -> bytes:
+    path = template_file(data_dir, name)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ScheduleRefused(f"--template {name}: no stored template {path} (store one with --file FILE)") from None
+    parse_plan(raw, str(path))
+    return raw
+
+
+def template_problems(engine: Engine, raw: bytes, year: int) -> list[str]:
+    """What the directories say against the template's plan for `year` (it is launched only if none)."""
+    plan = parse_plan(plan_bytes_for_year(raw, year), f"plan for {year}")
+    with engine.connect() as connection:
+        try:
+            check_plan(plan, plan_directory(connection))
+        except PlanInvalid as error:
+            return [f"{plan.plan_code}: {problem}" for problem in error.problems]
+    return []
+
+
+# --- the schedule --------------------------------------------------------------------------------
+def check_time_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleRefused(f"--tz {name!r}: not a known IANA time zone (e.g. Asia/Shanghai)") from None
+
+
+def annual_plan_schedule(template: str, cron: str, time_zone: str, task_queue: str = TASK_QUEUE,
+                         state: ScheduleState | None = None) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            PlanLauncherWorkflow.run, LaunchInput(template=template), id=LAUNCHER_ID, task_queue=task_queue,
+            static_summary=f"annual plan from template {template}"),
+        spec=ScheduleSpec(cron_expressions=[cron], time_zone_name=time_zone),
+        policy=SchedulePolicy(overlap=OVERLAP),
+        state=state or ScheduleState(note=note(template, cron, time_zone)),
+    )
+
+
+def note(template: str, cron: str, time_zone: str) -> str:
+    return f"annual inspection plan: template {template}, cron {cron!r} {time_zone}"
+
+
+async def current_template(client: Client, description) -> str | None:
+    action = description.schedule.action
+    if not isinstance(action, ScheduleActionStartWorkflow) or not action.args:
+        return None
+    try:
+        [launch] = await client.data_converter.decode(list(action.args), [LaunchInput])
+    except Exception:  # noqa: BLE001 - another workflow's schedule of that id: the caller must name a template
+        return None
+    return launch.template
+
+
+async def upsert_schedule(client: Client, *, template: str | None, cron: str | None = None,
+                          time_zone: str | None = None, task_queue: str = TASK_QUEUE,
+                          schedule_id: str = SCHEDULE_ID) -> ScheduleResult:
+    """Create the schedule, or update it in place when it exists.
+
+    The spec is what this call says (`cron` and `time_zone` default to 1 March 06:00 Asia/Shanghai);
+    without `template` the schedule keeps the template it has. A paused schedule stays paused.
+    """
+    cron = cron or DEFAULT_CRON
+    time_zone = time_zone or DEFAULT_TIME_ZONE
+    check_time_zone(time_zone)
+    handle = client.get_schedule_handle(schedule_id)
+    created = False
+    chosen = template
+    if template is not None:
+        try:
+            await client.create_schedule(schedule_id, annual_plan_schedule(template, cron, time_zone, task_queue))
+            created = True
+        except ScheduleAlreadyRunningError:
+            pass  # it exists: update it in place
+        except RPCError as error:
+            raise _refused(error, cron) from None
+    if not created:
+        kept: dict[str, str] = {}
+
+        async def updater(update: ScheduleUpdateInput) -> ScheduleUpdate:
+            name = template or await current_template(client, update.description)
+            if name is None:
+                raise ScheduleRefused(f"schedule {schedule_id} has no plan template; name one with --template "
+                                      "or --file")
+            kept["template"] = name
+            state = dataclasses.replace(update.description.schedule.state, note=note(name, cron, time_zone))
+            return ScheduleUpdate(schedule=annual_plan_schedule(name, cron, time_zone, task_queue, state))
+
+        try:
+            await handle.update(updater)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise ScheduleRefused(f"no schedule {schedule_id} yet: name a template with --template or --file") \
+                    from None
+            raise _refused(error, cron) from None
+        chosen = kept["template"]
+    description = await handle.describe()
+    return ScheduleResult(
+        schedule_id=schedule_id, created=created, template=chosen, cron=cron, time_zone=time_zone,
+        overlap=description.schedule.policy.overlap.name.lower(), paused=description.schedule.state.paused,
+        next_action_times=list(description.info.next_action_times))
+
+
+def _refused(error: RPCError, cron: str) -> Exception:
+    if error.status == RPCStatusCode.INVALID_ARGUMENT:
+        return ScheduleRefused(f"--cron {cron!r}: refused by the server: {error.message}")
+    return error

