@@ -294,6 +294,40 @@ async def cmd_case_recheck(args, settings):
         Recheck, inspector=args.inspector, passed=args.passed, note=args.note or ""))
 
 
+async def cmd_draw_target(args, settings):
+    from activities.directory import entity_name
+    from domain.records import TargetedEntity
+    from domain.uscc import uscc_problem
+    from runtime.client import connect
+    from workflows.common import task_workflow_id
+    from workflows.task import InspectionTaskWorkflow
+
+    problem = uscc_problem(args.uscc)
+    if problem:
+        raise UsageError(f"USCC {args.uscc!r}: {problem}")
+    with database(settings).connect() as connection:
+        if not entity_name(connection, args.uscc):
+            raise UsageError(f"USCC {args.uscc} is not in the entity directory")
+    client = await connect(settings)
+    handle = client.get_workflow_handle_for(InspectionTaskWorkflow.run, task_workflow_id(args.task_id))
+    message = await _update(handle, InspectionTaskWorkflow.add_target,
+                            _command(TargetedEntity, uscc=args.uscc, reason=args.reason))
+    emit(args, {"task_id": args.task_id, "uscc": args.uscc, "message": message}, message)
+
+
+async def cmd_draw_redraw(args, settings):
+    from domain.records import Redraw
+    from runtime.client import connect
+    from workflows.common import task_workflow_id
+    from workflows.task import InspectionTaskWorkflow
+
+    client = await connect(settings)
+    handle = client.get_workflow_handle_for(InspectionTaskWorkflow.run, task_workflow_id(args.task_id))
+    message = await _update(handle, InspectionTaskWorkflow.redraw,
+                            _command(Redraw, reason=args.reason, approver=args.approver))
+    emit(args, {"task_id": args.task_id, "message": message}, message)
+
+
 async def cmd_draw_entropy(args, settings):
     from domain.records import EntropyEntry
     from runtime.client import connect
@@ -485,6 +519,14 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--inspector", required=True)
 
     draw = group("draw", "the verifiable draw")
+    p = verb(draw, "target", cmd_draw_target, "add a targeted entity (before the freeze)")
+    p.add_argument("task_id")
+    p.add_argument("uscc")
+    p.add_argument("--reason", required=True)
+    p = verb(draw, "redraw", cmd_draw_redraw, "a redraw, only before dispatch")
+    p.add_argument("task_id")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--approver", required=True)
     p = verb(draw, "entropy", cmd_draw_entropy, "enter the announced entropy value")
     p.add_argument("task_id")
     p.add_argument("value")
