@@ -70,9 +70,7 @@ class DrawActivities:
             if draw.state != "announced":
                 return FreezeSummary.model_validate(json.loads(draw.record)["freeze"])
             line, year = task_line(connection, step.task_id)
-            if connection.dialect.name == "postgresql":
-                # R12 across tasks: one freeze per plan year at a time sees the others' selections.
-                connection.execute(select(func.pg_advisory_xact_lock(7233100 + year)))
+            lock_year(connection, year)
             frozen_at = datetime.now(timezone.utc)
             exclusions = self._freeze_population(connection, step, line, year, frozen_at)
             salt = secrets.token_bytes(32)
@@ -178,6 +176,7 @@ class DrawActivities:
             if draw.state != "frozen":
                 raise not_found(f"frozen population of task {step.task_id} draw {step.draw_seq}")
             line, year = task_line(connection, step.task_id)
+            lock_year(connection, year)
             freeze = json.loads(draw.record)["freeze"]
             strata = draw_protocol.plan_strata(freeze["strata"], line["ratios"])
             nonce = bytes.fromhex(draw.nonce)
@@ -279,7 +278,8 @@ class DrawActivities:
             if rows:
                 connection.execute(insert(t), rows)
             connection.execute(update(schema.draws).where(*self._draw_key(step)).values(
-                record=canonical_json({**draw, "dispatch_as_of": as_of.isoformat()})))
+                record=canonical_json({**draw, "dispatch_as_of": as_of.isoformat(),
+                                       "required_qualifications": required})))
         return DispatchSummary(teams=teams, unstaffed=unstaffed)
 
     # --- targeted entities and redraws (light) --------------------------------------------------
@@ -297,6 +297,7 @@ class DrawActivities:
         """Before dispatch only: the draw stays on record, published as superseded; its un-started targets go."""
         with self._engine.begin() as connection:
             line, year = task_line(connection, step.task_id)
+            lock_year(connection, year)
             connection.execute(update(schema.draws).where(*self._draw_key(step), schema.draws.c.state == "drawn")
                                .values(state="superseded"))
             connection.execute(delete(schema.targets).where(schema.targets.c.task_id == step.task_id,
@@ -340,6 +341,13 @@ class DrawActivities:
         if row is None:
             raise not_found(f"announcement of task {step.task_id} draw {step.draw_seq}")
         return row
+
+
+def lock_year(connection: Connection, year: int) -> None:
+    """R12 across tasks: freezes, draws and supersessions of one plan year take turns, so each freeze sees
+    every selection committed before its `frozen_at` and none after it."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(7233100 + year)))
 
 
 def parse_pool(pool_file: str) -> list[dispatch_protocol.PoolInspector]:

@@ -12,9 +12,12 @@ class InvalidUSCC(ValueError):
 
 def check_char(body: str) -> str:
     """The 18th character for a 17-character body."""
-    if len(body) != 17 or any(c not in _VALUE for c in body):
+    if len(body) != 17:
         raise InvalidUSCC(f"USCC body {body!r} must be 17 characters of {ALPHABET}")
-    total = sum(_VALUE[c] * w for c, w in zip(body, _WEIGHTS))
+    try:  # one pass: the lookup itself rejects a character outside the charset (this runs per row of a draw)
+        total = sum(map(int.__mul__, map(_VALUE.__getitem__, body), _WEIGHTS))
+    except KeyError:
+        raise InvalidUSCC(f"USCC body {body!r} must be 17 characters of {ALPHABET}") from None
     return ALPHABET[(31 - total % 31) % 31]
 
 

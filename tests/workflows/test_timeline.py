@@ -131,6 +131,10 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
         assert (await handle.result()).tasks_closed == 1
 
     events = await timeline(client, task_id)
+    from workflows.common import task_workflow_id as _t
+    for wid in [plan_workflow_id(code), _t(task_id)] + [target_workflow_id(task_id, u) for u in usccs]:
+        d = await client.get_workflow_handle(wid).describe()
+        print("DEBUGSTATUS", wid, d.status, d.raw_description.pending_activities, d.raw_description.pending_children, d.raw_description.pending_workflow_task)
     assert events and all(set(e) >= {"at", "event", "actor", "target", "details"} for e in events)
     moments = [datetime.fromisoformat(e["at"]) for e in events]
     assert all(m.utcoffset() == timedelta(0) for m in moments)
