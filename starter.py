@@ -149,7 +149,7 @@ async def cmd_plan_schedule(args, settings):
         year = result.next_action_times[0].astimezone(zone).year
         warnings = template_problems(database(settings), raw, year)
     data = {**result.as_json(), "warnings": warnings}
-    times = ", ".join(t.astimezone(zone).strftime("%Y-%m-%d %H:%M") for t in result.next_action_times)
+    times = ", ".join(t.astimezone(zone).strftime("%Y-%m-%d %H:%M") for t in result.next_action_times[:3])
     text = (f"schedule {result.schedule_id} {'created' if result.created else 'updated'}: template {result.template}, "
             f"cron {result.cron!r} {result.time_zone}, overlap {result.overlap}"
             + (" (paused)" if result.paused else "")

@@ -134,7 +134,8 @@ class TargetActivities:
             if target is None or target.category is None:
                 raise not_found(f"entered result of {step.uscc} in task {step.task_id}")
             name = entity_name(connection, step.uscc)
-            now = datetime.now(timezone.utc)
+            # Never before the workflow's own time (time-skipping tests run the workflow clock ahead).
+            now = max(step.at, datetime.now(timezone.utc))
             on_time = step.due_at is None or now <= step.due_at
             inserted = publish(
                 connection, workflow_id=workflow_id(), step="publish-result", kind="result", at=now,
@@ -145,7 +146,8 @@ class TargetActivities:
                          "category_zh": category(target.category).name_zh,
                          "check_date": target.check_date.isoformat(), "unit": line["unit"]})
             if inserted:
-                self._project(connection, step, stage="published", published_at=now, overdue=not on_time)
+                self._project(connection, step, stage="published", published_at=now,
+                              overdue=target.overdue or not on_time)
 
     @activity.defn
     def alert(self, alert: Alert) -> None:

@@ -138,7 +138,6 @@ class Bad(Exception):
 
 
 _TAG = re.compile(r"[A-Za-z0-9._-]{1,32}")
-_REGION = re.compile(r"[0-9]{6}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _RATIO = re.compile(r"0(\.[0-9]{1,6})?|1(\.0{1,6})?")
 TAG_RULE = "1-32 ASCII characters from A-Z a-z 0-9 . _ -"
@@ -181,7 +180,7 @@ def cert_no(raw: str) -> str:
 
 
 def region(raw: str) -> str:
-    if _REGION.fullmatch(raw) is None:
+    if len(raw) != 6 or not raw.isdigit() or not raw.isascii():  # isdigit alone takes '３' and '²'
         raise Bad("must be a 6-digit division code")
     return raw
 
@@ -540,29 +539,31 @@ class _RowStream:
         self._progress = progress
 
     def __iter__(self) -> Iterator[tuple[int, bool, list]]:
-        reader, checker, progress = self._reader, self._checker, self._progress
-        line_end = reader.line_num
+        reader, check, progress = self._reader, self._checker.check, self._progress
+        line_end, count = reader.line_num, 0
         try:
             for cells in reader:
                 line, line_end = line_end + 1, reader.line_num  # a row starts after the previous one ends
                 if not cells or (not cells[0] and not any(cells)):
                     continue  # a blank line, or one of empty cells as spreadsheets leave
-                self.rows_read += 1
-                if progress is not None and self.rows_read % PROGRESS_EVERY == 0:
-                    progress(self.rows_read)
-                key, values, errors = checker.check(line, cells)
+                count += 1
+                if progress is not None and count % PROGRESS_EVERY == 0:
+                    progress(count)
+                key, values, errors = check(line, cells)
                 if not errors:
                     yield line, True, values
                     continue
                 self.errors.add(errors)
                 if key is not None:
-                    yield line, False, checker.key_only(key)
+                    yield line, False, self._checker.key_only(key)
         except csv.Error as exc:
             raise ImportRejected(self._path.name, f"line {reader.line_num}: not readable as CSV ({exc})") from None
         except UnicodeDecodeError:
             raise _not_utf8(self._path, self._path.name) from None
+        finally:
+            self.rows_read = count
         if progress is not None:
-            progress(self.rows_read)
+            progress(count)
 
 
 class _OpenedFile:

@@ -37,6 +37,17 @@ class CommandRefused(Exception):
     """The workflow's validator refused the command: nothing was recorded."""
 
 
+def reasons(failure: BaseException | None) -> str:
+    """The messages along a failure's cause chain: "Failed decoding arguments" alone names nothing."""
+    messages: list[str] = []
+    while failure is not None:
+        message = getattr(failure, "message", None) or str(failure)
+        if message and message not in messages:
+            messages.append(message)
+        failure = failure.__cause__ or getattr(failure, "cause", None)
+    return ": ".join(messages)
+
+
 async def target_status(client: Client, task_id: str, uscc: str) -> TargetStatus:
     handle = client.get_workflow_handle_for(TargetInspectionWorkflow.run, target_workflow_id(task_id, uscc))
     return await handle.query(TargetInspectionWorkflow.status)
@@ -55,6 +66,5 @@ async def send(client: Client, task_id: str, uscc: str, verb: str, command: Base
     try:
         message = await handle.execute_update(VERBS[verb], command, id=update_id)
     except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        raise CommandRefused(getattr(cause, "message", None) or str(cause)) from error
+        raise CommandRefused(reasons(error.cause)) from error
     return Outcome(accepted=True, already_recorded=False, message=message)

@@ -140,18 +140,26 @@ def _started(events: Sequence[HistoryEvent]):
 # --- decoding ------------------------------------------------------------------------------------
 @dataclass
 class _Decoder:
+    """The client's data converter. A codec error (a key this client lacks) is raised, naming the key:
+    a timeline with its payloads silently blanked would mislead. A payload the converter cannot read
+    (an older shape, an unknown encoding) only blanks its own details."""
+
     client: Client
 
     async def all(self, payloads: Iterable[Payload]) -> list[Any]:
         payloads = list(payloads)
         if not payloads:
             return []
+        converter = self.client.data_converter
+        if converter.payload_codec is not None:
+            payloads = await converter.payload_codec.decode(payloads)
+        _refuse_encrypted(payloads)
         try:
-            return await self.client.data_converter.decode(payloads)
-        except Exception:  # noqa: BLE001 - an undecodable payload must not hide the rest of the timeline
+            return converter.payload_converter.from_payloads(payloads)
+        except Exception:  # noqa: BLE001 - one unreadable payload must not hide the rest of the timeline
             return [None] * len(payloads)
 
-    async def first(self, payloads: Iterable[Payload]) -> Any:
+    async def first(self, payloads: Iterable[Payload]) -> dict[str, Any]:
         values = await self.all(payloads)
         value = values[0] if values else None
         return value if isinstance(value, dict) else {}
@@ -161,17 +169,31 @@ class _Decoder:
         return "" if values[0] is None else str(values[0])
 
     async def failure(self, failure: Failure) -> str:
+        """The root cause's type and message (an activity or update error wraps what went wrong)."""
+        converter = self.client.data_converter
         copy = Failure()
-        copy.CopyFrom(failure)  # decode_failure decodes in place
+        copy.CopyFrom(failure)  # decoding works in place
+        if converter.payload_codec is not None:
+            await converter.payload_codec.decode_failure(copy)
+        elif copy.HasField("encoded_attributes"):
+            _refuse_encrypted([copy.encoded_attributes])
         try:
-            error = await self.client.data_converter.decode_failure(copy)
+            error: BaseException = converter.failure_converter.from_failure(copy, converter.payload_converter)
         except Exception:  # noqa: BLE001
-            return failure.message
-        while error.__cause__ is not None:  # the root cause says what went wrong (an activity error wraps it)
+            return copy.message
+        while error.__cause__ is not None:
             error = error.__cause__
-        message = str(error) or failure.message
+        message = str(error) or copy.message
         kind = getattr(error, "type", None)
         return f"{kind}: {message}" if kind and kind not in message else message
+
+
+def _refuse_encrypted(payloads: Iterable[Payload]) -> None:
+    """Still encrypted after decoding: this client has no codec. Blank details would mislead (a
+    cancelled task would read as closed), so say what is missing instead."""
+    if any(p.metadata.get("encoding", b"").startswith(b"binary/encrypted") for p in payloads):
+        raise ValueError("the histories are encrypted and this client has no codec key: "
+                         "set SPOTCHECK_CODEC_KEYS (runtime/codec.py)")
 
 
 # --- projection ----------------------------------------------------------------------------------
@@ -294,7 +316,10 @@ async def _activity(out: _Projection, completed: HistoryEvent, scheduled: Histor
         details = "; ".join(filter(None, [f"{given.get('details', '')} ({given.get('step', '')})",
                                           f"notify {', '.join(given.get('notify') or [])}" if given.get("notify") else ""]))
     elif name == "close_task":
-        details = f"cancelled: {given.get('reason') or ''}".rstrip(": ") if given.get("cancelled") else "closed"
+        if given.get("cancelled"):
+            details = f"cancelled: {given['reason']}" if given.get("reason") else "cancelled"
+        else:
+            details = "closed"
     out.add(completed, event, details=details)
 
 

@@ -10,7 +10,13 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
-from temporalio.client import ScheduleActionStartWorkflow, ScheduleBackfill, ScheduleOverlapPolicy
+from temporalio.client import (
+    ScheduleActionStartWorkflow,
+    ScheduleBackfill,
+    ScheduleOverlapPolicy,
+    WorkflowFailureError,
+)
+from temporalio.exceptions import ApplicationError
 
 from db import schema
 from domain.launch import LaunchInput, LaunchOutcome
@@ -173,18 +179,43 @@ async def test_schedule_launches_the_year_once(env, directories, postgres_url, d
         assert runs == 1
 
         # --- the year is the scheduled one, not the day it ran: a backfilled 1 March 2025 --------
+        # That year's plan was started by hand, with content of its own: the launcher keeps it and
+        # starts nothing.
+        manual_code = f"{code}-{TEMPLATE_YEAR}"
+        hand = json.loads(document)
+        hand |= {"plan_code": manual_code, "year": TEMPLATE_YEAR,
+                 "tasks": [{**hand["tasks"][0], "task_id": f"{manual_code}-M1", "starts": f"{TEMPLATE_YEAR}-12-30",
+                            "ends": f"{TEMPLATE_YEAR + 1}-01-31"}]}
+        manual.write_text(json.dumps(hand, ensure_ascii=False), encoding="utf-8")
+        assert (await cli.json("plan", "start", str(manual)))["started"] is True
+        by_hand = env.client.get_workflow_handle(plan_workflow_id(manual_code))
+        hand_run = (await by_hand.describe()).run_id
         march = datetime(TEMPLATE_YEAR, 3, 1, 6, tzinfo=SHANGHAI)
         await handle.backfill(ScheduleBackfill(start_at=march - timedelta(minutes=1),
                                                end_at=march + timedelta(minutes=1),
                                                overlap=ScheduleOverlapPolicy.ALLOW_ALL))
         backfilled = await launched(env, 2)
-        assert backfilled.year == TEMPLATE_YEAR and backfilled.plan_code == f"{code}-{TEMPLATE_YEAR}"
-        assert backfilled.plan_started is True
+        assert backfilled == LaunchOutcome(template=name, year=TEMPLATE_YEAR, plan_code=manual_code,
+                                           plan_started=False, plan_created=False)
         info = await env.client.get_workflow_handle(
             f"{SCHEDULE_ID}-{march.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}").describe()
         assert info.workflow_type == "PlanLauncherWorkflow"
-        # Its plan publishes late (R3: by 31 March of the plan year).
-        await wait_for(lambda: _published_year(engine, f"{code}-{TEMPLATE_YEAR}"), what="backfilled plan")
+        assert (await by_hand.describe()).run_id == hand_run
+        with engine.connect() as c:
+            stored = c.execute(select(schema.plan_tasks.c.task_id).where(
+                schema.plan_tasks.c.plan_code == manual_code)).scalars().all()
+        assert stored == [f"{manual_code}-M1"]  # the template did not replace the plan loaded by hand
+
+
+async def test_a_missing_template_fails_the_launch_at_once_naming_it(env, directories, data_dir):
+    async with workers(env, directories, data_dir, heavy=False):
+        run = await env.client.start_workflow(PlanLauncherWorkflow.run, LaunchInput(template="gone"),
+                                              id=f"launch-{uuid.uuid4().hex[:6]}", task_queue=TASK_QUEUE)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await run.result()
+    cause = failed.value.cause.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "NotFound"
+    assert "plan template gone" in cause.message and str(data_dir / "templates" / "gone.json") in cause.message
 
 
 async def _runs(env, workflow_id: str) -> int | None:
@@ -192,7 +223,3 @@ async def _runs(env, workflow_id: str) -> int | None:
     return n or None
 
 
-async def _published_year(engine, plan_code: str):
-    with engine.connect() as c:
-        return c.execute(select(schema.publications.c.year).where(
-            schema.publications.c.plan_code == plan_code, schema.publications.c.kind == "plan")).scalar()

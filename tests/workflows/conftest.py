@@ -10,9 +10,12 @@ from tests.conftest import venv_binary
 from workflows.common import SEARCH_ATTRIBUTES
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def ts_env():
-    """The Java time-skipping test server, with the project's search attributes registered."""
+    """The Java time-skipping test server, with the project's search attributes registered.
+
+    One per test module: time skipping is global to a server, and workflows a finished module leaves
+    waiting on timers must not slow or jam the next module's skips."""
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=venv_binary("temporal-test-server", "TEMPORAL_TEST_SERVER_PATH"),

@@ -21,16 +21,20 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from sqlalchemy import select
 from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.failure.v1 import Failure
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.handoff import JsonlReceiver
@@ -42,12 +46,14 @@ from runtime.client import WORKFLOWS, build_worker
 from runtime.codec import (ENCODING, KEY_ID, AesGcmCodec, CodecKeyError, converter_with, data_converter,
                            decrypt_in_place, is_encrypted, parse_keys, payloads_in)
 from runtime.codec_server import CodecServer
-from runtime.commands import send, target_status
+from runtime.commands import CommandRefused, send, target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
+from runtime.timeline import timeline
+from tests.conftest import venv_binary
 from tests.workflows.support import (ALL_PASS, dispatched_targets, people, plan_file, server_today, start_plan,
                                      terminate_chain, wait_for)
-from workflows.common import HEAVY_TASK_QUEUE, target_workflow_id, task_workflow_id
+from workflows.common import HEAVY_TASK_QUEUE, SEARCH_ATTRIBUTES, target_workflow_id, task_workflow_id
 
 OLD_KEY, NEW_KEY = os.urandom(32), os.urandom(32)
 CORPUS = Path(__file__).resolve().parent.parent / "histories"
@@ -244,15 +250,29 @@ def directories(pg_engine):
     return pg_engine
 
 
+@pytest_asyncio.fixture
+async def own_env():
+    """A time-skipping server of this test's own. Not the session's `ts_env`: once a chain has run to
+    completion there (test_chain.py runs first), that server keeps time locked and every later
+    `env.sleep` waits in real time until its RPC times out; a run of test_chain.py then
+    test_deadlines.py fails the same way."""
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=venv_binary("temporal-test-server", "TEMPORAL_TEST_SERVER_PATH"),
+    ) as env:
+        await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in SEARCH_ATTRIBUTES},
+        ))
+        yield env
+
+
 async def encrypting_client(env, codec: AesGcmCodec) -> Client:
-    """A client of its own on the same test server, with the encrypting converter."""
+    """A client of its own on the same test server, with the encrypting converter (and the env's
+    interceptors, so that awaiting a result skips time as with `env.client`)."""
     base = env.client
     return await Client.connect(base.service_client.config.target_host, namespace=base.namespace,
-                                data_converter=converter_with(codec))
-
-
-async def closed(client: Client, workflow_id: str) -> bool:
-    return (await client.get_workflow_handle(workflow_id).describe()).status != WorkflowExecutionStatus.RUNNING
+                                data_converter=converter_with(codec), interceptors=base.config()["interceptors"])
 
 
 async def run_chain(env, client: Client, engine, tmp_path, prefix: str, industry: str) -> dict:
@@ -275,15 +295,17 @@ async def run_chain(env, client: Client, engine, tmp_path, prefix: str, industry
             for n, uscc in enumerate(usccs):
                 team = (await target_status(client, task_id, uscc)).teams[0].inspectors
                 inspectors.update(team)
+                if n == 0:  # a refusal's message comes back readable (failure attributes are encrypted)
+                    with pytest.raises(CommandRefused, match="at least two"):
+                        await send(client, task_id, uscc, "check", CheckRecord(inspectors=team[:1], method="document"))
                 await send(client, task_id, uscc, "check", CheckRecord(inspectors=team, method="document"))
                 await send(client, task_id, uscc, "result", ResultEntry(
                     inspector=team[0], category=["no_issue", "pending_investigation"][n % 2], findings=ALL_PASS))
                 await send(client, task_id, uscc, "review", Review(reviewer=reviewer, approve=True))
-            # Not `handle.result()`: on the shared time-skipping server, a result awaited through the
-            # env's auto-unlocking handle leaves env.sleep unable to skip time for the later tests.
-            await wait_for(lambda: closed(client, handle.id), env=env)
-            outcome = await client.get_workflow_handle(handle.id, result_type=PlanOutcome).result()
+            outcome = await handle.result()  # time skips while it waits (the env's interceptor)
             assert isinstance(outcome, PlanOutcome) and outcome.tasks_closed == 1
+            steps = await timeline(client, task_id)  # `spotcheck task history` decodes through the client
+            assert {e["actor"] for e in steps} & inspectors, steps  # actors are read from the payloads
             histories = {
                 "plan": await handle.fetch_history(),
                 "task": await client.get_workflow_handle(task_workflow_id(task_id)).fetch_history(),
@@ -354,10 +376,10 @@ def find_markers(histories: dict[str, WorkflowHistory], markers: dict[str, list[
 
 
 @pytest.mark.postgres
-async def test_chain_histories_hold_no_entity_data_when_encrypted(ts_env, directories, tmp_path):
+async def test_chain_histories_hold_no_entity_data_when_encrypted(own_env, directories, tmp_path):
     codec = AesGcmCodec({"enc-test-2": NEW_KEY, "enc-test-1": OLD_KEY})
-    client = await encrypting_client(ts_env, codec)
-    encrypted = await run_chain(ts_env, client, directories, tmp_path, "ENC", ENC_INDUSTRY)
+    client = await encrypting_client(own_env, codec)
+    encrypted = await run_chain(own_env, client, directories, tmp_path, "ENC", ENC_INDUSTRY)
     histories = encrypted["histories"]
 
     # Every payload is encrypted with the first key, except what the server or the SDK core write
@@ -386,27 +408,32 @@ async def test_chain_histories_hold_no_entity_data_when_encrypted(ts_env, direct
     replayer = Replayer(workflows=WORKFLOWS, data_converter=client.data_converter)
     for history in histories.values():
         await replayer.replay_workflow(history)
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="Failed decoding arguments"):
         await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
             histories["plan"])
 
-    # decrypt_in_place turns a fetched history into a plain one (for the replay corpus), which then
-    # shows the control markers: the ciphertext did hold them.
-    task = histories["task"]
-    events = [type(e)() for e in task.events]
-    for copy, event in zip(events, task.events):
-        copy.CopyFrom(event)
-        decrypt_in_place(copy, codec)
-    plain_task = WorkflowHistory(task.workflow_id, events)
-    assert not any(is_encrypted(p) for e in plain_task.events for p in payloads_in(e))
-    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(plain_task)
+    # decrypt_in_place turns the fetched histories into plain ones (what the replay corpus keeps),
+    # which replay without keys and show the markers: the ciphertext did hold them.
+    decrypted = {}
+    for name, history in histories.items():
+        events = [type(e)() for e in history.events]
+        for copy, event in zip(events, history.events):
+            copy.CopyFrom(event)
+            decrypt_in_place(copy, codec)
+        decrypted[name] = WorkflowHistory(history.workflow_id, events)
+        assert not any(is_encrypted(p) for e in events for p in payloads_in(e))
+        await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(decrypted[name])
+    found = find_markers(decrypted, encrypted["markers"])
+    assert found["inspector id"] == set(encrypted["markers"]["inspector id"]), found
+    assert found["task code"] == set(encrypted["markers"]["task code"]), found
 
 
 @pytest.mark.postgres
-async def test_control_unencrypted_chain_histories_show_the_markers(ts_env, directories, tmp_path):
+async def test_control_unencrypted_chain_histories_show_the_markers(own_env, directories, tmp_path):
     """The same scan on an unencrypted run finds what encryption hid: so the scan is not blind."""
-    run = await run_chain(ts_env, ts_env.client, directories, tmp_path, "PLAIN", PLAIN_INDUSTRY)
+    run = await run_chain(own_env, own_env.client, directories, tmp_path, "PLAIN", PLAIN_INDUSTRY)
     found = find_markers(run["histories"], run["markers"])
+    print("markers found in the unencrypted histories:", {k: sorted(v) for k, v in found.items()})
     assert found["inspector id"] == set(run["markers"]["inspector id"]), found
     assert found["task code"] == set(run["markers"]["task code"]), found
     # Entity names are looked up by USCC inside the activities and, today, never reach a history even

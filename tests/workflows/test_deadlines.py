@@ -22,7 +22,6 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
 
 from db import schema
 from domain.records import CheckRecord, ResultEntry, Review
@@ -45,6 +44,7 @@ from tests.workflows.support import (
     make_workers,
     people,
     plan_file,
+    release_leaked_time_lock,
     rows_of,
     server_now,
     server_today,
@@ -188,6 +188,7 @@ async def overdue(client, workflow_id: str) -> bool | None:
 async def scenario(ts_env, directories, tmp_path_factory):
     env, engine, client = ts_env, directories, ts_env.client
     tmp = tmp_path_factory.mktemp("deadlines")
+    await release_leaked_time_lock(env)
     today = await server_today(env)
     days = scenario_days(today.year + 1, not_before=today + timedelta(days=10))
     calendar = calendar_for(days, write_holiday_file(tmp, days))
@@ -330,11 +331,6 @@ def test_late_approval_is_published_once(scenario):
     assert scenario.checked_row_final["stage"] == "closed"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "activities/targets.py publish_result (lines 137-138, 148) takes published_at and on_time from the "
-    "worker's wall clock, not from the workflow's time (step.at) that decided the deadline was missed: "
-    "under the time-skipping server a publication escalated as overdue is stored on_time=true, "
-    "published before its own check date, and the target's overdue flag is reset to false"))
 def test_late_publication_is_recorded_not_on_time(scenario):
     [publication] = scenario.publications
     assert publication["published_at"] >= scenario.approved_at

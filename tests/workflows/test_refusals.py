@@ -59,6 +59,7 @@ from tests.workflows.support import (
     make_workers,
     people,
     plan_file,
+    release_leaked_time_lock,
     rows_of,
     server_today,
     start_plan,
@@ -149,6 +150,7 @@ class Targets:
 async def chain(ts_env, directories, tmp_path_factory):
     """A task on the time-skipping server, run until its targets are dispatched and idle."""
     env, engine = ts_env, directories
+    await release_leaked_time_lock(env)
     code = f"RF-{uuid.uuid4().hex[:6]}"
     plan, created = load_plan(engine, plan_file(await server_today(env), code, industry=REFUSALS_INDUSTRIES),
                               "plan.json")
@@ -254,10 +256,6 @@ async def test_an_unknown_category_is_refused_and_leaves_nothing(chain):
 
 
 @postgres
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime/commands.py send() (lines 57-59) reports only the top failure of a rejected update: a payload "
-    "the workflow cannot decode is refused as 'Failed decoding arguments', and the reason (pydantic's "
-    "'unknown result category ...') is in the failure's cause chain, which is dropped"))
 async def test_an_unknown_category_refusal_names_the_category(chain):
     uscc = chain.usccs[3]
     team = await checked(chain, uscc)
@@ -378,6 +376,7 @@ def failing_after_the_write(client, queue: str, engine, deadlines, receiver, exe
 @postgres
 async def test_side_effects_retried_after_their_write_are_not_doubled(ts_env, directories, tmp_path):
     env, engine, client = ts_env, directories, ts_env.client
+    await release_leaked_time_lock(env)
     code = f"RT-{uuid.uuid4().hex[:6]}"
     plan, created = load_plan(engine, plan_file(await server_today(env), code, industry=RETRY_INDUSTRY), "plan.json")
     assert created

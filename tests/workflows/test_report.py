@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from activities.handoff import JsonlReceiver
 from db import schema
@@ -39,7 +40,7 @@ from runtime.examples import import_examples, shifted_plan
 from runtime.plans import load_plan
 from runtime.queries import metrics
 from runtime.report import render_report
-from workflows.common import HEAVY_TASK_QUEUE, plan_workflow_id
+from workflows.common import HEAVY_TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
 pytestmark = pytest.mark.postgres
@@ -47,6 +48,9 @@ pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
 METRIC_NAMES = ("inspected_share", "joint_rate", "on_time_publication_rate", "problem_disposal_rate")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A population of this test's own: within a plan year an entity drawn by one task is excluded from the
+# next (frequency cap), so each workflow test draws from its own industry (tests/workflows/support.py).
+INDUSTRY = "C30"  # 178 enterprises of 360202 in five strata
 WINDOW = (1280, 2000)
 
 
@@ -104,11 +108,13 @@ class Attributes(HTMLParser):
 
 
 def two_task_plan(today: date, plan_code: str) -> bytes:
-    """Task 1 of the demo template starting today; task 3 renamed T2, starting tomorrow (to be cancelled)."""
+    """Task 1 of the demo template (one industry) starting today; task 3 renamed T2, starting tomorrow (to be
+    cancelled)."""
     plan = json.loads(shifted_plan(today, window_days=60))
     plan["plan_code"] = plan_code
     first, third = plan["tasks"][0], plan["tasks"][2]
     first["task_id"], third["task_id"] = f"{plan_code}-T1", f"{plan_code}-T2"
+    first["filter"] = {**first["filter"], "industry": [INDUSTRY]}
     third["starts"] = min(today + timedelta(days=1), date(today.year, 12, 31)).isoformat()
     plan["tasks"] = [first, third]
     return json.dumps(plan, ensure_ascii=False).encode()
@@ -162,20 +168,10 @@ def directories(pg_engine):
     return pg_engine
 
 
-async def test_report_of_a_finished_year_reads_back_in_a_browser(ts_env, directories, postgres_url, tmp_path):
-    browser = chromium()  # before the year: a missing browser skips quickly
-    engine = directories
-    code = f"RPT-{uuid.uuid4().hex[:6]}"
-    # The server's clock, not the wall clock: the session's time-skipping server runs ahead once a test skips.
-    today = (await ts_env.get_current_time()).astimezone(SHANGHAI).date()
-    plan, created = load_plan(engine, two_task_plan(today, code), "plan.json")
-    assert created
-    task_id, cancelled_id = plan.tasks[0].task_id, plan.tasks[1].task_id
-    year = plan.year
-
-    queue, main, heavy = await workers(ts_env, engine, tmp_path)
+async def _run_year(env, engine, queue, main, heavy, code, task_id, cancelled_id) -> list[str]:
+    """Start the plan, cancel T2 by a published adjustment, run T1 to closed results; the targets."""
     async with main, heavy:
-        handle = await ts_env.client.start_workflow(
+        handle = await env.client.start_workflow(
             AnnualPlanWorkflow.run, PlanRun(plan_code=code), id=plan_workflow_id(code), task_queue=queue,
             execution_timeout=timedelta(days=400))
         cancel = Adjustment(kind="cancel", task_id=cancelled_id, reason="人员调整 staff reassigned",
@@ -191,19 +187,51 @@ async def test_report_of_a_finished_year_reads_back_in_a_browser(ts_env, directo
         assert "cancelled" in await wait_for(adjusted)
 
         # Past the announcement and redraw windows (a working day each) to the dispatched targets.
-        usccs = await wait_for(lambda: _all_open(engine, task_id), env=ts_env)
+        usccs = await wait_for(lambda: _all_open(engine, task_id), env=env)
         categories = ["no_issue", "pending_investigation", "unreachable", "no_activity"]
         reviewer = (await _reviewers(engine))[0]
         for n, uscc in enumerate(usccs):
-            team = (await target_status(ts_env.client, task_id, uscc)).teams[0].inspectors
-            assert (await send(ts_env.client, task_id, uscc, "check",
+            team = (await target_status(env.client, task_id, uscc)).teams[0].inspectors
+            assert (await send(env.client, task_id, uscc, "check",
                                CheckRecord(inspectors=team, method="document"))).accepted
-            await send(ts_env.client, task_id, uscc, "result", ResultEntry(
+            await send(env.client, task_id, uscc, "result", ResultEntry(
                 inspector=team[0], category=categories[n % len(categories)],
                 findings={p: "pass" for p in ("GS-001-1", "GS-001-2", "GS-001-3")}))
-            await send(ts_env.client, task_id, uscc, "review", Review(reviewer=reviewer, approve=True))
+            await send(env.client, task_id, uscc, "review", Review(reviewer=reviewer, approve=True))
         outcome = await handle.result()
         assert (outcome.tasks_closed, outcome.tasks_cancelled) == (1, 1)
+    return usccs
+
+
+async def _terminate(client, engine, code: str, task_id: str) -> None:
+    """Terminate what is still running of this test's plan (plan, task, targets); nothing when it finished."""
+    with engine.connect() as c:
+        usccs = c.execute(select(schema.targets.c.uscc).where(schema.targets.c.task_id == task_id)).scalars().all()
+    for workflow_id in [plan_workflow_id(code), task_workflow_id(task_id), *(target_workflow_id(task_id, u) for u in usccs)]:
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason="test finished")
+        except RPCError:
+            pass  # never started
+
+
+async def test_report_of_a_finished_year_reads_back_in_a_browser(ts_env, directories, tmp_path):
+    browser = chromium()  # before building the year: a missing browser skips without the work
+    engine = directories
+    code = f"RPT-{uuid.uuid4().hex[:6]}"
+    # The server's clock, not the wall clock: the session's time-skipping server runs ahead once a test skips.
+    today = (await ts_env.get_current_time()).astimezone(SHANGHAI).date()
+    plan, created = load_plan(engine, two_task_plan(today, code), "plan.json")
+    assert created
+    task_id, cancelled_id = plan.tasks[0].task_id, plan.tasks[1].task_id
+    year = plan.year
+
+    queue, main, heavy = await workers(ts_env, engine, tmp_path)
+    try:
+        usccs = await _run_year(ts_env, engine, queue, main, heavy, code, task_id, cancelled_id)
+    finally:  # a failure must not leave workflows that hold up the next tests' time skipping
+        await _terminate(ts_env.client, engine, code, task_id)
 
     # Render at a fixed instant (the server's "now"), so the metrics compared are the ones of that instant.
     as_of = await ts_env.get_current_time()
