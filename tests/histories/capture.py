@@ -3,20 +3,23 @@
     python tests/histories/capture.py WORKFLOW_ID [WORKFLOW_ID …]
 
 Connects like the CLI (TEMPORAL_ADDRESS or the embedded server's server.json). Each history goes to
-tests/histories/<WorkflowType>/<version>-<n>.json, n the next free number, so the corpus only grows:
-every deploy must replay every history that was ever committed.
+tests/histories/<WorkflowType>/<version>-<n>.json, n the next free number, and its sha256 is appended
+to MANIFEST.sha256, so the corpus only grows: every deploy must replay every history ever committed.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sys
 from importlib.metadata import version
 from pathlib import Path
 
 from runtime import config
 from runtime.client import connect
+from runtime.codec import codec_for, decrypt_in_place
 
 CORPUS = Path(__file__).resolve().parent
+MANIFEST = CORPUS / "MANIFEST.sha256"  # one line per history: the replay test fails if any file changed
 
 
 def next_free(folder: Path, release: str) -> Path:
@@ -27,16 +30,24 @@ def next_free(folder: Path, release: str) -> Path:
 
 
 async def capture(workflow_ids: list[str]) -> None:
-    client = await connect(config.load())
+    settings = config.load()
+    client = await connect(settings)
+    codec = codec_for(settings)  # the corpus is kept in plain form: replayable without keys
     release = version("spotcheck")
     for workflow_id in workflow_ids:
         handle = client.get_workflow_handle(workflow_id)
         kind = (await handle.describe()).workflow_type
         history = await handle.fetch_history()
+        if codec is not None:
+            for event in history.events:
+                decrypt_in_place(event, codec)
         folder = CORPUS / kind
         folder.mkdir(exist_ok=True)
         target = next_free(folder, release)
         target.write_text(history.to_json())
+        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        with MANIFEST.open("a") as manifest:
+            manifest.write(f"{digest}  {target.relative_to(CORPUS)}\n")
         print(f"{workflow_id} → {target.relative_to(CORPUS.parent.parent)} ({len(history.events)} events)")
 
 

@@ -252,10 +252,9 @@ def directories(pg_engine):
 
 @pytest_asyncio.fixture
 async def own_env():
-    """A time-skipping server of this test's own. Not the session's `ts_env`: once a chain has run to
-    completion there (test_chain.py runs first), that server keeps time locked and every later
-    `env.sleep` waits in real time until its RPC times out; a run of test_chain.py then
-    test_deadlines.py fails the same way."""
+    """A time-skipping server of this test's own, not the module's `ts_env`: once a chain has run to
+    completion on a server, `env.sleep` there no longer skips time (it waits in real time until its
+    RPC times out), and this module runs two chains, each needing skips before its draw."""
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=venv_binary("temporal-test-server", "TEMPORAL_TEST_SERVER_PATH"),
