@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import gc
 import json
 import sys
 from datetime import datetime, timezone
@@ -121,7 +123,13 @@ async def cmd_plan_adjust(args, settings):
         adjustment = Adjustment(kind="cancel", task_id=args.cancel_task, reason=args.reason, approver=args.approver)
     client = await connect(settings)
     handle = client.get_workflow_handle_for(AnnualPlanWorkflow.run, plan_workflow_id(args.plan))
-    message = await _update(handle, AnnualPlanWorkflow.adjust, adjustment)
+    if await handle.query(AnnualPlanWorkflow.last_adjustment) == adjustment:
+        emit(args, {"plan_code": args.plan, "adjustment": adjustment.kind, "task_id": adjustment.task_id,
+                    "already_recorded": True}, f"already recorded: {adjustment.kind} {adjustment.task_id}")
+        return
+    # One id across this client's retries: a retry of an accepted adjustment is answered, not repeated.
+    update_id = "adjust-" + hashlib.sha256(adjustment.model_dump_json().encode()).hexdigest()[:16]
+    message = await _update(handle, AnnualPlanWorkflow.adjust, adjustment, update_id)
     emit(args, {"plan_code": args.plan, "adjustment": adjustment.kind, "task_id": adjustment.task_id,
                 "message": message}, message)
 
@@ -129,25 +137,25 @@ async def cmd_plan_adjust(args, settings):
 async def cmd_plan_schedule(args, settings):
     from zoneinfo import ZoneInfo
 
-    from domain.plan import parse_plan
     from runtime.client import connect
-    from runtime.schedule import read_template, store_template, template_problems, upsert_schedule
+    from runtime.schedule import check_template, read_template, store_template, template_problems, upsert_schedule
 
+    engine = database(settings)  # templates are stored in the project database
     name, raw = args.template, None
     if args.file:
         name, raw = Path(args.file).stem, Path(args.file).read_bytes()
-        parse_plan(raw, args.file)  # refused before anything changes
+        check_template(name, raw, args.file)  # refused before anything changes
     elif name:
-        raw = read_template(settings.data_dir, name)
+        raw = read_template(engine, name)
     result = await upsert_schedule(await connect(settings), template=name, cron=args.cron, time_zone=args.tz)
     if args.file:
-        store_template(settings.data_dir, name, raw, args.file)
+        store_template(engine, name, raw, args.file)
     zone = ZoneInfo(result.time_zone)
     warnings = []
     if result.next_action_times:  # the next year's plan, checked against today's directories
-        raw = raw or read_template(settings.data_dir, result.template)
+        raw = raw or read_template(engine, result.template)
         year = result.next_action_times[0].astimezone(zone).year
-        warnings = template_problems(database(settings), raw, year)
+        warnings = template_problems(engine, raw, year)
     data = {**result.as_json(), "warnings": warnings}
     times = ", ".join(t.astimezone(zone).strftime("%Y-%m-%d %H:%M") for t in result.next_action_times[:3])
     text = (f"schedule {result.schedule_id} {'created' if result.created else 'updated'}: template {result.template}, "
@@ -158,13 +166,15 @@ async def cmd_plan_schedule(args, settings):
     emit(args, data, text)
 
 
-async def _update(handle, update, command):
+async def _update(handle, update, command, update_id: str | None = None):
     from temporalio.client import WorkflowUpdateFailedError
 
+    from runtime.commands import reasons
+
     try:
-        return await handle.execute_update(update, command)
+        return await handle.execute_update(update, command, id=update_id)
     except WorkflowUpdateFailedError as error:
-        raise UsageError(f"refused: {getattr(error.cause, 'message', error.cause)}") from error
+        raise UsageError(f"refused: {reasons(error.cause)}") from error
 
 
 # --- tasks ---------------------------------------------------------------------------------------
@@ -446,9 +456,13 @@ async def cmd_report(args, settings):
 
 
 def cmd_demo(args, settings):
-    from runtime.demo import run_demo
+    from runtime.demo import WorkerDied, run_demo
 
-    return asyncio.run(run_demo(settings, json_output=args.json))
+    try:
+        return asyncio.run(run_demo(settings, json_output=args.json))
+    except WorkerDied as error:
+        print(f"spotcheck demo: {error}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 # --- the parser ----------------------------------------------------------------------------------
@@ -494,7 +508,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--approver", required=True)
     p = verb(plan, "schedule", cmd_plan_schedule, "create or update the yearly Schedule annual-plan")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--template", metavar="NAME", help="a template stored before (DATA_DIR/templates/NAME.json); "
+    source.add_argument("--template", metavar="NAME", help="a template stored before (with --file NAME.json); "
                         "default: the schedule's current one")
     source.add_argument("--file", metavar="FILE", help="a plan file to store as template (named after the file)")
     p.add_argument("--cron", help='when it runs (default "0 6 1 3 *": 1 March 06:00)')
@@ -631,6 +645,11 @@ def main(argv: list[str] | None = None) -> int:
                   " (start it with `spotcheck server` or set TEMPORAL_ADDRESS)", file=sys.stderr)
             return EXIT_FAILED
         raise
+    finally:
+        # A refused command's exception and traceback form a reference cycle that keeps the Temporal
+        # client alive; freed only at interpreter shutdown, its Rust core then aborts the process
+        # (SIGABRT, exit -6, temporalio/sdk-python#300). Free it while the interpreter is whole.
+        gc.collect()
 
 
 if __name__ == "__main__":

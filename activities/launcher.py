@@ -1,34 +1,26 @@
 """The launcher's activity: the stored plan template becomes the plan of the scheduled year.
 
-Templates are stored by `spotcheck plan schedule` as `DATA_DIR/templates/NAME.json` (until the
-project database has a table for them), so the worker that runs this activity must see the same
-data dir as the command line that stored the template.
+Templates are stored by `spotcheck plan schedule --file` in the project database (table
+plan_templates), so the worker that runs this activity needs only the database, not the data dir
+of the command line that stored the template.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.store import not_found
 from db import schema
-from domain.launch import LoadedPlan, TemplateLoad, plan_bytes_for_year, plan_code_for_year, valid_template_name
+from domain.launch import LoadedPlan, TemplateLoad, plan_bytes_for_year, plan_code_for_year
 from domain.plan import PlanInvalid, parse_plan
 from runtime.plans import PlanConflict, load_plan
 
-TEMPLATES = "templates"
 
-
-def templates_dir(data_dir: Path) -> Path:
-    return data_dir / TEMPLATES
-
-
-def template_path(directory: Path, name: str) -> Path:
-    if not valid_template_name(name):
-        raise ValueError(f"template name {name!r}: use 1-64 of A-Z a-z 0-9 . _ - (not starting with a dot)")
-    return directory / f"{name}.json"
+def stored_template(connection: Connection, name: str) -> bytes | None:
+    """The template file stored as NAME, byte for byte; None when there is none."""
+    document = connection.execute(select(schema.plan_templates.c.document).where(
+        schema.plan_templates.c.name == name)).scalar_one_or_none()
+    return None if document is None else document.encode("utf-8")
 
 
 def invalid(message: str) -> ApplicationError:
@@ -36,27 +28,21 @@ def invalid(message: str) -> ApplicationError:
 
 
 class LauncherActivities:
-    def __init__(self, engine: Engine, templates: Path | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._templates = templates
-
-    def _directory(self) -> Path:
-        if self._templates is not None:
-            return self._templates
-        from runtime import config  # the worker's data dir, read when first needed
-
-        return templates_dir(config.load().data_dir)
 
     @activity.defn
     def load_plan_template(self, step: TemplateLoad) -> LoadedPlan:
         """Store the year's plan from the template (idempotent: a retry or a second run finds it stored)."""
-        path = template_path(self._directory(), step.template)
+        with self._engine.connect() as connection:
+            raw = stored_template(connection, step.template)
+        if raw is None:
+            raise ApplicationError(
+                f"plan template {step.template} not found in the database; store it with "
+                f"`spotcheck plan schedule --file {step.template}.json` (a template is named after its file)",
+                type="NotFound", non_retryable=True)
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise not_found(f"plan template {step.template} ({path}; store it with `spotcheck plan schedule --file`)")
-        try:
-            template = parse_plan(raw, str(path))
+            template = parse_plan(raw, f"template {step.template}")
         except PlanInvalid as error:
             raise invalid(str(error)) from None
         source = f"template {step.template} for {step.year}"

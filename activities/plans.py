@@ -38,8 +38,9 @@ class PlanActivities:
                 .order_by(schema.plan_tasks.c.task_id)
             ).all()
             now = datetime.now(timezone.utc)
+            due = datetime.combine(date(plan.year, *MARCH_31), time(23, 59, 59), SHANGHAI)
             publish(connection, workflow_id=workflow_id(), step="publish-plan", kind="plan", at=now,
-                    year=plan.year, plan_code=run.plan_code, unit=plan.owner_unit,
+                    year=plan.year, plan_code=run.plan_code, unit=plan.owner_unit, due_at=due, on_time=now <= due,
                     payload={"plan_code": run.plan_code, "year": plan.year, "owner_unit": plan.owner_unit,
                              "tasks": [t.task_id for t in tasks], "document_sha256": plan.document_sha256})
             published_at = one_by(connection, schema.publications, workflow_id=workflow_id(),

@@ -153,6 +153,15 @@ plans = Table(
     Column("loaded_at", Instant(), nullable=False),
 )
 
+plan_templates = Table(
+    "plan_templates",
+    metadata,
+    Column("name", ByteOrder(64), primary_key=True),  # domain/launch.py TEMPLATE_NAME
+    Column("document", Text, nullable=False),  # the template file as stored (`plan schedule --file`), UTF-8 text
+    Column("document_sha256", String(64), nullable=False),  # of the file's bytes
+    Column("stored_at", Instant(), nullable=False),
+)
+
 plan_tasks = Table(
     "plan_tasks",
     metadata,

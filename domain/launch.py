@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TEMPLATE_NAME = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"  # a file name under DATA_DIR/templates, never a path
+TEMPLATE_NAME = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"  # a template name in the plan_templates table, never a path
 _TEMPLATE_NAME = re.compile(TEMPLATE_NAME)
 
 

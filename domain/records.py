@@ -60,7 +60,7 @@ class Adjustment(Record):
 
     kind: str = Field(pattern="^(add|cancel)$")
     task_id: str
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, pattern=r"\S")  # not blank
     approver: str = Field(pattern=ID)
     task_document: str | None = None  # the added task line, validated by the command line, canonical JSON
 
@@ -107,7 +107,7 @@ class TaskStep(Record):
 class Redraw(Record):
     """A redraw before dispatch (draw-protocol.md): new nonce, commitment, later entropy, next draw_seq."""
 
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, pattern=r"\S")
     approver: str = Field(pattern=ID)
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from sqlalchemy import Engine
 from temporalio.client import Client
@@ -37,10 +36,8 @@ def receiver_for(settings: Settings) -> Receiver:
 
 
 def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadlines, receiver: Receiver,
-                 executor: ThreadPoolExecutor, templates: Path | None = None, **options) -> Worker:
-    """The worker of one task queue: workflows and light activities, or the heavy draw activities.
-
-    `templates`: where the plan templates of `plan schedule` are (default DATA_DIR/templates)."""
+                 executor: ThreadPoolExecutor, **options) -> Worker:
+    """The worker of one task queue: workflows and light activities, or the heavy draw activities."""
     draws = DrawActivities(engine)
     if queue == HEAVY_TASK_QUEUE:
         return Worker(client, task_queue=queue, activities=[draws.freeze, draws.draw, draws.dispatch],
@@ -48,7 +45,7 @@ def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadline
                       interceptors=[LoggingInterceptor()], **options)
     notifier = Notifier(engine, receiver)
     plans = PlanActivities(engine)
-    launcher = LauncherActivities(engine, templates)
+    launcher = LauncherActivities(engine)
     targets = TargetActivities(engine, deadlines, notifier)
     handoff = HandoffActivities(engine, deadlines, notifier)
     activities = [

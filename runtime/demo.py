@@ -137,15 +137,24 @@ class Demo:
                 f" | reminders={alerts.get('reminder', 0)} escalations={alerts.get('escalation', 0)}")
 
 
+class WorkerDied(RuntimeError):
+    pass
+
+
+def worker_alive(settings: config.Settings) -> bool:
+    try:
+        os.kill(int((settings.data_dir / "worker.pid").read_text()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def ensure_worker(settings: config.Settings, out) -> None:
     """A worker of ours for this data dir, with the demo's working-day scale; reused when alive."""
     pid_file = settings.data_dir / "worker.pid"
-    if pid_file.exists():
-        try:
-            os.kill(int(pid_file.read_text()), 0)
-            return
-        except (OSError, ValueError):
-            pid_file.unlink()
+    if worker_alive(settings):
+        return
+    pid_file.unlink(missing_ok=True)
     log = (settings.data_dir / "worker.log").open("ab")
     env = {**os.environ, "SPOTCHECK_DATA_DIR": str(settings.data_dir),
            "SPOTCHECK_DEMO_WORKDAY_SECONDS": os.environ.get("SPOTCHECK_DEMO_WORKDAY_SECONDS", WORKDAY_SECONDS)}
@@ -188,7 +197,7 @@ async def run_demo(settings: config.Settings, json_output: bool = False) -> int:
     else:
         out(f"plan {PLAN_CODE} already ran ({state.name.lower()}): its summary again")
     if state in (None, WorkflowExecutionStatus.RUNNING):
-        await drive(client, engine, out)
+        await drive(client, engine, out, lambda: worker_alive(settings))
     with engine.connect() as connection:
         summary = year_summary(connection, PLAN_CODE)
     summary["web_ui"] = settings.ui_address
@@ -199,7 +208,7 @@ async def run_demo(settings: config.Settings, json_output: bool = False) -> int:
     return 0
 
 
-async def drive(client: Client, engine, out) -> None:
+async def drive(client: Client, engine, out, worker_ok) -> None:
     demo = Demo(client, engine, out)
     handle = client.get_workflow_handle_for(AnnualPlanWorkflow.run, plan_workflow_id(PLAN_CODE))
     players: dict[tuple[str, str], asyncio.Task] = {}
@@ -215,6 +224,9 @@ async def drive(client: Client, engine, out) -> None:
         if time.monotonic() - last > 3:
             out(f"  {demo.progress()}")
             last = time.monotonic()
+            if not worker_ok():
+                raise WorkerDied("the worker stopped (see .data/worker.log); start it again with `make demo`: "
+                                 "the year resumes where it was")
         await asyncio.wait([plan_done], timeout=1)
     await plan_done
     out(f"  {demo.progress()}")

@@ -9,14 +9,13 @@ by the plan's workflow id (`plan/{plan_code}`, REJECT_DUPLICATE), not by the ove
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
+import hashlib
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine
+from sqlalchemy.dialects import postgresql, sqlite
 from temporalio.client import (
     Client,
     Schedule,
@@ -31,9 +30,9 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.launcher import template_path, templates_dir
-from domain.launch import LaunchInput
-from domain.launch import plan_bytes_for_year
+from activities.launcher import stored_template
+from db import schema
+from domain.launch import LaunchInput, plan_bytes_for_year, valid_template_name
 from domain.plan import PlanInvalid, check_plan, parse_plan
 from runtime.plans import plan_directory
 from workflows.common import TASK_QUEUE
@@ -68,40 +67,53 @@ class ScheduleResult:
 
 
 # --- templates -----------------------------------------------------------------------------------
-def template_file(data_dir: Path, name: str, option: str = "--template") -> Path:
-    try:
-        return template_path(templates_dir(data_dir), name)
-    except ValueError as error:
-        raise ScheduleRefused(f"{option} {error}") from None
-
-
-def store_template(data_dir: Path, name: str, raw: bytes, source: str) -> Path:
-    """Validate the plan file and store it as template NAME (replacing an older one of that name).
+def check_template(name: str, raw: bytes, source: str) -> None:
+    """Refuse a template the store would refuse (bad name, not a plan file), before anything changes.
 
     Only its shape is checked here (`parse_plan`); the directories are checked against each year's
     plan made from it (`template_problems`, and again when the launcher stores the plan).
     """
-    path = template_file(data_dir, name, option=f"{source}:")
+    check_template_name(name, option=f"{source}:")
     parse_plan(raw, source)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(raw)
-        os.replace(tmp, path)  # atomic: a launch never reads half a template
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
-def read_template(data_dir: Path, name: str) -> bytes:
-    path = template_file(data_dir, name)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ScheduleRefused(f"--template {name}: no stored template {path} (store one with --file FILE)") from None
-    parse_plan(raw, str(path))
+def check_template_name(name: str, option: str = "--template") -> None:
+    if not valid_template_name(name):
+        raise ScheduleRefused(f"{option} template name {name!r}: use 1-64 of A-Z a-z 0-9 . _ - "
+                              "(not starting with a dot)")
+
+
+def store_template(engine: Engine, name: str, raw: bytes, source: str) -> bool:
+    """Validate the plan file and store it as template NAME, replacing an older one of that name.
+
+    One statement (insert, or update on the name), so a launch reads the old template or the new
+    one, never half of one. The same content again changes nothing (not even `stored_at`); True
+    when the row was inserted or replaced.
+    """
+    check_template(name, raw, source)
+    document = raw.decode("utf-8")  # parse_plan refused anything else
+    table = schema.plan_templates
+    values = {"name": name, "document": document, "document_sha256": hashlib.sha256(raw).hexdigest(),
+              "stored_at": datetime.now(timezone.utc)}
+    with engine.begin() as connection:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(table).values(**values)
+        statement = insert.on_conflict_do_update(
+            index_elements=[table.c.name],
+            set_={k: insert.excluded[k] for k in ("document", "document_sha256", "stored_at")},
+            where=table.c.document_sha256 != insert.excluded.document_sha256)
+        return connection.execute(statement).rowcount == 1
+
+
+def read_template(engine: Engine, name: str) -> bytes:
+    """The template stored as NAME (`--template NAME`), refused when there is none."""
+    check_template_name(name)
+    with engine.connect() as connection:
+        raw = stored_template(connection, name)
+    if raw is None:
+        raise ScheduleRefused(f"--template {name}: no stored template {name} "
+                              "(store one with --file FILE, named after the file)")
+    parse_plan(raw, f"template {name}")
     return raw
 
 

@@ -39,6 +39,7 @@ class AnnualPlanWorkflow:
         self._closed: set[str] = set()
         self._cancelled: dict[str, str] = {}
         self._adjustments = 0
+        self._last_adjustment: Adjustment | None = None
         self._lock = asyncio.Lock()
 
     @workflow.run
@@ -97,6 +98,7 @@ class AnnualPlanWorkflow:
     async def adjust(self, adjustment: Adjustment) -> str:
         async with self._lock:
             self._adjustments += 1
+            self._last_adjustment = adjustment
             assert self._plan
             published: AdjustmentPublished = await workflow.execute_activity_method(
                 PlanActivities.publish_adjustment,
@@ -126,6 +128,11 @@ class AnnualPlanWorkflow:
                 raise Refused(f"task {adjustment.task_id} is not in plan {self._plan.plan_code}")
             if adjustment.task_id in self._cancelled or adjustment.task_id in self._closed:
                 raise Refused(f"task {adjustment.task_id} is already cancelled or closed")
+
+    @workflow.query
+    def last_adjustment(self) -> Adjustment | None:
+        """The last accepted adjustment: the same command again is reported as already recorded."""
+        return self._last_adjustment
 
     @workflow.query
     def tasks(self) -> dict[str, str]:

@@ -17,7 +17,6 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.handoff import JsonlReceiver
-from activities.launcher import templates_dir
 from domain.workdays import Deadlines, calendar_from_env
 from runtime.client import build_worker
 from tests.conftest import venv_binary
@@ -41,8 +40,7 @@ async def workers(env: WorkflowEnvironment, engine, data_dir: Path, heavy: bool 
     executor = ThreadPoolExecutor(max_workers=8)
     deadlines = Deadlines(calendar_from_env())
     receiver = JsonlReceiver(data_dir / "outbox.jsonl")
-    built = [build_worker(env.client, TASK_QUEUE, engine, deadlines, receiver, executor,
-                          templates=templates_dir(data_dir))]
+    built = [build_worker(env.client, TASK_QUEUE, engine, deadlines, receiver, executor)]
     if heavy:
         built.append(build_worker(env.client, HEAVY_TASK_QUEUE, engine, deadlines, receiver, executor))
     async with contextlib.AsyncExitStack() as stack:

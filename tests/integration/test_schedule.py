@@ -3,6 +3,7 @@ updates it in place; each run launches the year's plan from the stored template,
 against a manual `plan start` of the same year."""
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -20,9 +21,10 @@ from temporalio.exceptions import ApplicationError
 
 from db import schema
 from domain.launch import LaunchInput, LaunchOutcome
+from domain.plan import PlanInvalid
 from domain.workdays import SHANGHAI
 from runtime.examples import EXAMPLES, import_examples
-from runtime.schedule import SCHEDULE_ID
+from runtime.schedule import SCHEDULE_ID, ScheduleRefused, read_template, store_template
 from tests.integration.devserver import Cli, dev_server, wait_for, workers
 from workflows.common import TASK_QUEUE, plan_workflow_id
 from workflows.launcher import PlanLauncherWorkflow
@@ -93,7 +95,12 @@ async def test_schedule_launches_the_year_once(env, directories, postgres_url, d
     assert first["created"] is True and first["template"] == name
     assert first["overlap"] == "allow_all" and first["time_zone"] == "Asia/Shanghai"
     assert first["warnings"] == []
-    assert (data_dir / "templates" / f"{name}.json").read_bytes() == path.read_bytes()
+    with engine.connect() as c:
+        stored = c.execute(select(schema.plan_templates).where(
+            schema.plan_templates.c.name == name)).mappings().one()
+    assert stored["document"].encode("utf-8") == path.read_bytes()
+    assert stored["document_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not (data_dir / "templates").exists()  # nothing in the data dir: workers need only the database
     now = datetime.now(timezone.utc)
     expected = march_firsts(now, 3)
     assert [datetime.fromisoformat(t) for t in first["next_action_times"][:3]] == expected
@@ -150,7 +157,7 @@ async def test_schedule_launches_the_year_once(env, directories, postgres_url, d
         row = await wait_for(published, what=f"plan {plan_code} published")
         assert row["year"] == year and row["workflow_id"] == plan_workflow_id(plan_code)
         assert json.loads(row["payload"])["tasks"] == [f"{code}-{year}-{n:04d}" for n in (1, 2, 3)]
-        if date.today() < date(year, 12, 30):
+        if datetime.now(SHANGHAI).date() < date(year, 12, 30):
             assert set((await plan.query(AnnualPlanWorkflow.tasks)).values()) == {"pending"}
         plan_run = (await plan.describe()).run_id
 
@@ -215,7 +222,36 @@ async def test_a_missing_template_fails_the_launch_at_once_naming_it(env, direct
             await run.result()
     cause = failed.value.cause.cause
     assert isinstance(cause, ApplicationError) and cause.type == "NotFound"
-    assert "plan template gone" in cause.message and str(data_dir / "templates" / "gone.json") in cause.message
+    assert "plan template gone not found" in cause.message
+    assert "spotcheck plan schedule --file gone.json" in cause.message
+
+
+@pytest.mark.parametrize("engine_fixture", ["sqlite_engine", "fresh_pg_engine"])
+def test_templates_are_stored_in_the_database(engine_fixture, request, tmp_path):
+    engine = request.getfixturevalue(engine_fixture)
+    first = template_file(tmp_path / "a", "tpl", "TPL-A").read_bytes()
+    second = template_file(tmp_path / "b", "tpl", "TPL-B").read_bytes()
+
+    def row():
+        with engine.connect() as c:
+            return c.execute(select(schema.plan_templates).where(schema.plan_templates.c.name == "tpl")).one()
+
+    assert store_template(engine, "tpl", first, "tpl.json") is True
+    assert read_template(engine, "tpl") == first
+    stored = row()
+    assert store_template(engine, "tpl", first, "tpl.json") is False  # same content: no change
+    assert row() == stored
+    assert store_template(engine, "tpl", b"\xef\xbb\xbf" + second, "tpl.json") is True  # replaced, byte for byte
+    assert read_template(engine, "tpl") == b"\xef\xbb\xbf" + second
+    assert row().document_sha256 == hashlib.sha256(b"\xef\xbb\xbf" + second).hexdigest()
+
+    with pytest.raises(ScheduleRefused, match="template name '../escape'"):
+        store_template(engine, "../escape", first, "../escape.json")
+    with pytest.raises(PlanInvalid):
+        store_template(engine, "tpl", b'{"plan_code": 1}', "tpl.json")
+    with pytest.raises(ScheduleRefused, match="--template missing: no stored template missing"):
+        read_template(engine, "missing")
+    assert read_template(engine, "tpl") == b"\xef\xbb\xbf" + second  # refusals changed nothing
 
 
 async def _runs(env, workflow_id: str) -> int | None:

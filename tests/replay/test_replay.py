@@ -4,6 +4,7 @@ A change that would replay differently must go behind `workflow.patched`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,18 @@ from runtime.client import WORKFLOWS
 
 CORPUS = Path(__file__).resolve().parent.parent / "histories"
 HISTORIES = sorted(CORPUS.glob("*/*.json"))
+
+
+def test_corpus_is_append_only():
+    """Every history in the manifest is there unchanged, and every history is in the manifest."""
+    listed = {}
+    for line in (CORPUS / "MANIFEST.sha256").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        listed[name] = digest
+    present = {str(p.relative_to(CORPUS)) for p in HISTORIES}
+    assert present == set(listed), "add histories with tests/histories/capture.py; never remove one"
+    for name, digest in listed.items():
+        assert hashlib.sha256((CORPUS / name).read_bytes()).hexdigest() == digest, f"{name} was changed"
 
 
 def test_corpus_covers_every_workflow():
