@@ -37,13 +37,6 @@ def uscc_problem(value: str) -> str | None:
     return None
 
 
-def validate_uscc(value: str) -> str:
-    problem = uscc_problem(value)
-    if problem:
-        raise InvalidUSCC(f"USCC {value!r}: {problem}")
-    return value
-
-
 def make_uscc(body: str) -> str:
     """A valid USCC from a 17-character body (synthetic directories, tests)."""
     return body + check_char(body)
