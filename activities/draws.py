@@ -113,16 +113,7 @@ class DrawActivities:
             if item["target_labels"]:
                 conditions.append(has_any_label(e.c.labels, split(item["target_labels"])))
 
-        selected_this_year = (
-            select(dp.c.uscc, func.count().label("times"))
-            .join(schema.draws, and_(schema.draws.c.task_id == dp.c.task_id, schema.draws.c.draw_seq == dp.c.draw_seq))
-            .join(schema.plan_tasks, schema.plan_tasks.c.task_id == dp.c.task_id)
-            .join(schema.plans, schema.plans.c.plan_code == schema.plan_tasks.c.plan_code)
-            .where(dp.c.selected, schema.draws.c.state == "drawn", schema.plans.c.year == year,
-                   schema.plan_tasks.c.cancelled_at.is_(None), dp.c.task_id != step.task_id)
-            .group_by(dp.c.uscc)
-            .subquery()
-        )
+        selected_this_year = selections_this_year(year, step.task_id)
         reason = case(
             (e.c.status != "active", e.c.status),
             (and_(e.c.risk_class == "A", selected_this_year.c.times.is_not(None)), literal("a_class_already_drawn")),
@@ -171,7 +162,7 @@ class DrawActivities:
     def draw(self, step: TaskStep) -> DrawSummary:
         with self._engine.begin() as connection:
             draw = self._draw_row(connection, step)
-            if draw.state == "drawn":
+            if draw.state in ("drawn", "superseded"):
                 return DrawSummary.model_validate(json.loads(draw.record)["summary"])
             if draw.state != "frozen":
                 raise not_found(f"frozen population of task {step.task_id} draw {step.draw_seq}")
@@ -188,11 +179,12 @@ class DrawActivities:
             selected = draw_protocol.select(seed, population, {s: p.quota for s, p in strata.items()})
             activity.heartbeat(f"selected {len(selected)}")
             self._mark_selected(connection, step, selected)
-            targeted = self._record_targets(connection, step.task_id, selected)
+            conflicts = self._conflicts(connection, step, year, int(line["frequency_cap"]))
+            targeted = 0 if conflicts else self._record_targets(connection, step.task_id, selected)
             drawn_at = datetime.now(timezone.utc)
             summary = DrawSummary(seed=seed.hex(), selected=len(selected), targeted=targeted,
                                   strata={s: p.quota for s, p in strata.items()},
-                                  selection_digest=draw_protocol.selection_digest(selected))
+                                  selection_digest=draw_protocol.selection_digest(selected), conflicts=conflicts)
             record = {
                 "protocol": draw_protocol.PROTOCOL, "task_id": step.task_id, "task_code": line["task_code"],
                 "draw_seq": step.draw_seq, "supersedes": step.draw_seq - 1 if step.draw_seq > 1 else None,
@@ -205,13 +197,33 @@ class DrawActivities:
                 "seed": summary.seed, "selection_digest": summary.selection_digest,
             }
             connection.execute(update(schema.draws).where(*self._draw_key(step)).values(
-                state="drawn", entropy=step.entropy, drawn_at=drawn_at,
+                state="superseded" if conflicts else "drawn", entropy=step.entropy, drawn_at=drawn_at,
                 record=canonical_json({"freeze": freeze, "summary": summary.model_dump(mode="json"),
                                        "public": record}),
             ))
             publish(connection, workflow_id=workflow_id(), step=f"draw-{step.draw_seq}", kind="draw", at=drawn_at,
                     year=year, task_id=step.task_id, unit=line["unit"], payload=record)
+            if conflicts:
+                publish(connection, workflow_id=workflow_id(), step=f"supersede-{step.draw_seq}", kind="draw",
+                        at=drawn_at, year=year, task_id=step.task_id, unit=line["unit"],
+                        payload={"task_id": step.task_id, "draw_seq": step.draw_seq, "state": "superseded",
+                                 "superseded_by": step.draw_seq + 1, "reason": conflict_reason(conflicts),
+                                 "approver": SYSTEM_APPROVER})
         return summary
+
+    def _conflicts(self, connection: Connection, step: TaskStep, year: int, frequency_cap: int) -> int:
+        """Selected entities another task drew after this freeze, which R12 or R14 now exclude.
+
+        Freezes and draws of a year hold one lock, but a freeze waits for its entropy before drawing:
+        two frozen tasks can both hold an A-class entity. The later draw then is superseded and a
+        new freeze excludes it, so the record of every draw stays reproducible.
+        """
+        others = selections_this_year(year, step.task_id)
+        return connection.execute(
+            select(func.count()).select_from(dp.join(others, others.c.uscc == dp.c.uscc)).where(
+                dp.c.task_id == step.task_id, dp.c.draw_seq == step.draw_seq, dp.c.selected,
+                or_(dp.c.stratum == "A", others.c.times >= frequency_cap))
+        ).scalar()
 
     def _mark_selected(self, connection: Connection, step: TaskStep, selected: list[str]) -> None:
         for start in range(0, len(selected), 1000):
@@ -341,6 +353,27 @@ class DrawActivities:
         if row is None:
             raise not_found(f"announcement of task {step.task_id} draw {step.draw_seq}")
         return row
+
+
+SYSTEM_APPROVER = "spotcheck"  # a redraw the rules forced, not a person's decision
+
+
+def conflict_reason(conflicts: int) -> str:
+    return f"R12/R14: {conflicts} selected entities were drawn by another task after this freeze"
+
+
+def selections_this_year(year: int, other_than_task: str):
+    """How often each entity was selected this plan year by drawn, not cancelled tasks other than this one."""
+    return (
+        select(dp.c.uscc, func.count().label("times"))
+        .join(schema.draws, and_(schema.draws.c.task_id == dp.c.task_id, schema.draws.c.draw_seq == dp.c.draw_seq))
+        .join(schema.plan_tasks, schema.plan_tasks.c.task_id == dp.c.task_id)
+        .join(schema.plans, schema.plans.c.plan_code == schema.plan_tasks.c.plan_code)
+        .where(dp.c.selected, schema.draws.c.state == "drawn", schema.plans.c.year == year,
+               schema.plan_tasks.c.cancelled_at.is_(None), dp.c.task_id != other_than_task)
+        .group_by(dp.c.uscc)
+        .subquery()
+    )
 
 
 def lock_year(connection: Connection, year: int) -> None:

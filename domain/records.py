@@ -21,6 +21,22 @@ METHODS = ("onsite", "document", "online", "entrusted")
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+class Command(Record):
+    """What an operator sends (an update or a signal): its text must be storable and sendable. PostgreSQL
+    refuses a NUL (the activity would retry for ever) and UTF-8 cannot encode a lone surrogate (what a
+    non-UTF-8 command-line argument decodes to), so both are refused here, naming the field."""
+
+    @field_validator("*")
+    @classmethod
+    def _text_only(cls, value: object) -> object:
+        texts = [value] if isinstance(value, str) else value if isinstance(value, list) else \
+            [*value, *value.values()] if isinstance(value, dict) else []
+        if any(isinstance(text, str) and _NOT_TEXT.search(text) for text in texts):
+            raise ValueError("must be text without NUL characters or lone surrogates (\\u0000, \\ud800-\\udfff)")
+        return value
+
 class Stage(str, Enum):
     """Where a task or a target stands; also the `SpotcheckStage` search attribute."""
 
@@ -55,7 +71,7 @@ class PlanPublished(Record):
     on_time: bool
     tasks: list[TaskSlot]
 
-class Adjustment(Record):
+class Adjustment(Command):
     """A published change to the plan (R5): add a task (already stored by the command line) or cancel one."""
 
     kind: str = Field(pattern="^(add|cancel)$")
@@ -104,18 +120,18 @@ class TaskStep(Record):
     approver: str | None = None
 
 
-class Redraw(Record):
+class Redraw(Command):
     """A redraw before dispatch (draw-protocol.md): new nonce, commitment, later entropy, next draw_seq."""
 
     reason: str = Field(min_length=1, pattern=r"\S")
     approver: str = Field(pattern=ID)
 
 
-class TargetedEntity(Record):
+class TargetedEntity(Command):
     """An entity inspected for a complaint, a clue or key supervision; it stays in the population."""
 
     uscc: str
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, pattern=r"\S")  # not blank
 
 
 class TargetedStep(Record):
@@ -148,6 +164,7 @@ class DrawSummary(Record):
     targeted: int
     strata: dict[str, int]  # quota per stratum
     selection_digest: str
+    conflicts: int = 0  # selected entities another task drew after this freeze (R12, R14): the draw is superseded
 
 class DispatchSummary(Record):
     teams: int
@@ -163,7 +180,7 @@ class TaskClosing(Record):
     cancelled: bool
     reason: str | None = None
 
-class EntropyEntry(Record):
+class EntropyEntry(Command):
     value: str = Field(pattern=r"^[\x20-\x7e]{0,256}$")
 
 # --- target ------------------------------------------------------------------------------------
@@ -197,7 +214,7 @@ class TargetContext(Record):
     def team_members(self) -> set[str]:
         return {i for t in self.teams for i in t.inspectors}
 
-class CheckRecord(Record):
+class CheckRecord(Command):
     inspectors: list[str] = Field(min_length=1)
     method: str
     certificates_shown: bool = False
@@ -211,7 +228,7 @@ class CheckRecord(Record):
                 raise ValueError(f"evidence {value!r} must be URI#sha256 (64 lowercase hex digits)")
         return values
 
-class ResultEntry(Record):
+class ResultEntry(Command):
     inspector: str
     category: str
     note: str = ""
@@ -231,23 +248,23 @@ class ResultEntry(Record):
                 raise ValueError(f"finding {point}:{outcome} must be pass or fail")
         return values
 
-class Review(Record):
+class Review(Command):
     reviewer: str
     approve: bool
     note: str = ""
 
-class ManualAssignment(Record):
+class ManualAssignment(Command):
     unit: str
     inspectors: list[str]
     by: str
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, pattern=r"\S")  # not blank
 
-class Recheck(Record):
+class Recheck(Command):
     inspector: str
     passed: bool
     note: str = ""
 
-class FieldSignal(Record):
+class FieldSignal(Command):
     kind: str = Field(pattern="^(accept|arrive)$")
     inspector: str
 

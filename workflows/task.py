@@ -14,7 +14,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.draws import DrawActivities
+    from activities.draws import SYSTEM_APPROVER, DrawActivities, conflict_reason
     from activities.targets import TargetActivities
     from domain.records import (
         Announcement,
@@ -118,6 +118,14 @@ class InspectionTaskWorkflow:
             drawn: DrawSummary = await workflow.execute_activity_method(
                 DrawActivities.draw, step.model_copy(update={"entropy": self._entropy or ""}), **HEAVY
             )
+            if drawn.conflicts:
+                # Another task drew some of these entities after this freeze (R12, R14): the activity
+                # recorded this draw as superseded; a new announcement and freeze follow.
+                self._redraw = Redraw(reason=conflict_reason(drawn.conflicts), approver=SYSTEM_APPROVER)
+                self._entropy = None
+                self._progress = self._progress.model_copy(update={"draw_seq": step.draw_seq + 1})
+                self._set_stage(Stage.ANNOUNCED)
+                continue
             self._set_stage(Stage.DRAWN)
             if workflow.patched(WINDOWS_PATCH):
                 # One working day in which the published draw can be challenged and redrawn (R19).
