@@ -217,13 +217,74 @@ async def cmd_task_show(args, settings):
 
 
 async def cmd_task_history(args, settings):
+    from runtime.archive import ArchiveAltered, HistoryArchive, verify_chain
     from runtime.client import connect
     from runtime.timeline import timeline
 
+    check = None
+    if args.verify_archive:  # the whole chain first: a timeline read from a broken archive would mislead
+        check = verify_chain(database(settings))
+        if not check.ok:
+            emit(args, {"archive": check.as_json(), "events": None}, check.text())
+            print(f"spotcheck {args.verb}: {check.text()}", file=sys.stderr)
+            return EXIT_FAILED
     client = await connect(settings)
-    events = await timeline(client, args.task_id, args.target)
-    emit(args, events, "\n".join(f"{e['at']}  {e['event']:<22} {e['actor'] or '':<12} {e['target'] or '':<20} "
-                                 f"{e['details']}" for e in events))
+    archive = HistoryArchive(lambda: database(settings))  # opened only for a history Temporal no longer has
+    try:
+        events = await timeline(client, args.task_id, args.target, archive=archive)
+    except ArchiveAltered as error:
+        print(f"spotcheck {args.verb}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    text = "\n".join(f"{e['at']}  {e['event']:<22} {e['actor'] or '':<12} {e['target'] or '':<20} "
+                     f"{e['details']}" for e in events)
+    if archive.used and not args.json:
+        print(f"({len(archive.used)} of these workflows no longer in Temporal: read from the history archive)",
+              file=sys.stderr)
+    if check is None:
+        emit(args, events, text)
+    else:  # --verify-archive: one document with both
+        emit(args, {"archive": check.as_json(), "events": events}, f"{text}\n{check.text()}".lstrip("\n"))
+
+
+# --- the history archive -------------------------------------------------------------------------
+async def cmd_archive_run(args, settings):
+    from activities.archive import ArchiveBatch, archive_pass
+    from runtime.client import connect
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise UsageError(f"--since {args.since!r}: not an ISO 8601 instant "
+                             "(e.g. 2025-03-01T00:00:00+08:00)") from None
+        if since.tzinfo is None:
+            raise UsageError(f"--since {args.since!r}: give the time zone (e.g. +08:00 or Z)")
+    engine = database(settings)
+    client = await connect(settings)
+    batch = ArchiveBatch(after_close_time=since, full=args.full)
+    total = await archive_pass(client, engine, batch)  # the scheduled workflow's activity runs the same
+    while total.more:
+        total = total.plus(await archive_pass(client, engine, batch))
+    data = total.model_dump(mode="json")
+    emit(args, data, f"archived {total.archived} histories ({total.already} already archived, {total.gone} gone "
+                     f"from the server first); chain head: "
+                     + (f"entry {total.head_seq} {total.head_hash}" if total.head_seq is not None else "empty"))
+
+
+async def cmd_archive_schedule(args, settings):
+    from zoneinfo import ZoneInfo
+
+    from runtime.archive import upsert_archive_schedule
+    from runtime.client import connect
+
+    result = await upsert_archive_schedule(await connect(settings), cron=args.cron, time_zone=args.tz)
+    zone = ZoneInfo(result.time_zone)
+    times = ", ".join(t.astimezone(zone).strftime("%Y-%m-%d %H:%M") for t in result.next_action_times[:3])
+    emit(args, result.as_json(),
+         f"schedule {result.schedule_id} {'created' if result.created else 'updated'}: cron {result.cron!r} "
+         f"{result.time_zone}" + (" (paused)" if result.paused else "")
+         + f"\nnext runs ({result.time_zone}): {times or 'none'}")
 
 
 async def cmd_task_signal(args, settings):
@@ -522,9 +583,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overdue", action="store_true")
     p = verb(task, "show", cmd_task_show, "one task's live state")
     p.add_argument("task_id")
-    p = verb(task, "history", cmd_task_history, "the timeline, read from the event history")
+    p = verb(task, "history", cmd_task_history, "the timeline, read from the event history (from the history "
+             "archive once Temporal no longer has it)")
     p.add_argument("task_id")
     p.add_argument("--target", metavar="USCC")
+    p.add_argument("--verify-archive", action="store_true", help="first recompute the whole archive's hash chain; "
+                   "exit 1 naming the first broken entry")
     for name in ("accept", "arrive"):
         p = verb(task, name, cmd_task_signal, f"field signal: {name} (logged, gates nothing)")
         p.set_defaults(verb=name)
@@ -612,6 +676,17 @@ def parser() -> argparse.ArgumentParser:
     outcome.add_argument("--passed", action="store_true")
     outcome.add_argument("--failed", dest="passed", action="store_false")
     p.add_argument("--note")
+
+    archive = group("archive", "the hash-chained history archive in the project database")
+    p = verb(archive, "run", cmd_archive_run, "archive the histories of closed workflows now (what the "
+             "Schedule history-archive runs)")
+    p.add_argument("--since", metavar="INSTANT", help="only workflows closed after this ISO 8601 instant "
+                   "(default: since the archive's newest entry, less a day; everything when it is empty)")
+    p.add_argument("--full", action="store_true", help="list every closed workflow the server still has")
+    p = verb(archive, "schedule", cmd_archive_schedule, "create or update the Schedule history-archive "
+             "(hourly by default; a paused schedule stays paused)")
+    p.add_argument("--cron", help='when it runs (default "17 * * * *": hourly)')
+    p.add_argument("--tz", help="the cron's time zone (default Asia/Shanghai)")
 
     p = verb(verbs, "metrics", cmd_metrics, "the four evaluation metrics")
     p.add_argument("--year", type=int, required=True)

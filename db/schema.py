@@ -324,3 +324,22 @@ alerts = _projection(
     Column("at", Instant(), nullable=False),
     Column("details", Text, nullable=False),
 )
+
+# --- the history archive (activities/archive.py) ---------------------------------------------
+# Every closed workflow's event history, append-only, in one hash chain (seq order):
+#   entry_hash = sha256(prev_hash "\n" workflow_id "\n" run_id "\n" history_sha256), the first prev_hash 64 zeros.
+# prev_hash is unique: two entries can never follow the same one, so the chain cannot fork.
+history_archive = Table(
+    "history_archive",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("workflow_id", String(1000), nullable=False),  # Temporal's default id limit
+    Column("run_id", String(64), nullable=False),
+    Column("workflow_type", String(1000), nullable=False),
+    Column("closed_at", Instant(), nullable=False, index=True),
+    Column("history", Text, nullable=False),  # WorkflowHistory.to_json(), keys sorted; payloads as fetched
+    Column("history_sha256", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False, unique=True),
+    Column("entry_hash", String(64), nullable=False),
+    UniqueConstraint("workflow_id", "run_id"),
+)

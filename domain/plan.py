@@ -88,7 +88,7 @@ Stratum = Annotated[_Str, AfterValidator(validate_stratum)]
 Ratio = Annotated[_Str, AfterValidator(_ratio_text)]
 RegionPrefix = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9]{1,6}$")]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-Count = Annotated[int, Field(strict=True)]
+Count = Annotated[int, Field(strict=True, le=2**31 - 1)]  # stored in INTEGER columns (dispatch_pools)
 Alternatives = Annotated[list[_T], AfterValidator(_alternatives)]
 
 Level = Literal["province", "city", "county", "station"]
@@ -250,6 +250,9 @@ def parse_task(raw: bytes | str, source: str) -> PlanTask:
 
 def _parse(raw: bytes | str, source: str, model: type[PlanFile] | type[PlanTask]) -> Any:
     data = _load_json(raw, source)
+    unstorable = _unstorable(data, model)
+    if unstorable:
+        raise PlanInvalid(sorted(unstorable, key=str), source)
     try:
         return model.model_validate(data)
     except ValidationError as error:
@@ -281,10 +284,70 @@ def _load_json(raw: bytes | str, source: str) -> Any:
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
         raise PlanInvalid([PlanProblem(where, "", None, f"not valid JSON: {error.msg}")], source) from None
+    except RecursionError:  # the decoder recurses per level: "[[[[…" deeper than the interpreter's stack
+        where = _position(text, _too_deep(text))
+        raise PlanInvalid([PlanProblem(where, "", None, f"not valid JSON: nested more than {_MAX_DEPTH} levels deep")],
+                          source) from None
+    except ValueError:  # an integer literal longer than sys.get_int_max_str_digits()
+        long_number = re.search(r"[0-9]{100,}", text)
+        where = _position(text, long_number.start() if long_number else None)
+        raise PlanInvalid([PlanProblem(where, "", None, "not valid JSON: a number with too many digits")],
+                          source) from None
     if duplicates:
         problems = [PlanProblem(f"key {_shown(key)}", "", None, "appears twice in one object") for key in duplicates]
         raise PlanInvalid(problems, source)
     return data
+
+
+_MAX_DEPTH = 64  # a plan is 5 levels deep
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[][{}]', re.DOTALL)
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _too_deep(text: str) -> int | None:
+    """The offset of the first bracket nested more than _MAX_DEPTH levels deep (strings skipped)."""
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        bracket = match.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > _MAX_DEPTH:
+                return match.start()
+        elif bracket in "]}":
+            depth -= 1
+    return None
+
+
+def _position(text: str, offset: int | None) -> str:
+    if offset is None:
+        return "plan"
+    line = text.count("\n", 0, offset) + 1
+    return f"line {line} column {offset - (text.rfind(chr(10), 0, offset) + 1) + 1}"
+
+
+def _unstorable(data: Any, model: type[BaseModel]) -> list[PlanProblem]:
+    """Strings (keys too) holding a NUL or a lone surrogate (a JSON "\\ud800" escape without its pair):
+    JSON allows both, but neither is text that can be hashed as UTF-8 or stored in PostgreSQL."""
+    problems, stack = [], [((), data)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _NOT_TEXT.search(key):
+                    problems.append(_text_problem(loc + (key,), data, model, "key"))
+                else:
+                    stack.append((loc + (key,), item))
+        elif isinstance(value, list):
+            stack.extend((loc + (i,), item) for i, item in enumerate(value))
+        elif isinstance(value, str) and _NOT_TEXT.search(value):
+            problems.append(_text_problem(loc, data, model, "value"))
+    return problems
+
+
+def _text_problem(loc: tuple, data: Any, model: type[BaseModel], what: str) -> PlanProblem:
+    where, path = _locate(loc, data, model)
+    return PlanProblem(where, _dotted(path), None, f"the {what} holds a NUL character or a lone UTF-16 surrogate "
+                                                   "(\\u0000, \\ud800-\\udfff): not text")
 
 
 # Pydantic speaks of Python types; the operator wrote JSON.
@@ -308,6 +371,8 @@ def _problem(error: Any, data: Any, model: type[BaseModel]) -> PlanProblem:
         allowed = ", ".join(_model_at(loc[:-1], model).model_fields)
         return PlanProblem(where, _dotted(path), None, f"unknown key; the keys are: {allowed}")
     reason = str(error["ctx"]["error"]) if kind == "value_error" else _JSON_TYPES.get(kind, error["msg"])
+    # The value is shown on its own (shortened); a validator's message may quote all of it again.
+    reason = _LONG_QUOTED.sub(lambda m: m.group()[:50] + "…" + m.group()[0], reason)
     value = error["input"]
     # A key's own value is shown; a whole object or a list of them is not.
     shown = path and not isinstance(value, dict) and not (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value))
@@ -337,14 +402,23 @@ def _model_at(loc: tuple, model: type[BaseModel]) -> type[BaseModel]:
 def _dotted(path: tuple) -> str:
     out = ""
     for part in path:
+        if isinstance(part, str) and not _PLAIN_KEY.fullmatch(part):
+            part = _shown(part)  # quoted, escaped, shortened
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+_LONG_QUOTED = re.compile(r"'[^'\n]{60,}'" + r'|"[^"\n]{60,}"')  # a repr() or JSON string of 60+ characters
+_LINE_BREAKS = re.compile("[\x7f-\x9f\u2028\u2029]")
+_PLAIN_KEY = re.compile(r"[^\s\"\\.\[\]\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]{1,40}")  # shown as it is; others quoted
 
 
 def _shown(value: Any) -> str | None:
     if value is None:
         return None
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    # Lone surrogates (not text; refused) are shown as their escapes, so the message itself can be printed.
+    text = json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace").decode("utf-8")
+    text = _LINE_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)  # JSON leaves these raw; a message is one line
     return text if len(text) <= 80 else text[:79] + "…"
 
 

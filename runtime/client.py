@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.archive import ArchiveActivities
 from activities.draws import DrawActivities
 from activities.handoff import HandoffActivities, JsonlReceiver, Notifier, Receiver, WebhookReceiver
 from activities.launcher import LauncherActivities
@@ -16,13 +17,15 @@ from domain.workdays import Deadlines, calendar_from_env
 from runtime.codec import data_converter
 from runtime.config import Settings
 from runtime.logs import LoggingInterceptor
+from workflows.archiver import HistoryArchiverWorkflow
 from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE
 from workflows.launcher import PlanLauncherWorkflow
 from workflows.plan import AnnualPlanWorkflow
 from workflows.target import TargetInspectionWorkflow
 from workflows.task import InspectionTaskWorkflow
 
-WORKFLOWS = [PlanLauncherWorkflow, AnnualPlanWorkflow, InspectionTaskWorkflow, TargetInspectionWorkflow]
+WORKFLOWS = [PlanLauncherWorkflow, AnnualPlanWorkflow, InspectionTaskWorkflow, TargetInspectionWorkflow,
+             HistoryArchiverWorkflow]
 
 
 async def connect(settings: Settings) -> Client:
@@ -48,12 +51,14 @@ def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadline
     launcher = LauncherActivities(engine)
     targets = TargetActivities(engine, deadlines, notifier)
     handoff = HandoffActivities(engine, deadlines, notifier)
+    archive = ArchiveActivities(engine, client)  # lists and fetches histories with the worker's client
     activities = [
         plans.publish_plan, plans.publish_adjustment, launcher.load_plan_template,
         draws.announce, draws.targets_page, draws.close_task, draws.record_targeted, draws.supersede_draw,
         targets.working_days_later, targets.open_target, targets.record_check, targets.record_result, targets.record_review,
         targets.record_team, targets.record_stage, targets.publish_result, targets.alert,
         handoff.open_follow_up, handoff.deliver, handoff.close_follow_up,
+        archive.archive_closed,
     ]
     return Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=activities,
                   activity_executor=executor, interceptors=[LoggingInterceptor()], **options)

@@ -13,6 +13,9 @@ histories are fetched and mapped event by event to domain events:
 Payloads are decoded with the client's data converter and read as plain JSON (no model classes):
 histories are kept for years and must stay readable after the models change. Every item is
 `{"at", "event", "actor", "target", "details"}` (contract.md, `task history`), sorted by time.
+
+A history Temporal no longer has (past the namespace retention, or deleted) is read from the history
+archive when one is given (runtime/archive.py): the same events, so the same timeline.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
@@ -31,6 +34,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.common import target_workflow_id, task_workflow_id
+
+if TYPE_CHECKING:
+    from runtime.archive import HistoryArchive
 
 FETCH_CONCURRENCY = 16  # target histories fetched at once
 
@@ -55,17 +61,20 @@ ACTIVITY_EVENTS = {
 Event = dict[str, Any]
 
 
-async def timeline(client: Client, task_id: str, uscc: str | None = None) -> list[Event]:
+async def timeline(client: Client, task_id: str, uscc: str | None = None,
+                   archive: HistoryArchive | None = None) -> list[Event]:
     """The domain timeline of a task, or of one of its targets when `uscc` is given, in time order.
 
+    With `archive`, runs Temporal no longer has are read from the history archive.
     Raises LookupError when there is no such task (or no such target of it).
     """
     decoder = _Decoder(client)
     try:
-        task_runs = await _chain(client, task_workflow_id(task_id))
+        task_runs = await _chain(client, task_workflow_id(task_id), archive)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            raise LookupError(f"no task {task_id} in Temporal ({error.message})") from error
+            where = "Temporal or the history archive" if archive is not None else "Temporal"
+            raise LookupError(f"no task {task_id} in {where} ({error.message})") from error
         raise
     items: list[tuple[datetime, Event]] = []
     children: dict[str, str] = {}  # workflow id -> uscc, in start order
@@ -87,7 +96,7 @@ async def timeline(client: Client, task_id: str, uscc: str | None = None) -> lis
     async def child_items(workflow_id: str, child_uscc: str) -> list[tuple[datetime, Event]]:
         async with semaphore:
             try:
-                runs = await _chain(client, workflow_id)
+                runs = await _chain(client, workflow_id, archive)
             except RPCError as error:
                 if error.status == RPCStatusCode.NOT_FOUND:
                     return []  # never started (the task was cancelled first) or past retention
@@ -108,27 +117,38 @@ async def timeline(client: Client, task_id: str, uscc: str | None = None) -> lis
 
 
 # --- histories -----------------------------------------------------------------------------------
-async def _chain(client: Client, workflow_id: str) -> list[Sequence[HistoryEvent]]:
+async def _chain(client: Client, workflow_id: str,
+                 archive: HistoryArchive | None = None) -> list[Sequence[HistoryEvent]]:
     """Every run of a workflow's latest execution chain, oldest first.
 
     The latest run comes from the id alone; each run's started event names the run it continued
     (continue-as-new or retry), so the chain is walked back from there. Runs already past the
-    namespace retention are simply missing from the front.
+    namespace retention are read from the archive when given, else simply missing from the front;
+    when Temporal has no run of the id at all, the whole chain comes from the archive.
     """
-    latest = await client.get_workflow_handle(workflow_id).fetch_history()
+    try:
+        latest = await client.get_workflow_handle(workflow_id).fetch_history()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND and archive is not None:
+            archived = await archive.chain(workflow_id)
+            if archived:
+                return archived
+        raise
     runs = [latest.events]
     seen = {latest.run_id}
     previous = _started(latest.events).continued_execution_run_id if latest.events else ""
     while previous and previous not in seen:
         seen.add(previous)
         try:
-            history = await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history()
+            events = (await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history()).events
         except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            events = await archive.run(workflow_id, previous) if archive is not None else None
+            if events is None:
                 break
-            raise
-        runs.append(history.events)
-        previous = _started(history.events).continued_execution_run_id if history.events else ""
+        runs.append(events)
+        previous = _started(events).continued_execution_run_id if events else ""
     runs.reverse()
     return runs
 

@@ -1,0 +1,247 @@
+"""The history archive (architecture.md, Retention): each closed workflow's event history, kept as JSON in
+the project database in one hash chain, so the audit trail outlives the namespace retention.
+
+Table `history_archive` (db/schema.py), append-only, one chain in `seq` order:
+
+    history_sha256 = sha256(history)          history: WorkflowHistory.to_json(), keys sorted (history_text)
+    entry_hash     = sha256(prev_hash "\\n" workflow_id "\\n" run_id "\\n" history_sha256)
+    prev_hash      = the entry_hash of the entry before it; 64 zeros for the first entry
+
+Appending: one transaction per entry, under a PostgreSQL advisory lock (CHAIN_LOCK), which reads the
+head and inserts after it; `prev_hash` is also unique, so even a writer that bypassed the lock (or
+SQLite, which has no advisory locks: there a lost race is retried) cannot fork the chain. Nothing
+here updates or deletes a row. `runtime/archive.py` reads the archive back and verifies the chain.
+
+Histories are stored as Temporal returns them: with SPOTCHECK_CODEC_KEYS set (runtime/codec.py)
+their payloads are encrypted, exactly as in the live history, so an archived history replays and
+decodes with the same keys — and needs them: keep every key id as long as the archive holds
+histories encrypted with it, i.e. for good (docs/codec.md). (The replay corpus in tests/histories
+is kept decrypted; the archive is evidence and keeps what the server had.)
+
+What is archived: every closed run (completed, failed, cancelled, terminated, timed out,
+continued-as-new) the namespace's visibility lists, except the archiver's own runs (bookkeeping,
+not part of any inspection). Listing uses `client.list_workflows` (visibility), which the dev
+server and a cluster have and the time-skipping test server has not. Runs are archived oldest
+close first, so after an outage the ones nearest to retention go first. By default only runs
+closed after the archive's newest entry minus CATCH_UP_MARGIN are listed (cheap every hour, and
+robust to any outage of the archiver); `full=True` lists every closed run the server still has.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from google.protobuf import json_format
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from temporalio import activity
+from temporalio.api.history.v1 import History
+from temporalio.client import Client, WorkflowHistory
+from temporalio.service import RPCError, RPCStatusCode
+
+from db import schema
+
+GENESIS = "0" * 64  # the first entry's prev_hash
+CHAIN_LOCK = 7233002  # pg_advisory_xact_lock key of the chain (7233001: migrations; 7233100 + year: draws)
+CATCH_UP_MARGIN = timedelta(days=1)  # visibility lags by seconds; a day of overlap costs one listing of a day
+ARCHIVER_WORKFLOW_TYPE = "HistoryArchiverWorkflow"  # workflows/archiver.py: its own runs are not archived
+APPEND_ATTEMPTS = 10  # a lost race for the head (SQLite: no advisory lock) is retried
+
+
+def history_text(history: WorkflowHistory) -> str:
+    """The history as archived: `WorkflowHistory.to_json()` (what `WorkflowHistory.from_json` and the replayer
+    read) with its keys sorted. Plain `to_json()` writes protobuf map entries (search attributes, payload
+    metadata) in no fixed order, so two fetches of one history give two texts; sorted, the archived text
+    and its sha256 can be recomputed from the server for as long as it keeps the history."""
+    return json_format.MessageToJson(History(events=history.events), sort_keys=True)
+
+
+def history_digest(history: str) -> str:
+    return hashlib.sha256(history.encode("utf-8")).hexdigest()
+
+
+def entry_digest(prev_hash: str, workflow_id: str, run_id: str, history_sha256: str) -> str:
+    return hashlib.sha256(f"{prev_hash}\n{workflow_id}\n{run_id}\n{history_sha256}".encode("utf-8")).hexdigest()
+
+
+class ArchiveBatch(BaseModel):
+    """One archiving pass: the input of the activity, of HistoryArchiverWorkflow and of `archive run`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Only runs closed after this instant. None: after the archive's newest entry minus CATCH_UP_MARGIN
+    # (everything when the archive is empty).
+    after_close_time: datetime | None = None
+    limit: int = Field(default=500, ge=1)  # at most this many new entries per pass; `more` says if some are left
+    full: bool = False  # list every closed run the server still has (ignores the archive's newest entry)
+
+
+class ArchiveSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    listed: int = 0  # closed runs listed by visibility
+    archived: int = 0  # appended by this pass
+    already: int = 0  # listed and already in the archive
+    gone: int = 0  # listed, but the server no longer had the history (deleted, or past retention meanwhile)
+    more: bool = False  # runs left for another pass (over `limit`)
+    head_seq: int | None = None  # the chain's newest entry after the pass
+    head_hash: str | None = None
+
+    def plus(self, later: ArchiveSummary) -> ArchiveSummary:
+        """Two passes in a row, as one (the first pass's listing is the backlog)."""
+        return ArchiveSummary(
+            listed=self.listed, archived=self.archived + later.archived,
+            already=self.already, gone=self.gone + later.gone, more=later.more,
+            head_seq=later.head_seq if later.head_seq is not None else self.head_seq,
+            head_hash=later.head_hash if later.head_hash is not None else self.head_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedRun:
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    closed_at: datetime
+
+
+# --- the chain (synchronous: called in threads) ----------------------------------------------------
+def append_entry(engine: Engine, run: ClosedRun, history: str) -> int | None:
+    """Append one history at the head of the chain, in one transaction; its seq, or None when that run
+    is archived already (by an earlier pass, or a concurrent one)."""
+    t = schema.history_archive
+    history_sha256 = history_digest(history)
+    for attempt in range(1, APPEND_ATTEMPTS + 1):
+        try:
+            with engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
+                if connection.execute(select(t.c.seq).where(t.c.workflow_id == run.workflow_id,
+                                                            t.c.run_id == run.run_id)).first() is not None:
+                    return None
+                prev_hash = connection.execute(select(t.c.entry_hash).order_by(t.c.seq.desc()).limit(1)).scalar()
+                prev_hash = prev_hash or GENESIS
+                inserted = connection.execute(t.insert().values(
+                    workflow_id=run.workflow_id, run_id=run.run_id, workflow_type=run.workflow_type,
+                    closed_at=run.closed_at, history=history, history_sha256=history_sha256, prev_hash=prev_hash,
+                    entry_hash=entry_digest(prev_hash, run.workflow_id, run.run_id, history_sha256)))
+                return inserted.inserted_primary_key[0]
+        except IntegrityError:
+            # Another writer appended first (the same run, or at the same head): look again.
+            if attempt == APPEND_ATTEMPTS:
+                raise
+    return None  # unreachable
+
+
+def archived_keys(engine: Engine, runs: Iterable[ClosedRun], chunk: int = 500) -> set[tuple[str, str]]:
+    """Which of these runs are in the archive already."""
+    t = schema.history_archive
+    runs = list(runs)
+    found: set[tuple[str, str]] = set()
+    with engine.connect() as connection:
+        for start in range(0, len(runs), chunk):
+            part = runs[start:start + chunk]
+            rows = connection.execute(select(t.c.workflow_id, t.c.run_id).where(
+                t.c.run_id.in_(sorted({r.run_id for r in part})))).all()
+            found |= {(r.workflow_id, r.run_id) for r in rows}
+    return found
+
+
+def newest_closed_at(engine: Engine) -> datetime | None:
+    with engine.connect() as connection:
+        return connection.execute(select(func.max(schema.history_archive.c.closed_at))).scalar()
+
+
+def chain_head(engine: Engine) -> tuple[int, str] | None:
+    t = schema.history_archive
+    with engine.connect() as connection:
+        row = connection.execute(select(t.c.seq, t.c.entry_hash).order_by(t.c.seq.desc()).limit(1)).first()
+    return (row.seq, row.entry_hash) if row else None
+
+
+# --- one pass --------------------------------------------------------------------------------------
+def closed_query(after: datetime | None) -> str:
+    query = f"ExecutionStatus != 'Running' AND WorkflowType != '{ARCHIVER_WORKFLOW_TYPE}'"
+    if after is not None:
+        query += f" AND CloseTime > '{after.astimezone(timezone.utc).isoformat().replace('+00:00', 'Z')}'"
+    return query
+
+
+async def list_closed(client: Client, after: datetime | None,
+                      progress: Callable[..., None] | None = None) -> list[ClosedRun]:
+    runs = []
+    async for execution in client.list_workflows(closed_query(after), page_size=1000):
+        if execution.close_time is None:  # not closed after all (the query says it is): next pass
+            continue
+        runs.append(ClosedRun(execution.id, execution.run_id, execution.workflow_type, execution.close_time))
+        if progress is not None and len(runs) % 1000 == 0:
+            progress(f"listed {len(runs)}")
+    return runs
+
+
+def _store(engine: Engine, run: ClosedRun, history: WorkflowHistory) -> int | None:
+    return append_entry(engine, run, history_text(history))  # in the thread too: a long history is CPU work
+
+
+async def archive_pass(client: Client, engine: Engine, batch: ArchiveBatch,
+                       progress: Callable[..., None] | None = None) -> ArchiveSummary:
+    """Archive the closed runs the archive lacks, oldest close first, at most `batch.limit` of them.
+
+    The same code runs in the activity (progress: heartbeats) and in `spotcheck archive run`. Safe to run
+    concurrently with itself: each append takes the chain lock and skips a run archived meanwhile.
+    """
+    after = batch.after_close_time
+    if after is None and not batch.full:
+        newest = await asyncio.to_thread(newest_closed_at, engine)
+        after = newest - CATCH_UP_MARGIN if newest is not None else None
+    listed = await list_closed(client, after, progress)
+    done = await asyncio.to_thread(archived_keys, engine, listed)
+    pending = sorted((r for r in listed if (r.workflow_id, r.run_id) not in done),
+                     key=lambda r: (r.closed_at, r.workflow_id, r.run_id))
+    archived = gone = 0
+    raced = 0
+    for run in pending[:batch.limit]:
+        try:
+            history = await client.get_workflow_handle(run.workflow_id, run_id=run.run_id).fetch_history()
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            gone += 1  # deleted, or past retention between the listing and now: nothing left to archive
+            _warn("history gone before it was archived", run)
+            continue
+        seq = await asyncio.to_thread(_store, engine, run, history)
+        if seq is None:
+            raced += 1  # a concurrent pass archived it first
+        else:
+            archived += 1
+        if progress is not None:
+            progress(f"archived {archived}")
+    head = await asyncio.to_thread(chain_head, engine)
+    return ArchiveSummary(listed=len(listed), archived=archived, already=len(done) + raced, gone=gone,
+                          more=len(pending) > batch.limit, head_seq=head[0] if head else None,
+                          head_hash=head[1] if head else None)
+
+
+def _warn(message: str, run: ClosedRun) -> None:
+    if activity.in_activity():
+        activity.logger.warning("%s: %s run %s", message, run.workflow_id, run.run_id)
+    else:
+        import structlog
+
+        structlog.get_logger().warning(message, workflow_id=run.workflow_id, run_id=run.run_id)
+
+
+class ArchiveActivities:
+    """The activity, with the worker's Temporal client injected (it lists and fetches histories)."""
+
+    def __init__(self, engine: Engine, client: Client) -> None:
+        self._engine = engine
+        self._client = client
+
+    @activity.defn
+    async def archive_closed(self, batch: ArchiveBatch) -> ArchiveSummary:
+        """One pass (archive_pass); a retry starts over and skips what is archived already."""
+        return await archive_pass(self._client, self._engine, batch, progress=activity.heartbeat)

@@ -1,0 +1,244 @@
+"""The bare baseline of bench/throughput.py: a task and a target workflow with the real ones' history shape, no work.
+
+`BareTargetWorkflow` mirrors workflows/target.py on the happy path the bench drives (open → notice →
+field-work timers → check → result → review → publication timer → publish → credit feedback and one
+non-order follow-up → closed → signal to the parent): the same activities (one no-op), the same
+update handlers with the same locks and waits, the same timers, the same search-attribute upserts
+and the same external signal, so its history has the same count of each event type. Its updates
+only set flags; its status query returns a three-field dict. `BareTaskWorkflow` mirrors the
+dispatched part of workflows/task.py: pages of children (a no-op page activity), continue-as-new
+every CHILDREN_PER_RUN starts, then waiting for `target_finished` signals, a no-op close and a
+signal to the plan.
+
+`PlanStub` stands in for the annual plan workflow in both runs: it takes the task's `task_closed`
+signal. This module imports only temporalio, bare_types and workflows.common (both passed through), so
+the sandbox re-imports nothing heavy for it.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.common import WorkflowIDReusePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from bare_types import BarePage, BareTargetRun, BareTaskRun
+    from workflows.common import (
+        CHILD_BATCH,
+        CHILDREN_PER_RUN,
+        LIGHT,
+        OVERDUE,
+        PLAN_YEAR,
+        REGION,
+        STAGE,
+        TASK_ID,
+        UNIT,
+    )
+
+
+@activity.defn
+def bare_noop(step: str) -> None:
+    """Every activity of the bare target and task: nothing."""
+
+
+@activity.defn
+def bare_page(page: BarePage) -> list[str]:
+    return [f"{i:06d}" for i in range(page.after, min(page.after + page.limit, page.total))]
+
+
+def bare_target_id(task_id: str, key: str) -> str:
+    return f"bare-target/{task_id}/{key}"
+
+
+@workflow.defn
+class BareTargetWorkflow:
+    def __init__(self) -> None:
+        self._run: BareTargetRun | None = None
+        self._opened = False
+        self._stage = "dispatched"
+        self._checked = False
+        self._due = False
+        self._approved = False
+        self._commands = 0
+        self._lock = asyncio.Lock()
+
+    @workflow.run
+    async def run(self, run: BareTargetRun) -> str:
+        self._run = run
+        await workflow.execute_activity(bare_noop, "open", **LIGHT)
+        self._opened = True
+        self._set_stage("dispatched", initial=True)
+        await workflow.wait_condition(lambda: True)  # the real one waits for unstaffed units: none here
+        await workflow.execute_activity(bare_noop, "notify-team", **LIGHT)
+        checked = lambda: self._checked  # noqa: E731
+        far = workflow.now() + timedelta(days=30)
+        if not await self._until(checked, far, "field-work reminder"):
+            await workflow.execute_activity(bare_noop, "reminder", **LIGHT)
+        if not await self._until(checked, far + timedelta(days=3), "task window end"):
+            await workflow.execute_activity(bare_noop, "escalation", **LIGHT)
+            await workflow.wait_condition(checked)
+        await workflow.wait_condition(lambda: self._due)
+        approved = lambda: self._approved  # noqa: E731
+        if not await self._until(approved, workflow.now() + timedelta(days=28), "publication due"):
+            await workflow.execute_activity(bare_noop, "publication-escalation", **LIGHT)
+            await workflow.wait_condition(approved)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.execute_activity(bare_noop, "publish-result", **LIGHT)
+        self._set_stage("approved")
+        await self._hand_off("credit-feedback")
+        if run.follow_up:
+            self._set_stage("follow_up")
+            await self._hand_off("follow-up")
+        self._set_stage("closed")
+        await workflow.execute_activity(bare_noop, "closed", **LIGHT)
+        await workflow.get_external_workflow_handle(run.task_wf).signal("target_finished", run.key)
+        return self._stage
+
+    async def _hand_off(self, step: str) -> None:
+        await workflow.execute_activity(bare_noop, f"open-{step}", **LIGHT)
+        await workflow.execute_activity(bare_noop, f"deliver-{step}", **LIGHT)
+
+    async def _until(self, done, deadline, summary: str) -> bool:
+        remaining = deadline - workflow.now()
+        if remaining.total_seconds() <= 0:
+            return done()
+        try:
+            await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
+            return True
+        except asyncio.TimeoutError:
+            return done()
+
+    def _set_stage(self, stage: str, initial: bool = False) -> None:
+        self._stage = stage
+        attributes = [STAGE.value_set(stage)]
+        if initial:
+            attributes += [TASK_ID.value_set("bare"), UNIT.value_set("bare"), REGION.value_set("000000"),
+                           PLAN_YEAR.value_set(2026), OVERDUE.value_set(False)]
+        workflow.upsert_search_attributes(attributes)
+
+    @workflow.update
+    async def record_check(self, _: dict) -> str:
+        async with self._lock:
+            self._checked = True
+            self._commands += 1
+            self._set_stage("checked")
+            await workflow.execute_activity(bare_noop, "check", **LIGHT)
+            self._due = True
+        return "ok"
+
+    @record_check.validator
+    def _validate_check(self, _: dict) -> None:
+        if not self._opened or self._stage != "dispatched":
+            raise ValueError(f"cannot check in stage {self._stage}")
+
+    @workflow.update
+    async def enter_result(self, _: dict) -> str:
+        async with self._lock:
+            self._commands += 1
+            self._set_stage("entered")
+            await workflow.execute_activity(bare_noop, "result", **LIGHT)
+            self._approved = False
+        return "ok"
+
+    @enter_result.validator
+    def _validate_result(self, _: dict) -> None:
+        if self._stage != "checked":
+            raise ValueError(f"cannot enter a result in stage {self._stage}")
+
+    @workflow.update
+    async def review_result(self, _: dict) -> str:
+        async with self._lock:
+            self._commands += 1
+            self._set_stage("approved")
+            await workflow.execute_activity(bare_noop, "review", **LIGHT)
+            self._approved = True
+        return "ok"
+
+    @review_result.validator
+    def _validate_review(self, _: dict) -> None:
+        if self._stage != "entered":
+            raise ValueError(f"cannot review in stage {self._stage}")
+
+    @workflow.query
+    def status(self) -> dict:
+        return {"opened": self._opened, "stage": self._stage, "commands": self._commands}
+
+
+@workflow.defn
+class BareTaskWorkflow:
+    def __init__(self) -> None:
+        self._run: BareTaskRun | None = None
+
+    @workflow.run
+    async def run(self, run: BareTaskRun) -> str:
+        self._run = run
+        self._set_stage(run.stage, initial=True)
+        if run.stage == "dispatched":
+            await self._start_targets()
+            run.stage = "in_progress"
+        self._set_stage("in_progress")
+        while run.finished < run.total:
+            await workflow.wait_condition(
+                lambda: run.finished >= run.total or workflow.info().is_continue_as_new_suggested())
+            if run.finished < run.total:
+                workflow.continue_as_new(run)
+        await workflow.execute_activity(bare_noop, "close", **LIGHT)
+        self._set_stage("closed")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.get_external_workflow_handle(run.plan_wf).signal("task_closed", run.task_id)
+        return "closed"
+
+    async def _start_targets(self) -> None:
+        run = self._run
+        assert run
+        started_here = 0
+        while True:
+            page = await workflow.execute_activity(
+                bare_page, BarePage(after=run.cursor, limit=CHILD_BATCH, total=run.total), **LIGHT)
+            if not page:
+                break
+            await asyncio.gather(*(self._start_target(key) for key in page))
+            run.started += len(page)
+            run.cursor += len(page)
+            started_here += len(page)
+            if started_here >= CHILDREN_PER_RUN or workflow.info().is_continue_as_new_suggested():
+                workflow.continue_as_new(run)
+
+    async def _start_target(self, key: str) -> None:
+        run = self._run
+        assert run
+        await workflow.start_child_workflow(
+            BareTargetWorkflow.run, BareTargetRun(task_wf=workflow.info().workflow_id, key=key,
+                                                  follow_up=run.follow_up),
+            id=bare_target_id(run.task_id, key), id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON, static_summary=f"{run.task_id} · {key}",
+        )
+
+    @workflow.signal
+    def target_finished(self, key: str) -> None:
+        assert self._run
+        self._run.finished += 1
+
+    def _set_stage(self, stage: str, initial: bool = False) -> None:
+        attributes = [STAGE.value_set(stage)]
+        if initial:
+            attributes += [TASK_ID.value_set("bare"), UNIT.value_set("bare"), PLAN_YEAR.value_set(2026)]
+        workflow.upsert_search_attributes(attributes)
+
+
+@workflow.defn
+class PlanStub:
+    """Takes the place of plan/<code>: the task's closing signal needs a receiver."""
+
+    def __init__(self) -> None:
+        self._closed: list[str] = []
+
+    @workflow.run
+    async def run(self, expected: int) -> list[str]:
+        await workflow.wait_condition(lambda: len(self._closed) >= expected)
+        return self._closed
+
+    @workflow.signal
+    def task_closed(self, task_id: str) -> None:
+        self._closed.append(task_id)

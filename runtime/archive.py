@@ -1,0 +1,258 @@
+"""The history archive, read side: histories back from the archive (the timeline's fallback once
+Temporal no longer has a workflow), the chain's verification (`task history --verify-archive`), and the
+Schedule "history-archive" that keeps the archive current (`spotcheck archive schedule`).
+
+Writing is activities/archive.py (the format and the chain are described there). The Schedule is
+created by the operator, not by the worker: `spotcheck archive schedule` creates it, or updates it
+in place (hourly by default; a paused schedule stays paused). `spotcheck archive run` archives now,
+in the command-line process, with the same code the scheduled workflow runs.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, select
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowHistory,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.archive import GENESIS, ArchiveBatch, entry_digest, history_digest
+from db import schema
+from runtime.schedule import ScheduleRefused, check_time_zone
+from workflows.archiver import HistoryArchiverWorkflow
+from workflows.common import TASK_QUEUE
+
+SCHEDULE_ID = "history-archive"
+ARCHIVER_ID = "history-archive"  # the Schedule appends the scheduled time to each run's id
+DEFAULT_CRON = "17 * * * *"  # hourly, off the top of the hour
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+# A run still going when the next is due: skip it (the next pass lists whatever is left). Missed runs
+# (server down, schedule paused) are not caught up one by one: the first run after catches everything up.
+OVERLAP = ScheduleOverlapPolicy.SKIP
+CATCHUP_WINDOW = timedelta(minutes=10)
+
+
+class ArchiveAltered(Exception):
+    """An archived history does not match its recorded sha256: it was changed after it was archived."""
+
+
+# --- reading ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArchivedRun:
+    seq: int
+    run_id: str
+    closed_at: datetime
+    events: Sequence[HistoryEvent]
+
+    @property
+    def continued_from(self) -> str:
+        """The run this one continued (continue-as-new, retry, cron); '' for the first of its chain."""
+        return self.events[0].workflow_execution_started_event_attributes.continued_execution_run_id \
+            if self.events else ""
+
+
+def read_runs(engine: Engine, workflow_id: str) -> list[ArchivedRun]:
+    """Every archived run of a workflow id, in archive order. An entry whose history no longer matches its
+    sha256 is refused (ArchiveAltered): a timeline from altered evidence would mislead."""
+    t = schema.history_archive
+    with engine.connect() as connection:
+        rows = connection.execute(select(t.c.seq, t.c.run_id, t.c.closed_at, t.c.history, t.c.history_sha256)
+                                  .where(t.c.workflow_id == workflow_id).order_by(t.c.seq)).all()
+    runs = []
+    for row in rows:
+        if history_digest(row.history) != row.history_sha256:
+            raise ArchiveAltered(f"the archived history of {workflow_id} run {row.run_id} (entry {row.seq}) does not "
+                                 "match its sha256: the archive was altered (spotcheck task history TASK_ID "
+                                 "--verify-archive)")
+        runs.append(ArchivedRun(row.seq, row.run_id, row.closed_at,
+                                WorkflowHistory.from_json(workflow_id, row.history).events))
+    return runs
+
+
+@dataclass
+class HistoryArchive:
+    """Archived histories for runtime/timeline.py. `engine` may be a factory: the database is opened only
+    when Temporal lacks a history. `used` names the workflow ids read from the archive."""
+
+    engine: Engine | Callable[[], Engine]
+    used: set[str] = field(default_factory=set)
+    _runs: dict[str, list[ArchivedRun]] = field(default_factory=dict, repr=False)
+    _opening: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    async def runs(self, workflow_id: str) -> list[ArchivedRun]:
+        if workflow_id not in self._runs:
+            async with self._opening:  # the targets are read concurrently: one engine
+                if not isinstance(self.engine, Engine):
+                    self.engine = await asyncio.to_thread(self.engine)
+            self._runs[workflow_id] = await asyncio.to_thread(read_runs, self.engine, workflow_id)
+        return self._runs[workflow_id]
+
+    async def chain(self, workflow_id: str) -> list[Sequence[HistoryEvent]]:
+        """The latest execution chain of a workflow id, oldest run first, as archived ([] if none).
+
+        As Temporal does for a live id: the latest run is the one closed last; each run's started
+        event names the run it continued, back to the first (or to a run missing from the archive)."""
+        runs = await self.runs(workflow_id)
+        if not runs:
+            return []
+        by_run = {r.run_id: r for r in runs}
+        run: ArchivedRun | None = max(runs, key=lambda r: (r.closed_at, r.seq))
+        chain: list[ArchivedRun] = []
+        while run is not None and all(run.run_id != r.run_id for r in chain):
+            chain.append(run)
+            run = by_run.get(run.continued_from)
+        self.used.add(workflow_id)
+        return [r.events for r in reversed(chain)]
+
+    async def run(self, workflow_id: str, run_id: str) -> Sequence[HistoryEvent] | None:
+        for archived in await self.runs(workflow_id):
+            if archived.run_id == run_id:
+                self.used.add(workflow_id)
+                return archived.events
+        return None
+
+
+# --- verification ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BrokenLink:
+    seq: int
+    workflow_id: str
+    run_id: str
+    reason: str
+
+    def as_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    entries: int
+    head_seq: int | None
+    head_hash: str | None  # record it elsewhere: the chain alone cannot show a cut or rewritten tail
+    broken: BrokenLink | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+    def as_json(self) -> dict:
+        return {"ok": self.ok, "entries": self.entries, "head_seq": self.head_seq, "head_hash": self.head_hash,
+                "broken": self.broken.as_json() if self.broken else None}
+
+    def text(self) -> str:
+        if self.broken is None:
+            return (f"archive chain verified: {self.entries} entries"
+                    + (f", head {self.head_seq} {self.head_hash}" if self.head_seq is not None else ""))
+        b = self.broken
+        return f"archive chain broken at entry {b.seq} ({b.workflow_id} run {b.run_id}): {b.reason}"
+
+
+def verify_chain(engine: Engine, batch: int = 100) -> ChainCheck:
+    """Recompute the whole chain in seq order, each history's sha256 included; stop at the first break.
+
+    Gaps in seq are fine (a rolled-back insert uses a number up); what counts is that each entry links to
+    the one before it. A deleted or reordered entry shows as a broken link at the entry after it.
+    """
+    t = schema.history_archive
+    expected_prev, entries, last = GENESIS, 0, None
+    with engine.connect() as connection:
+        rows = connection.execution_options(yield_per=batch).execute(
+            select(t.c.seq, t.c.workflow_id, t.c.run_id, t.c.history, t.c.history_sha256, t.c.prev_hash,
+                   t.c.entry_hash).order_by(t.c.seq))
+        for row in rows:
+            reason = None
+            actual = history_digest(row.history)
+            if actual != row.history_sha256:
+                reason = f"history altered: its sha256 is {actual}, the entry records {row.history_sha256}"
+            elif row.prev_hash != expected_prev:
+                before = f"entry {last[0]}'s hash" if last else "the genesis value (64 zeros)"
+                reason = (f"broken link: prev_hash {row.prev_hash} is not {before} {expected_prev} "
+                          "(an entry before it was removed, reordered or altered)")
+            elif entry_digest(row.prev_hash, row.workflow_id, row.run_id, row.history_sha256) != row.entry_hash:
+                reason = "entry hash altered: it does not match prev_hash, workflow_id, run_id and history_sha256"
+            if reason is not None:
+                rows.close()
+                return ChainCheck(entries, last[0] if last else None, last[1] if last else None,
+                                  BrokenLink(row.seq, row.workflow_id, row.run_id, reason))
+            entries += 1
+            expected_prev, last = row.entry_hash, (row.seq, row.entry_hash)
+    return ChainCheck(entries, last[0] if last else None, last[1] if last else None, None)
+
+
+# --- the schedule ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArchiveScheduleResult:
+    schedule_id: str
+    created: bool
+    cron: str
+    time_zone: str
+    paused: bool
+    next_action_times: list[datetime]
+
+    def as_json(self) -> dict:
+        return {"schedule_id": self.schedule_id, "created": self.created, "cron": self.cron,
+                "time_zone": self.time_zone, "overlap": OVERLAP.name.lower(), "paused": self.paused,
+                "next_action_times": [t.isoformat() for t in self.next_action_times]}
+
+
+def archive_schedule(cron: str, time_zone: str, task_queue: str = TASK_QUEUE,
+                     state: ScheduleState | None = None) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            HistoryArchiverWorkflow.run, ArchiveBatch(), id=ARCHIVER_ID, task_queue=task_queue,
+            static_summary="archive closed workflows' histories (hash-chained)"),
+        spec=ScheduleSpec(cron_expressions=[cron], time_zone_name=time_zone),
+        policy=SchedulePolicy(overlap=OVERLAP, catchup_window=CATCHUP_WINDOW),
+        state=state or ScheduleState(note=f"history archive: cron {cron!r} {time_zone}"),
+    )
+
+
+async def upsert_archive_schedule(client: Client, *, cron: str | None = None, time_zone: str | None = None,
+                                  task_queue: str = TASK_QUEUE,
+                                  schedule_id: str = SCHEDULE_ID) -> ArchiveScheduleResult:
+    """Create the schedule, or update its spec and action in place (its paused state is kept)."""
+    cron, time_zone = cron or DEFAULT_CRON, time_zone or DEFAULT_TIME_ZONE
+    check_time_zone(time_zone)
+    handle = client.get_schedule_handle(schedule_id)
+    created = False
+    try:
+        await client.create_schedule(schedule_id, archive_schedule(cron, time_zone, task_queue))
+        created = True
+    except ScheduleAlreadyRunningError:
+        def updater(update: ScheduleUpdateInput) -> ScheduleUpdate:
+            state = dataclasses.replace(update.description.schedule.state,
+                                        note=f"history archive: cron {cron!r} {time_zone}")
+            return ScheduleUpdate(schedule=archive_schedule(cron, time_zone, task_queue, state))
+
+        try:
+            await handle.update(updater)
+        except RPCError as error:
+            raise _refused(error, cron) from None
+    except RPCError as error:
+        raise _refused(error, cron) from None
+    description = await handle.describe()
+    return ArchiveScheduleResult(schedule_id=schedule_id, created=created, cron=cron, time_zone=time_zone,
+                                 paused=description.schedule.state.paused,
+                                 next_action_times=list(description.info.next_action_times))
+
+
+def _refused(error: RPCError, cron: str) -> Exception:
+    if error.status == RPCStatusCode.INVALID_ARGUMENT:
+        return ScheduleRefused(f"--cron {cron!r}: refused by the server: {error.message}")
+    return error
