@@ -18,6 +18,7 @@ import structlog
 
 from db.engine import make_engine, migrate
 from runtime import config, logs
+from runtime.archive import SCHEDULE_ID, ensure_archive_schedule
 from runtime.client import build_worker, connect, deadlines_for, receiver_for
 from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE
 
@@ -28,6 +29,8 @@ async def serve(queue: str, settings: config.Settings) -> None:
     engine = make_engine(settings.database_url)
     migrate(engine)  # the schema is current before the worker serves
     client = await connect(settings)
+    if queue == TASK_QUEUE and await ensure_archive_schedule(client):
+        log.info("history archive schedule created", schedule=SCHEDULE_ID)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -62,7 +62,7 @@ from workflows.common import SEARCH_ATTRIBUTES, plan_workflow_id, target_workflo
 from workflows.target import TargetInspectionWorkflow  # noqa: E402
 from workflows.task import InspectionTaskWorkflow  # noqa: E402
 
-POLL = 0.2  # seconds between status queries while a target is not open yet
+POLL = 0.5  # seconds between describe calls while a target is not waiting for its check yet
 
 
 class Retries:
@@ -132,6 +132,8 @@ async def real_run(client: Client, engine, usccs: list[str], args, queue: str, l
     run = TaskRun(task_id=task_id, plan_code=code, plan_year=year, unit=harness.UNIT,
                   progress=TaskProgress(stage=Stage.DISPATCHED, targets_total=len(usccs)))
     commits0 = harness.xact_commits(args.admin_url, args.db_name)
+    meter = harness.CpuMeter(args.pids, args.admin_url, args.db_name)
+    meter.start()
     t0 = time.perf_counter()
     handle = await client.start_workflow(InspectionTaskWorkflow.run, run, id=task_workflow_id(task_id), task_queue=queue)
     people = [asyncio.create_task(gated(semaphore, lambda u=u: drive_real(client, task_id, u, args.category, retries)))
@@ -139,6 +141,7 @@ async def real_run(client: Client, engine, usccs: list[str], args, queue: str, l
     await asyncio.gather(*people)
     outcome = await asyncio.wait_for(handle.result(), timeout=args.timeout)
     seconds = time.perf_counter() - t0
+    cpu = meter.stop()
     await stub.result()
     await asyncio.sleep(1.0)  # pg_stat_database is refreshed every ~0.5 s
     commits = harness.xact_commits(args.admin_url, args.db_name) - commits0
@@ -152,7 +155,7 @@ async def real_run(client: Client, engine, usccs: list[str], args, queue: str, l
     return {"kind": "real", "targets": n, "seconds": seconds, "per_s": n / seconds, "poll_retries": retries.n,
             "load": os.getloadavg()[0],
             "task_id": task_id, "sample": target_workflow_id(task_id, usccs[n // 2]), "task_chain": chain,
-            "pg_commits_per_target": commits / n}
+            "pg_commits_per_target": commits / n, "cpu_ms": {k: 1000 * v / n for k, v in cpu.items()}}
 
 
 async def bare_run(client: Client, n: int, args, queue: str, label: str) -> dict:
@@ -161,6 +164,8 @@ async def bare_run(client: Client, n: int, args, queue: str, label: str) -> dict
     stub = await client.start_workflow(PlanStub.run, 1, id=plan_wf, task_queue=harness.STUB_QUEUE)
     retries = Retries()
     semaphore = asyncio.Semaphore(args.concurrency)
+    meter = harness.CpuMeter(args.pids)
+    meter.start()
     t0 = time.perf_counter()
     handle = await client.start_workflow(
         BareTaskWorkflow.run, BareTaskRun(task_id=task_id, plan_wf=plan_wf, total=n, follow_up=args.follow_up),
@@ -170,11 +175,13 @@ async def bare_run(client: Client, n: int, args, queue: str, label: str) -> dict
     await asyncio.gather(*people)
     await asyncio.wait_for(handle.result(), timeout=args.timeout)
     seconds = time.perf_counter() - t0
+    cpu = meter.stop()
     await stub.result()
     chain = await harness.chain_lengths(client, f"bare-task/{task_id}", handle.first_execution_run_id)
     return {"kind": "bare", "targets": n, "seconds": seconds, "per_s": n / seconds, "poll_retries": retries.n,
             "load": os.getloadavg()[0],
-            "task_id": task_id, "sample": bare_target_id(task_id, keys[n // 2]), "task_chain": chain}
+            "task_id": task_id, "sample": bare_target_id(task_id, keys[n // 2]), "task_chain": chain,
+            "cpu_ms": {k: 1000 * v / n for k, v in cpu.items()}}
 
 
 async def compare_shapes(client: Client, real: dict, bare: dict) -> None:
@@ -208,6 +215,7 @@ async def profile_run(env, engine, usccs, args, address, tmp: Path) -> None:
     spies = []
     try:
         pid = str(worker.worker_pid)
+        args.pids = {**args.pids, "real_worker": worker.worker_pid}
         for name, extra in (("wall", ["--idle"]), ("gil", ["--gil"])):
             spies.append(subprocess.Popen(
                 [str(spy_bin), "record", "--pid", pid, "--rate", "97", "--format", "raw",
@@ -251,6 +259,8 @@ async def main_async(args) -> None:
             workers.append(real_w)
             bare_w = harness.start_worker("bare", address, bare_q, tmp / "worker-bare.log")
             workers.append(bare_w)
+            args.pids = {"real_worker": real_w.worker_pid, "bare_worker": bare_w.worker_pid,
+                         "dev_server": harness.dev_server_pid(address.rsplit(":", 1)[1]) or 0}
             print(f"dev server {address} ({args.server_db or 'in-memory SQLite'}); database {args.db_name}; "
                   f"workers: real pid {real_w.worker_pid}, bare pid {bare_w.worker_pid}; logs in {tmp}")
             async with harness.stub_worker(env.client):
@@ -270,6 +280,9 @@ async def main_async(args) -> None:
                     print(f"run {i + 1} bare: {b['targets']} targets in {b['seconds']:.1f} s = {b['per_s']:.2f}/s "
                           f"(task chain events per run {b['task_chain']}, poll retries {b['poll_retries']}, load {b['load']:.1f})",
                           flush=True)
+                    for x in (r, b):
+                        print(f"    {x['kind']} CPU ms per target: " + ", ".join(f"{k} {v:.0f}" for k, v in x["cpu_ms"].items()),
+                              flush=True)
                     if i == 0:
                         await compare_shapes(env.client, r, b)
                 real_rss = harness.rss_kb(real_w.worker_pid)
@@ -292,9 +305,14 @@ async def main_async(args) -> None:
     print(f"real targets/s per run: {real_list}; bare: {bare_list}")
     print(f"median: real {real_ps:.2f} targets/s, bare {bare_ps:.2f}/s, ratio {real_ps / bare_ps:.2f} (goal >= 0.7)")
     longest = max(max(r["task_chain"]) for r in reals)
+    real_cpu = statistics.median(r["cpu_ms"]["real_worker"] for r in reals)
+    bare_cpu = statistics.median(b["cpu_ms"]["bare_worker"] for b in bares)
+    print(f"median worker CPU per target: real {real_cpu:.0f} ms, bare {bare_cpu:.0f} ms "
+          f"(ratio {bare_cpu / real_cpu:.2f}: the throughput ratio if the worker alone were the bottleneck)")
     print(f"ratio_vs_bare={real_ps / bare_ps:.2f} targets_per_s={real_ps:.2f} bare_per_s={bare_ps:.2f} "
           f"targets={args.targets} runs={args.runs} concurrency={args.concurrency} "
           f"pg_commits_per_target={statistics.median(r['pg_commits_per_target'] for r in reals):.1f} "
+          f"worker_cpu_ms_real={real_cpu:.0f} worker_cpu_ms_bare={bare_cpu:.0f} "
           f"task_max_events={longest}")
 
 

@@ -252,6 +252,17 @@ async def upsert_archive_schedule(client: Client, *, cron: str | None = None, ti
                                  next_action_times=list(description.info.next_action_times))
 
 
+async def ensure_archive_schedule(client: Client, task_queue: str = TASK_QUEUE) -> bool:
+    """Create the hourly archive schedule unless one exists (an operator's changes to it are kept).
+    True when this call created it. The workers call it at start, so the audit trail never depends on
+    someone remembering `spotcheck archive schedule`."""
+    try:
+        await client.create_schedule(SCHEDULE_ID, archive_schedule(DEFAULT_CRON, DEFAULT_TIME_ZONE, task_queue))
+        return True
+    except ScheduleAlreadyRunningError:
+        return False
+
+
 def _refused(error: RPCError, cron: str) -> Exception:
     if error.status == RPCStatusCode.INVALID_ARGUMENT:
         return ScheduleRefused(f"--cron {cron!r}: refused by the server: {error.message}")
