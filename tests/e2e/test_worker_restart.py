@@ -23,7 +23,7 @@ from runtime.commands import send, target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
 from tests.conftest import venv_binary
-from tests.workflows.test_chain import small_plan
+from tests.workflows.support import plan_file
 from workflows.common import SEARCH_ATTRIBUTES, TASK_QUEUE, plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
@@ -75,7 +75,7 @@ async def play(client, task_id: str, uscc: str, n: int) -> None:
 async def test_killed_worker_loses_and_doubles_nothing(pg_engine, postgres_url, tmp_path):
     import_examples(pg_engine, now=datetime.now(timezone.utc) - timedelta(days=1))
     code = f"KILL-{uuid.uuid4().hex[:6]}"
-    plan, _ = load_plan(pg_engine, small_plan(datetime.now(SHANGHAI).date(), code), "plan.json")
+    plan, _ = load_plan(pg_engine, plan_file(datetime.now(SHANGHAI).date(), code), "plan.json")
     task_id = plan.tasks[0].task_id
     async with await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter, search_attributes=list(SEARCH_ATTRIBUTES),

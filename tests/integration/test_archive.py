@@ -44,12 +44,14 @@ from runtime.examples import import_examples
 from runtime.plans import load_plan
 from runtime.timeline import _chain, timeline
 from tests.integration.devserver import Cli, dev_server, wait_for
-from tests.workflows.test_timeline import CATEGORIES, CHECKPOINTS, _dispatched, _reviewers, small_plan
+from tests.workflows.support import dispatched_targets, people, plan_file
+from tests.workflows.test_timeline import CATEGORIES, CHECKPOINTS
 from workflows.archiver import HistoryArchiverWorkflow
 from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
 pytestmark = pytest.mark.postgres
+INDUSTRY = "C14"  # a population of this test's own (the frequency cap spans the plan year)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -118,13 +120,13 @@ async def test_a_task_read_back_from_the_archive_has_the_live_timeline(env, db, 
     client = env.client
     cli = Cli(env, url, tmp_path)
     code = f"ARC-{uuid.uuid4().hex[:6]}"
-    plan, _ = load_plan(engine, small_plan(datetime.now(SHANGHAI).date(), code), "plan.json")
+    plan, _ = load_plan(engine, plan_file(datetime.now(SHANGHAI).date(), code, industry=INDUSTRY), "plan.json")
     task_id = plan.tasks[0].task_id
     async with workers(env, engine, tmp_path):
         handle = await client.start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=code),
                                              id=plan_workflow_id(code), task_queue=TASK_QUEUE)
-        usccs = await wait_for(lambda: _dispatched(engine, task_id), timeout=120, what="dispatched targets")
-        reviewer = (await _reviewers(engine))[0]
+        usccs = await wait_for(lambda: dispatched_targets(engine, task_id), timeout=120, what="dispatched targets")
+        reviewer = people(engine, "reviewer")[0]
         for n, uscc in enumerate(usccs):
             team = (await target_status(client, task_id, uscc)).teams[0].inspectors
             await send(client, task_id, uscc, "check", CheckRecord(inspectors=team, method="document"))

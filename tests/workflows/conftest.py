@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
+import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.examples import import_examples
 from tests.conftest import venv_binary
 from workflows.common import SEARCH_ATTRIBUTES
 
@@ -25,3 +29,10 @@ async def ts_env():
             search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in SEARCH_ATTRIBUTES},
         ))
         yield env
+
+
+@pytest.fixture(scope="module")
+def directories(pg_engine):
+    """The example directories (units, items, entities, inspectors) on this run's PostgreSQL database."""
+    import_examples(pg_engine, now=datetime.now(timezone.utc) - timedelta(days=1))
+    return pg_engine

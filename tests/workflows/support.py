@@ -50,7 +50,7 @@ CHECKPOINTS = ("GS-001-1", "GS-001-2", "GS-001-3")  # checklist of item GS-001 (
 ALL_PASS = {p: "pass" for p in CHECKPOINTS}
 
 
-def plan_file(today: date, plan_code: str, *, industry: str | list[str], ends: date | None = None,
+def plan_file(today: date, plan_code: str, *, industry: str | list[str] | None = None, ends: date | None = None,
               window_days: int = 60) -> bytes:
     """The template's first task, starting `today`, limited to one industry so that it draws a few targets.
 
@@ -61,7 +61,8 @@ def plan_file(today: date, plan_code: str, *, industry: str | list[str], ends: d
     plan["plan_code"] = plan_code
     task = plan["tasks"][0]
     task["task_id"] = f"{plan_code}-T1"
-    task["filter"] = {**task["filter"], "industry": [industry] if isinstance(industry, str) else list(industry)}
+    if industry is not None:
+        task["filter"] = {**task["filter"], "industry": [industry] if isinstance(industry, str) else list(industry)}
     if ends is not None:
         task["ends"] = ends.isoformat()
     plan["tasks"] = [task]

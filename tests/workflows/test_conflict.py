@@ -14,7 +14,7 @@ from domain.records import EntropyEntry, PlanRun, Stage
 from domain.workdays import SHANGHAI
 from runtime.examples import shifted_plan
 from runtime.plans import load_plan
-from tests.workflows.test_chain import directories, wait_for, workers  # noqa: F401 - fixture
+from tests.workflows.support import make_workers, wait_for
 from workflows.common import plan_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 from workflows.task import InspectionTaskWorkflow
@@ -45,7 +45,7 @@ async def test_a_class_entity_is_never_drawn_by_two_tasks(ts_env, directories, t
     code = f"R12-{uuid.uuid4().hex[:6]}"
     load_plan(engine, two_tasks_over_one_population(code), "plan.json")
     first, second = f"{code}-1", f"{code}-2"
-    queue, main, heavy = await workers(ts_env, engine, tmp_path)
+    queue, main, heavy = make_workers(ts_env, engine, tmp_path)
     async with main, heavy:
         await ts_env.client.start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=code),
                                            id=plan_workflow_id(code), task_queue=queue)

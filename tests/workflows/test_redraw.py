@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from db import schema
 from domain.records import Adjustment, PlanRun, Redraw, Stage, TargetedEntity
 from domain.workdays import SHANGHAI
 from runtime.plans import load_plan
-from tests.workflows.test_chain import directories, small_plan, wait_for, workers  # noqa: F401 - fixture
+from tests.workflows.support import make_workers, plan_file, wait_for
 from workflows.common import plan_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 from workflows.task import InspectionTaskWorkflow
@@ -24,9 +24,9 @@ OUTSIDE_FILTER = "913602031031443659"  # a 珠山区 entity: not in the 昌江�
 async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
     engine = directories
     code = f"RD-{uuid.uuid4().hex[:6]}"
-    plan, _ = load_plan(engine, small_plan(datetime.now(SHANGHAI).date(), code), "plan.json")
+    plan, _ = load_plan(engine, plan_file(datetime.now(SHANGHAI).date(), code), "plan.json")
     task_id = plan.tasks[0].task_id
-    queue, main, heavy = await workers(ts_env, engine, tmp_path)
+    queue, main, heavy = make_workers(ts_env, engine, tmp_path)
     async with main, heavy:
         plan_handle = await ts_env.client.start_workflow(
             AnnualPlanWorkflow.run, PlanRun(plan_code=code), id=plan_workflow_id(code), task_queue=queue)

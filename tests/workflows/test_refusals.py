@@ -113,10 +113,12 @@ class Targets:
 
         async def idle():
             nonlocal previous
-            length = len(await history_events(self.client, workflow_id))
-            pending = (await handle.describe()).raw_description.pending_activities
-            stable, previous = length == previous, length
-            return length if stable and not pending else None
+            events = await history_events(self.client, workflow_id)
+            raw = (await handle.describe()).raw_description
+            stable, previous = len(events) == previous, len(events)
+            # Idle: no activity and no workflow task in flight (a loaded server can lag one sample).
+            busy = raw.pending_activities or raw.HasField("pending_workflow_task")
+            return len(events) if stable and not busy else None
         return await wait_for(idle, timeout=30)
 
     async def snapshot(self, uscc: str):

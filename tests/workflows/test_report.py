@@ -12,7 +12,6 @@ SPOTCHECK_REQUIRE_CHROMIUM=1 (CI), then it fails.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -20,27 +19,25 @@ import struct
 import subprocess
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from activities.handoff import JsonlReceiver
 from db import schema
 from domain.records import Adjustment, CheckRecord, PlanRun, ResultEntry, Review
-from domain.workdays import SHANGHAI, Deadlines, calendar_from_env
-from runtime.client import build_worker
+from domain.workdays import SHANGHAI
 from runtime.commands import send, target_status
-from runtime.examples import import_examples, shifted_plan
+from runtime.examples import shifted_plan
 from runtime.plans import load_plan
 from runtime.queries import metrics
 from runtime.report import render_report
-from workflows.common import HEAVY_TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id
+from tests.workflows.support import dispatched_targets, make_workers, people, wait_for
+from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
 pytestmark = pytest.mark.postgres
@@ -120,54 +117,6 @@ def two_task_plan(today: date, plan_code: str) -> bytes:
     return json.dumps(plan, ensure_ascii=False).encode()
 
 
-# --- the chain's setup (as tests/workflows/test_chain.py does it) ------------------------------------
-async def workers(env, engine, tmp_path):
-    queue = f"q-{uuid.uuid4()}"
-    executor = ThreadPoolExecutor(max_workers=8)
-    deadlines = Deadlines(calendar_from_env())
-    receiver = JsonlReceiver(tmp_path / "outbox.jsonl")
-    main = build_worker(env.client, queue, engine, deadlines, receiver, executor)
-    heavy = build_worker(env.client, HEAVY_TASK_QUEUE, engine, deadlines, receiver, executor)
-    return queue, main, heavy
-
-
-async def wait_for(predicate, timeout: float = 60.0, env=None, skip: timedelta = timedelta(hours=6)):
-    """Poll until `predicate` holds; with `env` (time-skipping), let workflow time pass by `skip` each round."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        if env is not None:
-            await env.sleep(skip)
-        else:
-            await asyncio.sleep(0.2)
-
-
-async def _all_open(engine, task_id):
-    """The drawn targets once every one has its workflow open in stage dispatched; None before."""
-    t = schema.targets
-    with engine.connect() as c:
-        drawn = c.execute(select(func.count()).select_from(t).where(t.c.task_id == task_id)).scalar()
-        rows = c.execute(select(t.c.uscc).where(t.c.task_id == task_id, t.c.workflow_id != "",
-                                                t.c.stage == "dispatched").order_by(t.c.uscc)).scalars().all()
-    return list(rows) if drawn and len(rows) == drawn else None
-
-
-async def _reviewers(engine):
-    from activities.directory import people_with_role
-    with engine.connect() as c:
-        return people_with_role(c, "360202-SCJ", "reviewer", datetime.now(timezone.utc))
-
-
-@pytest.fixture(scope="module")
-def directories(pg_engine):
-    import_examples(pg_engine, now=datetime.now(timezone.utc) - timedelta(days=1))
-    return pg_engine
-
-
 async def _run_year(env, engine, queue, main, heavy, code, task_id, cancelled_id) -> list[str]:
     """Start the plan, cancel T2 by a published adjustment, run T1 to closed results; the targets."""
     async with main, heavy:
@@ -187,9 +136,9 @@ async def _run_year(env, engine, queue, main, heavy, code, task_id, cancelled_id
         assert "cancelled" in await wait_for(adjusted)
 
         # Past the announcement and redraw windows (a working day each) to the dispatched targets.
-        usccs = await wait_for(lambda: _all_open(engine, task_id), env=env)
+        usccs = await wait_for(lambda: dispatched_targets(engine, task_id), env=env)
         categories = ["no_issue", "pending_investigation", "unreachable", "no_activity"]
-        reviewer = (await _reviewers(engine))[0]
+        reviewer = people(engine, "reviewer")[0]
         for n, uscc in enumerate(usccs):
             team = (await target_status(env.client, task_id, uscc)).teams[0].inspectors
             assert (await send(env.client, task_id, uscc, "check",
@@ -227,7 +176,7 @@ async def test_report_of_a_finished_year_reads_back_in_a_browser(ts_env, directo
     task_id, cancelled_id = plan.tasks[0].task_id, plan.tasks[1].task_id
     year = plan.year
 
-    queue, main, heavy = await workers(ts_env, engine, tmp_path)
+    queue, main, heavy = make_workers(ts_env, engine, tmp_path)
     try:
         usccs = await _run_year(ts_env, engine, queue, main, heavy, code, task_id, cancelled_id)
     finally:  # a failure must not leave workflows that hold up the next tests' time skipping

@@ -2,32 +2,26 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
 from temporalio import activity, workflow
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.handoff import JsonlReceiver
-from db import schema
 from domain.records import CheckRecord, FieldSignal, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI, Deadlines, calendar_from_env
-from runtime.client import build_worker
 from runtime.commands import send, target_status
-from runtime.examples import import_examples, shifted_plan
 from runtime.plans import load_plan
 from runtime.timeline import timeline
-from workflows.common import HEAVY_TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id
+from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 from workflows.target import TargetInspectionWorkflow
+from tests.workflows.support import dispatched_targets, make_workers, people, plan_file, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -37,45 +31,11 @@ WORKDAY_SECONDS = 2.0  # the field-work window (~40 working days) lasts well bey
 INDUSTRY = "C15"  # 11 enterprises of 360202 in four strata: a few targets, a population of this test's own
 
 
-def small_plan(today, plan_code: str) -> bytes:
-    """The template's first task, starting `today`, limited to one industry (other tests draw from theirs)."""
-    plan = json.loads(shifted_plan(today, window_days=60))
-    plan["plan_code"] = plan_code
-    task = plan["tasks"][0]
-    task["task_id"] = f"{plan_code}-T1"
-    task["filter"] = {**task["filter"], "industry": [INDUSTRY]}
-    plan["tasks"] = [task]
-    return json.dumps(plan, ensure_ascii=False).encode()
-
-
-@pytest.fixture(scope="module")
-def directories(pg_engine):
-    import_examples(pg_engine, now=datetime.now(timezone.utc) - timedelta(days=1))
-    return pg_engine
-
-
 def workers(env, engine, tmp_path):
-    queue = f"q-{uuid.uuid4()}"
-    executor = ThreadPoolExecutor(max_workers=8)
     # A working day of a few real seconds: the task's one-working-day windows pass without skipping time.
-    # (env.sleep is not used: after a chain earlier in the session the time-skipping server can fail to
-    # skip — closed parents with abandoned children, sdk-java #2392 / #1618 — and the sleep times out.)
-    deadlines = Deadlines(calendar_from_env(), workday_seconds=WORKDAY_SECONDS)
-    receiver = JsonlReceiver(tmp_path / "outbox.jsonl")
-    main = build_worker(env.client, queue, engine, deadlines, receiver, executor)
-    heavy = build_worker(env.client, HEAVY_TASK_QUEUE, engine, deadlines, receiver, executor)
-    return queue, main, heavy
-
-
-async def wait_for(predicate, timeout: float = 60.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.2)
+    # (env.sleep is not used: after a chain the time-skipping server can fail to skip — closed parents
+    # with abandoned children, sdk-java #2392 / #1618 — and the sleep times out.)
+    return make_workers(env, engine, tmp_path, deadlines=Deadlines(calendar_from_env(), workday_seconds=WORKDAY_SECONDS))
 
 
 def in_order(events: list[dict], expected: list[tuple[str, str | None]]) -> list[dict]:
@@ -99,7 +59,7 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
     client = ts_env.client
     code = f"TL-{uuid.uuid4().hex[:6]}"
     today = (await ts_env.get_current_time()).astimezone(SHANGHAI).date()  # the session's server runs ahead
-    plan, created = load_plan(engine, small_plan(today, code), "plan.json")
+    plan, created = load_plan(engine, plan_file(today, code, industry=INDUSTRY), "plan.json")
     assert created
     task_id = plan.tasks[0].task_id
     queue, main, heavy = workers(ts_env, engine, tmp_path)
@@ -108,14 +68,14 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
             AnnualPlanWorkflow.run, PlanRun(plan_code=code), id=plan_workflow_id(code), task_queue=queue,
             execution_timeout=timedelta(days=400))
         # Past the announcement and redraw windows (one working day each) to the dispatched targets.
-        usccs = await wait_for(lambda: _dispatched(engine, task_id), timeout=90)
+        usccs = await wait_for(lambda: dispatched_targets(engine, task_id), timeout=90)
         assert len(usccs) >= 2, usccs
-        reviewer = (await _reviewers(engine))[0]
+        reviewer = people(engine, "reviewer")[0]
 
-        people: dict[str, tuple[str, str]] = {}  # uscc -> (check's first inspector, result's inspector)
+        actors: dict[str, tuple[str, str]] = {}  # uscc -> (check's first inspector, result's inspector)
         for n, uscc in enumerate(usccs):
             team = (await target_status(client, task_id, uscc)).teams[0].inspectors
-            people[uscc] = (team[0], team[1])
+            actors[uscc] = (team[0], team[1])
             if n == 0:
                 target = client.get_workflow_handle_for(TargetInspectionWorkflow.run, target_workflow_id(task_id, uscc))
                 await target.signal(TargetInspectionWorkflow.field_signal, FieldSignal(kind="arrive", inspector=team[1]))
@@ -133,7 +93,7 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
     assert all(m.utcoffset() == timedelta(0) for m in moments)
     assert moments == sorted(moments)
 
-    first, first_people = usccs[0], people[usccs[0]]
+    first, first_people = usccs[0], actors[usccs[0]]
     found = in_order(events, [
         ("announced", None), ("deadline passed", None), ("frozen", None), ("drawn", None), ("deadline passed", None),
         ("dispatched", None),
@@ -160,7 +120,7 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
         own = await timeline(client, task_id, uscc)
         assert own and {e["target"] for e in own} == {uscc}
         assert own == [e for e in events if e["target"] == uscc]
-        checker, enterer = people[uscc]
+        checker, enterer = actors[uscc]
         in_order(own, [("target started", None), ("target opened", None), ("notice", None),
                        ("check recorded", checker), ("result entered", enterer), ("approved", reviewer),
                        ("published", None), ("target closed", None), ("target finished", None)])
@@ -170,22 +130,6 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
             in_order(own, [("approved", reviewer), ("follow-up opened", None), ("handed off", None)])
     arrived = [e for e in await timeline(client, task_id, first) if e["event"] == "arrive"]
     assert [(e["actor"], e["target"]) for e in arrived] == [(first_people[1], first)]
-
-
-async def _dispatched(engine, task_id):
-    """The drawn targets once every one has its workflow open in stage dispatched; None before."""
-    t = schema.targets
-    with engine.connect() as c:
-        drawn = c.execute(select(func.count()).select_from(t).where(t.c.task_id == task_id)).scalar()
-        rows = c.execute(select(t.c.uscc).where(t.c.task_id == task_id, t.c.workflow_id != "",
-                                                t.c.stage == "dispatched").order_by(t.c.uscc)).scalars().all()
-    return list(rows) if drawn and len(rows) == drawn else None
-
-
-async def _reviewers(engine):
-    from activities.directory import people_with_role
-    with engine.connect() as c:
-        return people_with_role(c, "360202-SCJ", "reviewer", datetime.now(timezone.utc))
 
 
 # --- the edges, on a stand-in task: continue-as-new, failures for good, a labelled deadline -------

@@ -1,0 +1,215 @@
+"""Malformed command-line arguments (issue 7): the offline verbs, no Temporal needed.
+
+Every malformed input ends with exit code 2, a message on stderr naming the bad input, nothing on
+stdout, no traceback, and the database as it was (every table's row count).
+
+- A few real processes (`python starter.py …`, DATABASE_URL a SQLite file in tmp) for the verbs of
+  issue 7: what the shell, the interpreter and argparse do is part of the contract.
+- hypothesis then feeds many more malformed values through `starter.main(argv)` in this process
+  (the same code, ~0.1 s a call instead of ~1.5 s): bad years, file names, lead ids, output paths,
+  plan files and CSV files, and arguments that are not UTF-8 (as a GBK terminal would type them).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, inspect, select, table
+
+from db.engine import make_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+NOT_NUL = st.characters(exclude_characters="\x00")  # argv cannot carry a NUL
+IN_PROCESS = settings(max_examples=30, deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """A data dir whose SQLite database holds the example units and items (plans are checked against them)."""
+    folder = tmp_path_factory.mktemp("cli")
+    for kind in ("units", "items"):
+        run = spotcheck(folder, "import", kind, str(ROOT / "examples" / f"{kind}.csv"), "--json")
+        assert run.returncode == 0, run.stderr
+    return folder
+
+
+def environment(folder: Path) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'cli.db'}", "SPOTCHECK_DATA_DIR": str(folder),
+            "TEMPORAL_ADDRESS": "127.0.0.1:9", "PYTHONIOENCODING": "utf-8"}
+
+
+def spotcheck(folder: Path, *args: str | bytes) -> subprocess.CompletedProcess:
+    process = subprocess.run([sys.executable, str(ROOT / "starter.py"), *args], cwd=ROOT, env=environment(folder),
+                             capture_output=True, timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, process.stdout.decode("utf-8"),
+                                       process.stderr.decode("utf-8", "backslashreplace"))
+
+
+def counts(folder: Path) -> dict[str, int]:
+    engine = make_engine(f"sqlite:///{folder / 'cli.db'}")
+    try:
+        with engine.connect() as connection:
+            return {name: connection.execute(select(func.count()).select_from(table(name))).scalar()
+                    for name in inspect(connection).get_table_names()}
+    finally:
+        engine.dispose()
+
+
+def refused(stdout: str, stderr: str, code: int, *named: str) -> None:
+    assert code == 2, (code, stderr[-2000:])
+    assert stdout == "", stdout[:500]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.strip()
+    for part in named:
+        assert part in stderr, (part, stderr[-1000:])
+
+
+# --- real processes ------------------------------------------------------------------------------
+def _deep_plan(folder: Path) -> str:
+    path = folder / "deep.json"
+    path.write_text('{"plan_code": "X", "tasks": ' + "[" * 50_000 + "]" * 50_000 + "}")
+    return str(path)
+
+
+def _gbk_csv(folder: Path) -> str:
+    path = folder / "gbk.csv"
+    path.write_bytes("unit_code,name,parent_code\n360200-SCJ,景德镇市市场监督管理局,\n".encode("gbk"))
+    return str(path)
+
+
+PROCESSES = {  # id: (arguments, made in the data dir, what stderr must name)
+    "import-a-directory": (lambda f: ["import", "units", str(f)], ["is a directory"]),
+    "import-gbk": (lambda f: ["import", "units", _gbk_csv(f)], ["gbk.csv", "line 2 is not UTF-8"]),
+    "plan-start-nested": (lambda f: ["plan", "start", _deep_plan(f)], ["deep.json", "line 1 column", "nested"]),
+    "metrics-year-x": (lambda f: ["metrics", "--year", "x"], ["--year", "'x'"]),
+    "draw-verify-missing": (lambda f: ["draw", "verify", "--record", "missing.json", "--population", "x.csv"],
+                            ["missing.json", "No such file"]),
+    "case-link-unknown": (lambda f: ["case", "link", "no-such-lead", "D-2025-1"], ["no-such-lead", "not found"]),
+    "report-out-nowhere": (lambda f: ["report", "--year", "2025", "--out", "/nonexistent/dir/x.html"],
+                           ["--out", "/nonexistent/dir"]),
+    "case-link-gbk-bytes": (lambda f: ["case", "link", "张三的线索".encode("gbk"), "D-1"], ["not UTF-8", "\\xd5\\xc5"]),
+}
+
+
+@pytest.mark.parametrize("case", list(PROCESSES))
+def test_a_malformed_command_exits_2_naming_the_input(home, case):
+    make, named = PROCESSES[case]
+    before = counts(home)
+    run = spotcheck(home, *make(home))
+    refused(run.stdout, run.stderr, run.returncode, *named)
+    assert counts(home) == before
+
+
+# --- in this process -------------------------------------------------------------------------------
+@pytest.fixture
+def main(home, monkeypatch):
+    """starter.main(argv) here, against the module's database: (exit code, stdout, stderr)."""
+    for name, value in environment(home).items():
+        monkeypatch.setenv(name, value)
+    import starter
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = starter.main(list(argv))
+            except SystemExit as exit_:  # argparse
+                code = exit_.code
+        return code, out.getvalue(), err.getvalue()
+
+    return run
+
+
+def not_a_year(text: str) -> bool:
+    try:
+        return not 2000 <= int(text) <= 2999
+    except ValueError:
+        return True
+
+
+@given(year=st.one_of(st.text(NOT_NUL, max_size=12), st.integers().map(str), st.just("9" * 5000)).filter(not_a_year),
+       verb=st.sampled_from(["metrics", "report", "publication"]))
+@IN_PROCESS
+def test_a_bad_year_is_refused_naming_year(main, home, year, verb):
+    argv = {"metrics": ["metrics"], "report": ["report", "--out", str(home / "r.html")],
+            "publication": ["publication", "export"]}[verb]
+    before = counts(home)
+    code, out, err = main(*argv, f"--year={year}")
+    refused(out, err, code, "--year")
+    assert counts(home) == before and not (home / "r.html").exists()
+
+
+FILE_NAMES = st.text(NOT_NUL, min_size=1, max_size=30).filter(lambda name: name not in (".", "..") and "/" not in name)
+
+
+@given(record=FILE_NAMES, population=FILE_NAMES)
+@IN_PROCESS
+def test_a_missing_audit_package_is_refused_naming_the_file(main, home, tmp_path, record, population):
+    record_path = tmp_path / "absent" / record
+    code, out, err = main("draw", "verify", f"--record={record_path}", f"--population={tmp_path / population}")
+    refused(out, err, code, str(record_path), "No such file")
+
+
+def _escaped(text: str) -> bool:
+    """What Python makes of bytes that are not UTF-8 in argv (surrogate escapes), or a lone surrogate."""
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+@given(lead=st.text(NOT_NUL, max_size=40), decision=st.text(NOT_NUL, max_size=20))
+@IN_PROCESS
+def test_an_unknown_case_lead_is_refused_naming_it(main, home, lead, decision):
+    before = counts(home)
+    code, out, err = main("case", "link", "--", lead, decision)
+    if _escaped(lead) or _escaped(decision):
+        refused(out, err, code, "not UTF-8")
+    else:
+        refused(out, err, code, repr(lead))  # "case lead '…' not found", or "empty decision number for case lead '…'"
+    assert counts(home) == before
+
+
+@given(name=FILE_NAMES, where=st.sampled_from(["missing-dir", "a-directory"]))
+@IN_PROCESS
+def test_a_report_that_cannot_be_written_is_refused_naming_out(main, home, tmp_path, name, where):
+    out_path = tmp_path / "no-such-dir" / name if where == "missing-dir" else tmp_path
+    code, out, err = main("report", "--year", "2025", f"--out={out_path}")
+    refused(out, err, code, "--out")
+    assert not (tmp_path / "no-such-dir").exists()
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                           max_leaves=10)
+
+
+@given(content=st.one_of(st.binary(max_size=200), JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+                         st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass"))))
+@IN_PROCESS
+def test_a_malformed_plan_file_is_refused_and_nothing_is_stored(main, home, tmp_path, content):
+    path = tmp_path / "plan.json"
+    path.write_bytes(content)
+    before = counts(home)
+    code, out, err = main("plan", "start", str(path))
+    refused(out, err, code, "plan.json")
+    assert counts(home) == before
+
+
+@given(kind=st.sampled_from(["units", "items", "entities", "inspectors"]),
+       content=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode),
+                         st.sampled_from([b"", b"\xef\xbb\xbf", b"uscc\n\x00", b'unit_code,name,parent_code\n"open,x,\n'])))
+@IN_PROCESS
+def test_a_malformed_directory_file_is_refused_and_nothing_changes(main, home, tmp_path, kind, content):
+    path = tmp_path / f"{kind}.csv"
+    path.write_bytes(content)
+    before = counts(home)
+    code, out, err = main("import", kind, str(path), "--json")
+    refused(out, err, code, f"{kind}.csv")
+    assert counts(home) == before
