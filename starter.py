@@ -33,6 +33,38 @@ def database(settings: config.Settings) -> Engine:
     return engine
 
 
+def _year(text: str) -> int:
+    """--year: a plan year (2000-2999, as in the plan file)."""
+    try:
+        year = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a year (YYYY)") from None
+    if not 2000 <= year <= 2999:
+        raise argparse.ArgumentTypeError(f"{text[:40]} is not a year from 2000 to 2999")
+    return year
+
+
+def _draw_seq(text: str) -> int:
+    """--draw-seq: a draw's number (1, 2, …)."""
+    try:
+        seq = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a draw number (1, 2, …)") from None
+    if not 1 <= seq <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"{text[:40]} is not a draw number (1, 2, …)")
+    return seq
+
+
+def _output(option: str, value: str) -> Path:
+    """A file a command writes: checked before anything is read or written."""
+    path = Path(value).resolve()
+    if path.is_dir():
+        raise UsageError(f"{option} {value}: is a directory; name the file to write")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {value}: directory {path.parent} does not exist")
+    return path
+
+
 def emit(args, data, text: str | None = None) -> None:
     if args.json:
         print(json.dumps(data, ensure_ascii=False, default=str, indent=1))
@@ -74,9 +106,12 @@ def cmd_codec_server(args, settings):
 # --- directories and the plan --------------------------------------------------------------------
 def cmd_import(args, settings):
     from registry.importer import import_directory
+    from runtime.progress import progress
 
-    summary = import_directory(database(settings), args.kind, Path(args.file), now=datetime.now(timezone.utc),
-                               progress=None if args.json else lambda n: print(f"  {n:,} rows…", file=sys.stderr))
+    engine = database(settings)
+    with progress(f"import {Path(args.file).name}", json_output=args.json) as bar:  # a terminal only
+        summary = import_directory(engine, args.kind, Path(args.file), now=datetime.now(timezone.utc),
+                                   progress=bar.update)
     data = {"kind": summary.kind, "file": summary.file_name, "rows_read": summary.rows_read, "added": summary.added,
             "changed": summary.changed, "unchanged": summary.unchanged, "batch_id": summary.batch_id}
     emit(args, data, f"{args.kind}: {summary.rows_read} rows read, {summary.added} added, {summary.changed} changed, "
@@ -414,28 +449,36 @@ async def cmd_draw_entropy(args, settings):
 # --- audit packages (draw-protocol.md; runtime/audit_package.py) ---------------------------------
 def cmd_draw_export(args, settings):
     from runtime.audit_package import export_draw
+    from runtime.progress import progress
 
-    data = export_draw(database(settings), args.task_id, args.draw_seq, record_path=args.record,
-                       population_path=args.population)
+    _output("--record", args.record)
+    _output("--population", args.population)
+    engine = database(settings)
+    with progress(f"export {args.task_id}", json_output=args.json) as bar:  # a terminal only
+        data = export_draw(engine, args.task_id, args.draw_seq, record_path=args.record,
+                           population_path=args.population, progress=bar.update)
     emit(args, data, f"draw {data['task_id']} #{data['draw_seq']} ({data['state']}): record → {data['record']}, "
                      f"{data['rows']} population rows → {data['population']} (auditors only: salt and risk classes)")
 
 
 def cmd_draw_verify(args, settings):
     from runtime.audit_package import report_json, verify_against_database, verify_from_files
+    from runtime.progress import progress
 
     if bool(args.record) != bool(args.population):
         raise UsageError("--record and --population go together (the audit package's two files)")
     if args.record and args.draw_seq is not None:
         raise UsageError("--draw-seq selects a draw in the database; the record file names its own draw_seq")
-    if args.record:  # the files alone: no database needed
-        report = verify_from_files(args.record, args.population, task_id=args.task_id)
-        source = {"source": "files", "record": args.record, "population": args.population}
-    elif args.task_id:
-        report = verify_against_database(database(settings), args.task_id, args.draw_seq)
-        source = {"source": "database"}
-    else:
+    if not args.record and not args.task_id:
         raise UsageError("name a TASK_ID (verify against the database) or --record R.json --population P.csv")
+    engine = None if args.record else database(settings)  # the files alone need no database
+    with progress(f"verify {args.task_id or Path(args.record).name}", json_output=args.json) as bar:  # a terminal only
+        if args.record:
+            report = verify_from_files(args.record, args.population, task_id=args.task_id, progress=bar.update)
+            source = {"source": "files", "record": args.record, "population": args.population}
+        else:
+            report = verify_against_database(engine, args.task_id, args.draw_seq, progress=bar.update)
+            source = {"source": "database"}
     data = report_json(report, task_id=args.task_id, draw_seq=args.draw_seq, **source)
     failed = sum(not c.ok for c in report.checks)
     emit(args, data, "\n".join(f"{'PASS' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in report.checks)
@@ -446,6 +489,7 @@ def cmd_draw_verify(args, settings):
 def cmd_dispatch_export(args, settings):
     from runtime.audit_package import export_dispatch
 
+    _output("--record", args.record)
     record = export_dispatch(database(settings), args.task_id, args.record)
     manual = sum(len(v) for v in record["manual"].values())
     emit(args, {"task_id": args.task_id, "record": args.record, "as_of": record["as_of"], "units": len(record["units"]),
@@ -496,11 +540,9 @@ async def cmd_report(args, settings):
 
     from runtime.report import render_report
 
+    out = _output("--out", args.out)
     with database(settings).connect() as connection:
         document = render_report(connection, args.year)
-    out = Path(args.out).resolve()
-    if not out.parent.is_dir():
-        raise UsageError(f"--out {args.out}: directory {out.parent} does not exist")
     # Atomic: a reader sees the old file or the whole new one, never half of it.
     fd, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
@@ -612,13 +654,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("task_id")
     p.add_argument("--record", required=True, metavar="R.json")
     p.add_argument("--population", required=True, metavar="P.csv")
-    p.add_argument("--draw-seq", type=int, metavar="N", help="default: the latest drawn")
+    p.add_argument("--draw-seq", type=_draw_seq, metavar="N", help="default: the latest drawn")
     p = verb(draw, "verify", cmd_draw_verify, "recompute a draw: against the database (TASK_ID) or from an audit "
              "package's files; exit 0 only when every check passes, 1 on a mismatch, 2 on bad input")
     p.add_argument("task_id", nargs="?", help="optional with --record/--population: then the record must be its")
     p.add_argument("--record", metavar="R.json")
     p.add_argument("--population", metavar="P.csv")
-    p.add_argument("--draw-seq", type=int, metavar="N", help="against the database: default the latest drawn")
+    p.add_argument("--draw-seq", type=_draw_seq, metavar="N", help="against the database: default the latest drawn")
 
     dispatch = group("dispatch", "inspector dispatch")
     p = verb(dispatch, "assign", cmd_dispatch_assign, "a recorded manual assignment or substitution")
@@ -659,7 +701,7 @@ def parser() -> argparse.ArgumentParser:
 
     publication = group("publication", "the public register")
     p = verb(publication, "export", cmd_publication_export, "the public register (公示)", json_flag=False)
-    p.add_argument("--year", type=int)
+    p.add_argument("--year", type=_year)
 
     case = group("case", "follow-ups")
     p = verb(case, "list", cmd_case_list, "follow-ups")
@@ -689,9 +731,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tz", help="the cron's time zone (default Asia/Shanghai)")
 
     p = verb(verbs, "metrics", cmd_metrics, "the four evaluation metrics")
-    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--year", type=_year, required=True)
     p = verb(verbs, "report", cmd_report, "a self-contained HTML report of the year")
-    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--year", type=_year, required=True)
     p.add_argument("--out", required=True, metavar="report.html")
     verb(verbs, "demo", cmd_demo, "the main job on embedded defaults")
     return root
@@ -710,9 +752,19 @@ def main(argv: list[str] | None = None) -> int:
         if asyncio.iscoroutine(outcome):
             outcome = asyncio.run(outcome)
         return outcome or 0
-    except (UsageError, PlanInvalid, ImportRejected, PlanConflict, ServerError, LookupError, ValueError,
-            FileNotFoundError) as error:
+    except UnicodeEncodeError as error:  # an argument typed in another encoding (Python surrogate-escapes it)
+        bad = [_raw(a) for a in (sys.argv[1:] if argv is None else argv) if not _utf8(a)]
+        problem = f"argument {', '.join(bad)} is not UTF-8 text; set the terminal to UTF-8" if bad else error
+        print(f"spotcheck {args.verb}: {problem}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (UsageError, PlanInvalid, ImportRejected, PlanConflict, ServerError, LookupError, ValueError) as error:
         print(f"spotcheck {args.verb}: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    except OSError as error:  # a file named on the command line: missing, a directory, not readable
+        if error.filename is None and not isinstance(error, FileNotFoundError):
+            raise
+        where = "" if error.filename is None else f"{error.filename}: "
+        print(f"spotcheck {args.verb}: {where}{error.strerror or error}", file=sys.stderr)
         return EXIT_REFUSED
     except RuntimeError as error:
         if "connect" in str(error).lower():
@@ -725,6 +777,22 @@ def main(argv: list[str] | None = None) -> int:
         # client alive; freed only at interpreter shutdown, its Rust core then aborts the process
         # (SIGABRT, exit -6, temporalio/sdk-python#300). Free it while the interpreter is whole.
         gc.collect()
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _raw(text: str) -> str:
+    """An argument as the bytes typed, e.g. b'\\xd5\\xc5' for GBK."""
+    try:
+        return repr(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return ascii(text)
 
 
 if __name__ == "__main__":

@@ -92,9 +92,9 @@ def prepare_directories(engine, entities: int) -> list[str]:
     return sorted(usccs)
 
 
-def seed_task(engine, usccs: list[str], tag: str) -> tuple[str, str, int]:
+def seed_task(engine, usccs: list[str], tag: str, teams_out: dict | None = None) -> tuple[str, str, int]:
     """A plan with one task, in the state the dispatch activity leaves it: a draw, one target row and one
-    team of two per entity. (plan_code, task_id, plan_year)."""
+    team of two per entity. (plan_code, task_id, plan_year); each target's team into `teams_out`."""
     from domain.records import Stage  # noqa: F401 - the package imports in the right order
     from activities.directory import people_with_role
     from runtime.examples import shifted_plan
@@ -123,6 +123,8 @@ def seed_task(engine, usccs: list[str], tag: str) -> tuple[str, str, int]:
         targets, teams = [], []
         for n, u in enumerate(usccs):
             a, b = inspectors[n % len(inspectors)], inspectors[(n + 1) % len(inspectors)]
+            if teams_out is not None:
+                teams_out[u] = [a, b]
             targets.append(dict(task_id=task_id, uscc=u, workflow_id="", kind="random", stage="drawn",
                                 overdue=False, updated_at=now))
             teams.append(dict(task_id=task_id, uscc=u, unit_code=UNIT, inspectors=f"{a};{b}", source="draw",
@@ -243,7 +245,7 @@ def rss_kb(pid: int) -> tuple[int, int]:
 
 def start_worker(kind: str, address: str, queue: str, log: Path, *, database_url: str = "", outbox: Path | None = None,
                  max_cached: int | None = None, instrument: Path | None = None, metrics_port: int | None = None,
-                 wrap: list[str] | None = None, timeout: float = 120.0) -> subprocess.Popen:
+                 wrap: list[str] | None = None, unsandboxed: bool = False, timeout: float = 120.0) -> subprocess.Popen:
     ready = log.with_suffix(".ready")
     ready.unlink(missing_ok=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "worker", "--kind", kind, "--address", address,
@@ -258,6 +260,8 @@ def start_worker(kind: str, address: str, queue: str, log: Path, *, database_url
         cmd += ["--instrument", str(instrument)]
     if metrics_port:
         cmd += ["--metrics-port", str(metrics_port)]
+    if unsandboxed:
+        cmd += ["--unsandboxed"]
     proc = subprocess.Popen([*(wrap or []), *cmd], cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.monotonic() + timeout
@@ -393,6 +397,9 @@ async def _serve(args) -> None:
     options = {}
     if args.max_cached is not None:
         options["max_cached_workflows"] = args.max_cached
+    if args.unsandboxed:  # a measurement only (what the sandbox costs): production workers stay sandboxed
+        from temporalio.worker import UnsandboxedWorkflowRunner
+        options["workflow_runner"] = UnsandboxedWorkflowRunner()
     executor = ThreadPoolExecutor(max_workers=16)  # as worker.py
     if args.kind == "real":
         from activities.handoff import JsonlReceiver
@@ -434,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--max-cached", type=int)
     w.add_argument("--instrument")
     w.add_argument("--metrics-port", type=int)
+    w.add_argument("--unsandboxed", action="store_true")
     args = parser.parse_args(argv)
     asyncio.run(_serve(args))
     return 0

@@ -9,15 +9,17 @@ as worker.py builds it) with max_cached_workflows=--max-cached and Prometheus me
 sticky-cache gauge says how many workflows it holds.
 
 Phase 1: the real InspectionTaskWorkflow starts --targets real TargetInspectionWorkflow children (page
-by page, continue-as-new every 500 starts); the bench records each target's check (runtime.commands.send),
-so every target is open, checked and waiting on result entry (its publication timer pending). Then the
+by page, continue-as-new every 500 starts); the bench records each target's check (the record_check
+update, with the team the seed dispatched), so every target is open, checked and waiting on result entry
+(its publication timer pending). Real activities against PostgreSQL throughout: no stand-in. Then the
 worker's RSS (VmRSS now, VmHWM peak, from /proc) against its RSS before the first workflow, per
 workflow held in the cache.
 
 Phase 2: the targets' `target_finished` signals are sent to the task by the bench (the same
 WorkflowExecutionSignaled event in the task's history as a target's own signal, without entering
 10,000 results); the task closes, and each run of its continue-as-new chain is counted in events.
-Phase 3: the same for a task of --small targets.
+Phase 3: the same for a task of --small targets. --unsandboxed runs the same workflows outside the
+sandbox (UnsandboxedWorkflowRunner): a measurement of the sandbox's share, not a configuration to ship.
 
 The last line is one line of key=value figures.
 """
@@ -39,7 +41,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import harness  # noqa: E402  (puts the project root on sys.path)
 
-from temporalio.client import Client  # noqa: E402
+from temporalio.client import Client, WorkflowUpdateFailedError  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
@@ -47,7 +49,6 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from bare import PlanStub  # noqa: E402
 from db.engine import make_engine, migrate  # noqa: E402
 from domain.records import CheckRecord, Stage, TaskProgress, TaskRun  # noqa: E402
-from runtime.commands import send  # noqa: E402
 from workflows.common import SEARCH_ATTRIBUTES, plan_workflow_id, target_workflow_id, task_workflow_id  # noqa: E402
 from workflows.target import TargetInspectionWorkflow  # noqa: E402
 from workflows.task import InspectionTaskWorkflow  # noqa: E402
@@ -65,19 +66,18 @@ def metric(port: int, name: str) -> float | None:
     return sum(values) if values else None
 
 
-async def check_target(client: Client, task_id: str, uscc: str) -> None:
+async def check_target(client: Client, task_id: str, uscc: str, team: list[str]) -> None:
+    """The inspectors record the check as soon as the target takes it (an update refused while the
+    target is still opening is retried; the team is the one the seed dispatched)."""
     handle = client.get_workflow_handle_for(TargetInspectionWorkflow.run, target_workflow_id(task_id, uscc))
-    while True:
+    check = CheckRecord(inspectors=sorted(team), method="document")
+    for _ in range(1200):
         try:
-            status = await handle.query(TargetInspectionWorkflow.status)
-            if status.stage == Stage.DISPATCHED and status.teams:
-                break
-        except RPCError:
-            pass
-        await asyncio.sleep(0.3)
-    team = sorted({i for t in status.teams for i in t.inspectors})
-    outcome = await send(client, task_id, uscc, "check", CheckRecord(inspectors=team, method="document"))
-    assert outcome.accepted, outcome
+            await handle.execute_update(TargetInspectionWorkflow.record_check, check, id=f"check-{uscc}")
+            return
+        except (WorkflowUpdateFailedError, RPCError):
+            await asyncio.sleep(1.0)  # not started, or still opening
+    raise AssertionError(f"{uscc}: the check was never taken")
 
 
 async def bounded(n: int, factories, label: str) -> None:
@@ -99,13 +99,15 @@ async def bounded(n: int, factories, label: str) -> None:
 
 async def task_phase(client: Client, engine, usccs: list[str], queue: str, args, label: str) -> tuple[str, object]:
     """Start the task, take every target to 'checked' (waiting on result entry); the task's id and handle."""
-    code, task_id, year = harness.seed_task(engine, usccs, f"{label}-{uuid.uuid4().hex[:6]}")
+    teams: dict[str, list[str]] = {}
+    code, task_id, year = harness.seed_task(engine, usccs, f"{label}-{uuid.uuid4().hex[:6]}", teams)
     await client.start_workflow(PlanStub.run, 1, id=plan_workflow_id(code), task_queue=harness.STUB_QUEUE)
     run = TaskRun(task_id=task_id, plan_code=code, plan_year=year, unit=harness.UNIT,
                   progress=TaskProgress(stage=Stage.DISPATCHED, targets_total=len(usccs)))
     t0 = time.perf_counter()
     handle = await client.start_workflow(InspectionTaskWorkflow.run, run, id=task_workflow_id(task_id), task_queue=queue)
-    await bounded(args.concurrency, [lambda u=u: check_target(client, task_id, u) for u in usccs], f"{label} checked")
+    await bounded(args.concurrency, [lambda u=u: check_target(client, task_id, u, teams[u]) for u in usccs],
+                  f"{label} checked")
     print(f"{label}: {len(usccs)} targets open and checked in {time.perf_counter() - t0:.0f} s", flush=True)
     return task_id, handle
 
@@ -140,11 +142,13 @@ async def main_async(args) -> None:
             queue = f"bench-mem-{uuid.uuid4().hex[:6]}"
             port = free_port()
             worker = harness.start_worker("real", address, queue, tmp / "worker.log", database_url=db_url,
-                                          outbox=tmp / "outbox.jsonl", max_cached=args.max_cached, metrics_port=port)
+                                          outbox=tmp / "outbox.jsonl", max_cached=args.max_cached, metrics_port=port,
+                                          unsandboxed=args.unsandboxed)
             pid = worker.worker_pid
             await asyncio.sleep(2)
             rss0, _ = harness.rss_kb(pid)
-            print(f"worker pid {pid}, max_cached_workflows={args.max_cached}, RSS before any workflow "
+            print(f"worker pid {pid}, max_cached_workflows={args.max_cached}, "
+                  f"{'UNSANDBOXED (a measurement only), ' if args.unsandboxed else ''}RSS before any workflow "
                   f"{rss0 / 1024:.0f} MB; logs in {tmp}", flush=True)
             async with harness.stub_worker(client):
                 big_id, big = await task_phase(client, engine, usccs[: args.targets], queue, args, "big")
@@ -175,7 +179,7 @@ async def main_async(args) -> None:
           f"cached={cached if cached is None else int(cached)} baseline_rss_mb={rss0 / 1024:.0f} "
           f"task_max_events_{args.targets}={max(big_chain)} task_runs_{args.targets}={len(big_chain)} "
           + (f"task_max_events_{args.small}={max(small_chain)} task_runs_{args.small}={len(small_chain)} " if small_chain else "")
-          + f"peak_rss_end_mb={hwm_end / 1024:.0f}")
+          + f"peak_rss_end_mb={hwm_end / 1024:.0f} sandboxed={'no' if args.unsandboxed else 'yes'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--server-db", help="SQLite file for the dev server (default: in memory)")
     parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--unsandboxed", action="store_true",
+                        help="run the workflows outside the sandbox: what the sandbox costs per workflow (measurement only)")
     args = parser.parse_args(argv)
     if args.max_cached < args.targets:
         parser.error("--max-cached must hold every target (and the task)")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +33,8 @@ DISPATCH_PROTOCOL = "sc-dispatch-v1"
 POPULATION_HEADER = "uscc,stratum\n"
 EXPORTABLE = ("drawn", "superseded")  # a superseded draw stays on record and can be audited
 _FETCH = 20_000
+# progress(rows so far, rows in all or None): told every _FETCH rows and at the end (runtime/progress.py)
+Progress = Callable[[int, int | None], None]
 
 d, dp, e = schema.draws, schema.draw_population, schema.entities
 
@@ -123,8 +125,11 @@ def _stored_population(connection: Connection, task_id: str, draw_seq: int):
         .order_by(_byte_order(connection, dp.c.uscc)).execution_options(yield_per=_FETCH))
 
 
-def _write_population(connection: Connection, task_id: str, draw_seq: int, handle) -> int:
+def _write_population(connection: Connection, task_id: str, draw_seq: int, handle,
+                      progress: Progress | None = None, total: int | None = None) -> int:
     handle.write(POPULATION_HEADER.encode("ascii"))
+    if progress is not None:
+        handle = _CountingWriter(handle, progress, total)
     if connection.dialect.name == "postgresql":
         # COPY streams the rows into the file as the server sends them: no Python object per row.
         cursor = connection.connection.dbapi_connection.cursor()
@@ -133,6 +138,8 @@ def _write_population(connection: Connection, task_id: str, draw_seq: int, handl
                 f"COPY (SELECT uscc || ',' || stratum FROM {dp.name} WHERE task_id = %s AND draw_seq = %s "
                 'ORDER BY uscc COLLATE "C") TO STDOUT', (task_id, draw_seq)).decode("utf-8")
             cursor.copy_expert(statement, handle, size=1 << 20)
+            if progress is not None:
+                progress(cursor.rowcount, total)
             return cursor.rowcount
         finally:
             cursor.close()
@@ -145,7 +152,51 @@ def _write_population(connection: Connection, task_id: str, draw_seq: int, handl
             rows += len(batch)
             batch = []
     handle.write("".join(batch).encode("utf-8"))
+    if progress is not None:
+        progress(rows + len(batch), total)
     return rows + len(batch)
+
+
+class _CountingWriter:
+    """The population file, counting the lines written through it (COPY writes in chunks)."""
+
+    def __init__(self, handle, progress: Progress, total: int | None) -> None:
+        self._handle, self._progress, self._total = handle, progress, total
+        self._lines = self._told = 0
+
+    def write(self, data) -> int:
+        written = self._handle.write(data)
+        self._lines += (data if isinstance(data, (bytes, bytearray)) else bytes(data)).count(b"\n")
+        if self._lines - self._told >= _FETCH:
+            self._told = self._lines
+            self._progress(self._lines, self._total)
+        return written
+
+
+def _counted(rows: Iterable, progress: Progress | None, total: int | None) -> Iterable:
+    """`rows` passed on unchanged; `progress` told every _FETCH rows and at the end."""
+    if progress is None:
+        return rows
+
+    def counting() -> Iterator:
+        done = 0
+        for row in rows:
+            yield row
+            done += 1
+            if done % _FETCH == 0:
+                progress(done, total)
+        progress(done, total)
+
+    return counting()
+
+
+def _population_size(record: dict) -> int | None:
+    """The population the record's strata add up to, when they are counts (a progress bar's total)."""
+    strata = record.get("strata")
+    counts = [p.get("population") for p in strata.values() if isinstance(p, dict)] if isinstance(strata, dict) else []
+    if not counts or not all(type(c) is int and c >= 0 for c in counts):
+        return None
+    return sum(counts)
 
 
 @contextmanager
@@ -160,7 +211,8 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
 
 # --- export -----------------------------------------------------------------------------------
 def export_draw(engine: Engine, task_id: str, draw_seq: int | None = None, *,
-                record_path: str | os.PathLike, population_path: str | os.PathLike) -> dict:
+                record_path: str | os.PathLike, population_path: str | os.PathLike,
+                progress: Progress | None = None) -> dict:
     """Write the audit package of a draw (default: the task's latest drawn one); a summary of it."""
     if Path(record_path).resolve() == Path(population_path).resolve():
         raise ValueError(f"--record and --population name the same file {record_path}")
@@ -168,7 +220,8 @@ def export_draw(engine: Engine, task_id: str, draw_seq: int | None = None, *,
     with _snapshot(engine) as connection, _staged(population_path, record_path) as (population, record):
         row = _draw_row(connection, task_id, draw_seq)
         package = _package(connection, row)
-        rows = _write_population(connection, task_id, row["draw_seq"], population.file)
+        rows = _write_population(connection, task_id, row["draw_seq"], population.file, progress,
+                                 _population_size(package))
         record.file.write(_json_bytes(package))
     return {"task_id": task_id, "draw_seq": row["draw_seq"], "state": row["state"],
             "record": str(record_path), "population": str(population_path), "rows": rows,
@@ -231,7 +284,7 @@ def read_record(path: str | os.PathLike) -> dict:
 
 
 def verify_from_files(record_path: str | os.PathLike, population_path: str | os.PathLike,
-                      task_id: str | None = None) -> VerifyReport:
+                      task_id: str | None = None, progress: Progress | None = None) -> VerifyReport:
     """Recompute the draw from the two files of its audit package, with the independent verifier.
 
     Files that are not a package at all (missing, not JSON, no population header) raise
@@ -244,7 +297,7 @@ def verify_from_files(record_path: str | os.PathLike, population_path: str | os.
     if header != POPULATION_HEADER.encode("ascii"):
         raise PackageError(f"{population_path}: line 1 is {header[:60]!r}, expected the header "
                            "'uscc,stratum' (UTF-8, no BOM, LF)")
-    report = verify_draw(record, read_population_csv(population_path))
+    report = verify_draw(record, _counted(read_population_csv(population_path), progress, _population_size(record)))
     if task_id is not None:
         found = record.get("task_id")
         report.add("requested task", found == task_id,
@@ -252,7 +305,8 @@ def verify_from_files(record_path: str | os.PathLike, population_path: str | os.
     return report
 
 
-def verify_against_database(engine: Engine, task_id: str, draw_seq: int | None = None) -> VerifyReport:
+def verify_against_database(engine: Engine, task_id: str, draw_seq: int | None = None,
+                            progress: Progress | None = None) -> VerifyReport:
     """The stored package verified, then checked against the directory's history and the published plan.
 
     One pass over the stored population feeds the independent verifier and, merged with the freeze
@@ -271,7 +325,7 @@ def verify_against_database(engine: Engine, task_id: str, draw_seq: int | None =
             comparison = _FreezeComparison(connection.execute(
                 rebuilt.order_by(_byte_order(connection, e.c.uscc)).execution_options(yield_per=_FETCH)))
             rows = comparison.merge(rows)
-        report = verify_draw(record, rows)
+        report = verify_draw(record, _counted(rows, progress, _population_size(record)))
         if comparison is None:
             report.add("freeze rebuilt", False, problem)
         else:

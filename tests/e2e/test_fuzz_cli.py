@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, inspect, select, table
 
-from db.engine import make_engine
+from db.engine import make_engine, migrate
+from registry.importer import import_directory
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_NUL = st.characters(exclude_characters="\x00")  # argv cannot carry a NUL
-IN_PROCESS = settings(max_examples=30, deadline=None, database=None,
+IN_PROCESS = settings(max_examples=20, deadline=None, database=None,
                       suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -36,9 +38,11 @@ IN_PROCESS = settings(max_examples=30, deadline=None, database=None,
 def home(tmp_path_factory) -> Path:
     """A data dir whose SQLite database holds the example units and items (plans are checked against them)."""
     folder = tmp_path_factory.mktemp("cli")
+    engine = make_engine(f"sqlite:///{folder / 'cli.db'}")
+    migrate(engine)
     for kind in ("units", "items"):
-        run = spotcheck(folder, "import", kind, str(ROOT / "examples" / f"{kind}.csv"), "--json")
-        assert run.returncode == 0, run.stderr
+        import_directory(engine, kind, ROOT / "examples" / f"{kind}.csv", now=datetime.now(timezone.utc))
+    engine.dispose()
     return folder
 
 
@@ -87,7 +91,6 @@ def _gbk_csv(folder: Path) -> str:
 
 
 PROCESSES = {  # id: (arguments, made in the data dir, what stderr must name)
-    "import-a-directory": (lambda f: ["import", "units", str(f)], ["is a directory"]),
     "import-gbk": (lambda f: ["import", "units", _gbk_csv(f)], ["gbk.csv", "line 2 is not UTF-8"]),
     "plan-start-nested": (lambda f: ["plan", "start", _deep_plan(f)], ["deep.json", "line 1 column", "nested"]),
     "metrics-year-x": (lambda f: ["metrics", "--year", "x"], ["--year", "'x'"]),
@@ -212,4 +215,23 @@ def test_a_malformed_directory_file_is_refused_and_nothing_changes(main, home, t
     before = counts(home)
     code, out, err = main("import", kind, str(path), "--json")
     refused(out, err, code, f"{kind}.csv")
+    assert counts(home) == before
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["plan", "start", "{dir}"], ["{dir}", "Is a directory"]),
+    (["import", "units", "{dir}"], ["{dir}", "is a directory"]),
+    (["draw", "verify", "--record", "{dir}", "--population", "{dir}/p.csv"], ["{dir}", "Is a directory"]),
+    (["draw", "export", "T-1", "--record", "{dir}", "--population", "{dir}/p.csv"], ["--record", "is a directory"]),
+    (["draw", "export", "T-1", "--record", "{dir}/no/r.json", "--population", "{dir}/p.csv"], ["--record", "does not exist"]),
+    (["dispatch", "export", "T-1", "--record", "{dir}"], ["--record", "is a directory"]),
+    (["report", "--year", "2025", "--out", "{dir}"], ["--out", "is a directory"]),
+    (["draw", "verify", "T-1", "--draw-seq", "99999999999999999999"], ["--draw-seq"]),
+    (["draw", "export", "T-1", "--record", "r.json", "--population", "p.csv", "--draw-seq", "0"], ["--draw-seq"]),
+    (["metrics", "--year", "99999999999999999999"], ["--year"]),
+])
+def test_a_directory_or_an_impossible_number_where_a_file_or_a_count_goes(main, home, tmp_path, argv, named):
+    before = counts(home)
+    code, out, err = main(*[a.replace("{dir}", str(tmp_path)) for a in argv])
+    refused(out, err, code, *[n.replace("{dir}", str(tmp_path)) for n in named])
     assert counts(home) == before

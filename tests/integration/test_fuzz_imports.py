@@ -99,7 +99,7 @@ def bad_values(kind: str, column: str) -> st.SearchStrategy[str]:
 
     if column in FREE_TEXT:
         return st.sampled_from(curated)
-    generated = st.text(st.characters() | st.sampled_from("\r\n\t\",;"), max_size=40).filter(refused)
+    generated = st.text(st.characters(codec="utf-8") | st.sampled_from("\r\n\t\",;"), max_size=40).filter(refused)
     return st.sampled_from(curated) | generated
 
 

@@ -38,6 +38,7 @@ from domain.records import (
     FollowUpOpened,
     FollowUpStep,
     ManualAssignment,
+    Recheck,
     ResultEntry,
     Review,
     TargetRun,
@@ -291,6 +292,75 @@ async def test_refusals_of_a_review(chain):
     assert (await send(chain.client, chain.task_id, uscc, "review",
                        Review(reviewer=reviewers[1], approve=True))).accepted
     await wait_for(lambda: target_row(chain.engine, chain.task_id, uscc)["reviewed_by"] == reviewers[1])
+
+
+# Malformed payloads (issue 7): what a client that does not validate (another SDK, the UI) could send.
+RAW_UPDATES = {  # update name: (payload model, a well-formed payload to break one field of)
+    "record_check": (CheckRecord, {"inspectors": ["I1", "I2"], "method": "document", "certificates_shown": False,
+                                   "evidence": []}),
+    "enter_result": (ResultEntry, {"inspector": "I1", "category": "no_issue", "note": "", "findings": {}}),
+    "review_result": (Review, {"reviewer": "R1", "approve": True, "note": ""}),
+    "assign_team": (ManualAssignment, {"unit": UNIT, "inspectors": ["I1", "I2"], "by": "S1", "reason": "test"}),
+    "record_recheck": (Recheck, {"inspector": "I1", "passed": True, "note": ""}),
+}
+
+
+@postgres
+async def test_malformed_update_payloads_are_refused_and_change_nothing(chain):
+    """hypothesis: each update with one field of its payload broken (wrong type, missing, unknown key, a NUL
+    in its text) is refused while decoding, naming the field, and leaves the history, the
+    target's row and the projections as they were (the Targets.refused checks)."""
+    import asyncio
+
+    from hypothesis import HealthCheck, assume, given, settings
+    from hypothesis import strategies as st
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from runtime.commands import reasons
+
+    if len(chain.usccs) < 6:
+        pytest.skip("needs a sixth target that no other test uses")
+    uscc, loop = chain.usccs[5], asyncio.get_running_loop()
+    handle = chain.client.get_workflow_handle(target_workflow_id(chain.task_id, uscc))
+    json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                               lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
+                               max_leaves=4)
+
+    async def refused(name: str, payload: dict, field: str) -> None:
+        events, row, rows = await chain.snapshot(uscc)
+        with pytest.raises(WorkflowUpdateFailedError) as failure:
+            await handle.execute_update(name, payload, id=f"fuzz-{uuid.uuid4()}")
+        assert field in reasons(failure.value.cause), reasons(failure.value.cause)
+        events_after, row_after, rows_after = await chain.snapshot(uscc)
+        assert {e.event_type for e in events_after[len(events):]} <= WORKFLOW_TASK_EVENTS
+        assert events_after[:len(events)] == events and row_after == row and rows_after == rows
+
+    @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def run(data):
+        name = data.draw(st.sampled_from(sorted(RAW_UPDATES)), label="update")
+        model, good = RAW_UPDATES[name]
+        field = data.draw(st.sampled_from(sorted(good)), label="field")
+        action = data.draw(st.sampled_from(["replace", "delete", "unknown", "text"]), label="action")
+        payload = dict(good)
+        if action == "replace":
+            payload[field] = data.draw(json_values, label="value")
+        elif action == "delete":
+            del payload[field]
+        elif action == "unknown":
+            field = data.draw(st.text("abcxyz_", min_size=1, max_size=8).filter(lambda k: k not in good), label="key")
+            payload[field] = 1
+        else:
+            assume(isinstance(good[field], str))
+            payload[field] = good[field] + "\x00"  # (a lone surrogate cannot even be sent: the client cannot encode it)
+        try:  # only what the model refuses: a payload it accepts would go on to the validator
+            model.model_validate(payload)
+            assume(False)
+        except pydantic.ValidationError:
+            pass
+        asyncio.run_coroutine_threadsafe(refused(name, payload, field), loop).result(timeout=60)
+
+    await asyncio.to_thread(run)
 
 
 @postgres
