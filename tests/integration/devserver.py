@@ -3,6 +3,7 @@ server, in-process workers for both task queues, and the command line run as ope
 from __future__ import annotations
 
 import asyncio
+import inspect
 import contextlib
 import json
 import os
@@ -75,9 +76,12 @@ class Cli:
 
 
 async def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    """Poll until `predicate()` (sync or async) is truthy."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        value = await predicate()
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
