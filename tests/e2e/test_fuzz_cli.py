@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, inspect, select, table
 
@@ -155,11 +155,16 @@ FILE_NAMES = st.text(NOT_NUL, min_size=1, max_size=30).filter(lambda name: name 
 
 
 @given(record=FILE_NAMES, population=FILE_NAMES)
+@example(record="r\ud800.json", population="p.csv").via("a lone surrogate: no file name at all")
+@example(record="\udcd5\udcc5.json", population="\ud800").via("GBK bytes, surrogate-escaped: a file name")
 @IN_PROCESS
 def test_a_missing_audit_package_is_refused_naming_the_file(main, home, tmp_path, record, population):
     record_path = tmp_path / "absent" / record
     code, out, err = main("draw", "verify", f"--record={record_path}", f"--population={tmp_path / population}")
-    refused(out, err, code, str(record_path), "No such file")
+    if any(not "\udc80" <= c <= "\udcff" for c in record if _escaped(c)):  # no bytes make it: not even a file name
+        refused(out, err, code, "not UTF-8")
+    else:
+        refused(out, err, code, str(record_path), "No such file")
 
 
 def _escaped(text: str) -> bool:
@@ -168,6 +173,8 @@ def _escaped(text: str) -> bool:
 
 
 @given(lead=st.text(NOT_NUL, max_size=40), decision=st.text(NOT_NUL, max_size=20))
+@example(lead="\udcd5\udcc5", decision="D-1").via("GBK bytes typed on a GBK terminal")
+@example(lead="-x", decision=" ").via("an option-like lead, a blank decision")
 @IN_PROCESS
 def test_an_unknown_case_lead_is_refused_naming_it(main, home, lead, decision):
     before = counts(home)
