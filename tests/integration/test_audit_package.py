@@ -19,14 +19,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from temporalio.testing import ActivityEnvironment
 
 from activities.directory import in_force, task_line
 from activities.draws import DrawActivities, parse_pool
 from audit.verify import PackageError, verify_dispatch
 from db import schema
-from db.engine import make_engine, migrate, normalize_url
+from db.engine import normalize_url
 from domain.records import TargetedStep, TaskStep
 from domain.workdays import SHANGHAI
 from registry.importer import import_directory
@@ -39,6 +39,7 @@ from runtime.audit_package import (
 )
 from runtime.examples import import_examples, shifted_plan
 from runtime.plans import load_plan
+from tests.conftest import own_schema
 
 pytestmark = pytest.mark.postgres
 
@@ -113,22 +114,11 @@ def build_draw(engine) -> Drawn:
 @pytest.fixture(scope="module")
 def drawn(postgres_url):
     """A schema of its own for this module's read-only tests (the mutating ones build their own)."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(postgres_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{name}"'))
-    engine = make_engine(postgres_url, search_path=name)
-    migrate(engine)
-    try:
-        built = build_draw(engine)
-        built.schema = name
+    with own_schema(postgres_url) as schema:
+        built = build_draw(schema.engine)
+        built.schema = schema.name
         built.url = postgres_url
         yield built
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -366,15 +366,7 @@ def test_task_rows(year):
         assert rows["T2"] == {**rows["T2"], "task_code": "景市监抽查〔2025〕2号", "plan_code": "P-2025",
                               "unit": "360203-SCJ", "partner_units": ["360200-SWJ"], "year": 2025}
 
-        def ids(**filters):
-            return [r["task_id"] for r in queries.task_rows(c, **filters)]
-
-        assert ids() == ["T0", "T1", "T2", "T3", "T4"]
-        assert ids(unit="360202-SCJ", plan="P-2025") == ["T1", "T3"]
-        assert ids(unit="360200-SWJ") == ["T0", "T2"]  # a partner unit sees its joint tasks
-        assert ids(overdue=True, plan="P-2025") == ["T1", "T2"]
-        assert ids(stage="entered") == ["T1"]
-        assert ids(stage="cancelled") == ["T3"]
+        assert [r["task_id"] for r in queries.task_rows(c)] == ["T0", "T1", "T2", "T3", "T4"]  # every plan's
 
 
 def test_year_summary(year):
