@@ -26,6 +26,7 @@ and changed rows. Only the staging load differs between the databases.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -41,6 +42,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Identity,
     Integer,
     MetaData,
     Table,
@@ -49,12 +51,14 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import UserDefinedType
 
 from db.schema import Instant, entities, import_batches, inspectors, items, units
 from domain.uscc import all_valid, uscc_problem
@@ -64,10 +68,9 @@ ERRORS_KEPT = 1000  # ImportRejected.errors holds the first ERRORS_KEPT by line;
 PROGRESS_EVERY = 10_000  # rows between progress(rows) calls: a terminal's bar moves a few times a second
 _SQLITE_BATCH = 2_000
 _COPY_CHUNK = 1 << 18
-_BLOCK_CHARS = 1 << 20  # text read at a time
+_BLOCK_BYTES = 1 << 20  # read at a time
 _WINDOW = 256  # rows the fast path checks at once, at most
 VERSIONING = ("valid_from", "valid_to", "batch_id")
-_SESSION_SETTINGS = ("jit = off", "synchronous_commit = off")
 
 
 # --- what an import reports ------------------------------------------------------------------
@@ -566,23 +569,6 @@ class RowChecker:
 
 
 # --- reading the file -------------------------------------------------------------------------
-class _HashingReader(io.RawIOBase):
-    """The file's bytes, hashed as they are read (the batch records the file's SHA-256)."""
-
-    def __init__(self, raw, digest):
-        self._raw = raw
-        self._digest = digest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        count = self._raw.readinto(buffer)
-        if count:
-            self._digest.update(memoryview(buffer)[:count])
-        return count
-
-
 def _not_utf8(path: Path, file_name: str) -> ImportRejected:
     """The refusal of a file that is not UTF-8, naming the first bad line (found by a second read)."""
     with open(path, "rb") as binary:
@@ -604,8 +590,9 @@ class _Lines:
     the physical lines taken by either: it is the file's line number of the last one taken.
     """
 
-    def __init__(self, text: io.TextIOBase):
-        self._text = text
+    def __init__(self, read: Callable[[int], bytes]):
+        self._read = read
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()  # Excel's "CSV UTF-8" starts with a byte order mark
         self._carry = ""  # text after the last LF read: the start of the next block
         self.block: list[str] = []  # the current block's lines, without their LF
         self.at = 0  # the block's next line
@@ -625,19 +612,22 @@ class _Lines:
     def next_block(self) -> bool:
         """Read the next block (its lines end at an LF, but at the end of the file); False at the end."""
         while True:
-            text = self._text.read(_BLOCK_CHARS)
-            if not text:
-                if not self._carry:
+            data = self._read(_BLOCK_BYTES)
+            text = self._decoder.decode(data, final=not data)
+            if not data:  # the end of the file: the last line, if it has no LF
+                last, self._carry = self._carry + text, ""
+                if not last:
                     return False
-                self.block, self.at, self._last_ended, self._carry = [self._carry], 0, False, ""
+                self.block, self.at, self._last_ended = [last], 0, False
                 return True
-            text = self._carry + text
-            cut = text.rfind("\n") + 1
-            self._carry = text[cut:]
-            if cut:
-                self.block = text[: cut - 1].split("\n")
-                self.at, self._last_ended = 0, True
-                return True
+            lines = text.split("\n")
+            if len(lines) == 1:
+                self._carry += text
+                continue
+            lines[0] = self._carry + lines[0]
+            self._carry = lines.pop()
+            self.block, self.at, self._last_ended = lines, 0, True
+            return True
 
     def __iter__(self) -> _Lines:
         return self
@@ -668,9 +658,8 @@ class _CleanRun:
     text: str
 
     def copy_text(self) -> str:
-        """The rows as COPY text lines (delimiter ','): the line number, then the row as it is."""
-        text = self.text.replace("\\", "\\\\") if "\\" in self.text else self.text  # no other character needs escaping
-        return "".join([f"{line},{row}\n" for line, row in zip(range(self.first_line, self.first_line + self.rows), text.split("\n"))])
+        """The rows as COPY text (delimiter ','): as they are, but for a backslash, COPY's escape."""
+        return (self.text.replace("\\", "\\\\") if "\\" in self.text else self.text) + "\n"
 
     def cells(self) -> Iterator[tuple[int, list[str]]]:
         return zip(range(self.first_line, self.first_line + self.rows), (row.split(",") for row in self.text.split("\n")))
@@ -730,8 +719,11 @@ class _CleanRows:
 
 
 class _RowStream:
-    """The file's data rows, checked, in file order: a _CleanRun for rows staged as they are, and
-    (line, values) for a row RowChecker checked (a bad row: its key alone); logs the errors."""
+    """The file's data rows, checked, in file order, accounting for every physical line: a _CleanRun
+    for rows staged as they are (a line each), and (line, lines, values) for a record csv.reader read
+    and RowChecker checked, on `lines` physical lines from `line`, where values are the row's (a bad
+    row: its key alone), or None when nothing is staged (a blank line, a bad row without its key).
+    Logs the errors."""
 
     def __init__(self, lines: _Lines, reader, checker: RowChecker, path: Path, progress: Callable[[int], None] | None):
         self.rows_read = 0
@@ -742,7 +734,7 @@ class _RowStream:
         self._path = path
         self._progress = progress
 
-    def __iter__(self) -> Iterator[_CleanRun | tuple[int, list]]:
+    def __iter__(self) -> Iterator[_CleanRun | tuple[int, int, list | None]]:
         lines, reader, check, clean = self._lines, self._reader, self._checker.check, self._checker.clean
         progress, count = self._progress, 0
         try:
@@ -762,18 +754,19 @@ class _RowStream:
                 cells = next(reader, None)
                 if cells is None:
                     break
+                span = lines.number + 1 - line
                 if not cells or (not cells[0] and not any(cells)):
-                    continue  # a blank line, or one of empty cells as spreadsheets leave
+                    yield line, span, None  # a blank line, or one of empty cells as spreadsheets leave
+                    continue
                 count += 1
                 if progress is not None and count % PROGRESS_EVERY == 0:
                     progress(count)
                 key, values, errors = check(line, cells)
                 if not errors:
-                    yield line, values
+                    yield line, span, values
                     continue
                 self.errors.add(errors)
-                if key is not None:
-                    yield line, self._checker.key_only(key)
+                yield line, span, (None if key is None else self._checker.key_only(key))
         except csv.Error as exc:
             raise ImportRejected(self._path.name, f"line {lines.number}: not readable as CSV ({exc})") from None
         except UnicodeDecodeError:
@@ -799,11 +792,11 @@ class _OpenedFile:
         except OSError as exc:
             raise ImportRejected(str(path), f"cannot be read ({exc.strerror})") from None
         try:
-            binary = io.BufferedReader(_HashingReader(self._raw, self._digest), buffer_size=1 << 20)
-            # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark.
-            lines = _Lines(io.TextIOWrapper(binary, encoding="utf-8-sig", newline=""))
+            lines = _Lines(self._read)
             reader = csv.reader(lines)
             header = self._header(reader, path)
+            self.first_line = lines.number + 1  # of the data
+            self.lines = lines
             self.checker = RowChecker(spec, header, self.file_name)
             self.rows = _RowStream(lines, reader, self.checker, path, progress)
         except BaseException:
@@ -820,6 +813,11 @@ class _OpenedFile:
         if not header or not any(h.strip() for h in header):
             raise ImportRejected(self.file_name, "is empty: line 1 must be the header row")
         return header
+
+    def _read(self, size: int) -> bytes:
+        data = self._raw.read(size)
+        self._digest.update(data)  # the file's bytes, hashed as they are read
+        return data
 
     @property
     def sha256(self) -> str:
@@ -840,18 +838,38 @@ def _temp_table(name: str, columns: list[Column]) -> Table:
     return Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
 
 
-def _stage_table(spec: DirectorySpec) -> Table:
-    """Every checked row: good rows with their values, bad rows with their key only (NULL values)."""
+def _stage_table(spec: DirectorySpec, first_line: int) -> Table:
+    """Every checked row: good rows with their values, bad rows with their key only (NULL values).
+
+    PostgreSQL numbers the rows itself (line: an identity from the first data line): every physical
+    line of the file after the header is a row, in order, and the lines that stage nothing (a blank
+    line, a bad key, the further lines of a quoted cell's record) are rows of NULLs (key NULL)."""
     columns = [Column(c.name, c.type) for c in spec.table.columns if c.name not in VERSIONING]
-    return _temp_table(f"_import_stage_{spec.kind}", [Column("line", Integer, nullable=False), *columns])
+    line = Column("line", Integer, Identity(start=first_line), nullable=False)
+    return _temp_table(f"_import_stage_{spec.kind}", [line, *columns])
 
 
-def _changes_table(spec: DirectorySpec) -> Table:
-    """The rows to write: new keys (old_from NULL) and changed ones (old_from: the version to close)."""
+class _RowAddress(UserDefinedType):
+    """PostgreSQL's tid: where a row version is (its ctid)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "tid"
+
+
+def _row_address(table) -> ColumnElement:
+    return literal_column(f'"{table.name}".ctid', _RowAddress())
+
+
+def _changes_table(spec: DirectorySpec, dialect: str = "") -> Table:
+    """The rows to write: new keys (old_from NULL) and changed ones (old_from: the version to close;
+    on PostgreSQL old_row: where that version is, so that closing it needs no join)."""
     columns = [Column(c.name, c.type) for c in spec.table.columns if c.name not in VERSIONING]
+    address = [Column("old_row", _RowAddress(), nullable=True)] if dialect == "postgresql" else []
     return _temp_table(
         f"_import_changes_{spec.kind}",
-        [Column("line", Integer, nullable=False), *columns, Column("old_from", Instant(), nullable=True)],
+        [Column("line", Integer, nullable=False), *columns, Column("old_from", Instant(), nullable=True), *address],
     )
 
 
@@ -884,23 +902,26 @@ def _copy_value(value: object) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-def _copy_row(line: int, values: list) -> str:
+def _copy_row(values: list) -> str:
     try:
         joined = ",".join(values)  # TypeError: a value that is not a string (None, a date, a flag)
     except TypeError:
         pass
     else:  # almost no value holds a character COPY must escape: check the joined row once
         if joined.count(",") == len(values) - 1 and "\\" not in joined and "\n" not in joined and "\r" not in joined:
-            return f"{line},{joined}\n"
-    return f"{line},{','.join(map(_copy_value, values))}\n"
+            return joined + "\n"
+    return ",".join(map(_copy_value, values)) + "\n"
 
 
 class _CopySource:
-    """A file-like object for psycopg2's copy_expert: COPY text made from the row stream."""
+    """A file-like object for psycopg2's copy_expert: COPY text made from the row stream, a row
+    for each physical line (the stage numbers them)."""
 
-    def __init__(self, staged: Iterator[_CleanRun | tuple[int, list]], order: list[int]):
+    def __init__(self, staged: Iterator[_CleanRun | tuple[int, int, list | None]], order: list[int]):
         self._staged = iter(staged)
         self._order = order  # the staged order of the values
+        self._nothing = ",".join(["\\N"] * len(order)) + "\n"  # a line that stages nothing
+        self.rows = 0
         self.failure: BaseException | None = None
 
     def read(self, size: int = _COPY_CHUNK) -> bytes:
@@ -908,10 +929,11 @@ class _CopySource:
         try:
             for item in self._staged:
                 if type(item) is _CleanRun:
-                    part = item.copy_text()
+                    part, self.rows = item.copy_text(), self.rows + item.rows
                 else:
-                    line, values = item
-                    part = _copy_row(line, [values[i] for i in order])
+                    line, span, values = item
+                    part = self._nothing * span if values is None else _copy_row([values[i] for i in order]) + self._nothing * (span - 1)
+                    self.rows += span
                 parts.append(part)
                 length += len(part)
                 if length >= size:
@@ -927,27 +949,30 @@ class _CopySource:
             raise self.failure
 
 
-def _load_stage_postgresql(conn: Connection, stage: Table, rows: _RowStream, checker: RowChecker) -> None:
-    columns = ", ".join(f'"{c}"' for c in ["line", *checker.columns])
+def _load_stage_postgresql(conn: Connection, stage: Table, opened: _OpenedFile) -> None:
+    columns = ", ".join(f'"{c}"' for c in opened.checker.columns)
     cursor = conn.connection.dbapi_connection.cursor()  # the same connection: the same transaction
-    source = _CopySource(rows, checker.order)
+    source = _CopySource(opened.rows, opened.checker.order)
     try:
         cursor.copy_expert(f"COPY \"{stage.name}\" ({columns}) FROM STDIN WITH (DELIMITER ',')", source, size=_COPY_CHUNK)
     finally:
         cursor.close()
     source.reraise_failure()
+    if source.rows != opened.lines.number + 1 - opened.first_line:  # the lines would be numbered wrong
+        raise RuntimeError(f"{opened.file_name}: {source.rows} rows staged for {opened.lines.number + 1 - opened.first_line} lines")
 
 
-def _load_stage_sqlite(conn: Connection, stage: Table, rows: _RowStream, checker: RowChecker) -> None:
-    names = ["line", *checker.spec.columns]
-    clean_names = ["line", *checker.columns]
+def _load_stage_sqlite(conn: Connection, stage: Table, opened: _OpenedFile) -> None:
+    names = ["line", *opened.checker.spec.columns]
+    clean_names = ["line", *opened.checker.columns]
     batch: list[dict] = []
-    for item in rows:
+    for item in opened.rows:
         if type(item) is _CleanRun:
             batch += [dict(zip(clean_names, (line, *cells))) for line, cells in item.cells()]
         else:
-            line, values = item
-            batch.append(dict(zip(names, (line, *values))))
+            line, _, values = item
+            if values is not None:
+                batch.append(dict(zip(names, (line, *values))))
         if len(batch) >= _SQLITE_BATCH:
             conn.execute(insert(stage), batch)
             batch = []
@@ -958,7 +983,13 @@ def _load_stage_sqlite(conn: Connection, stage: Table, rows: _RowStream, checker
 # --- checks over the whole file, in SQL -----------------------------------------------------------
 def _duplicate_errors(conn: Connection, spec: DirectorySpec, stage: Table) -> tuple[list[RowError], int]:
     key = stage.c[spec.key]
-    first = select(key.label("key"), func.min(stage.c.line).label("first_line")).group_by(key).having(func.count() > 1).subquery()
+    first = (
+        select(key.label("key"), func.min(stage.c.line).label("first_line"))
+        .where(key.is_not(None))  # the lines that stage nothing
+        .group_by(key)
+        .having(func.count() > 1)
+        .subquery()
+    )
     query = (
         select(stage.c.line, key, first.c.first_line, func.count().over().label("total"))
         .join(first, first.c.key == key)
@@ -1000,17 +1031,18 @@ def _file_errors(conn: Connection, spec: DirectorySpec, stage: Table, log: _Erro
 # --- the merge ------------------------------------------------------------------------------------
 def _collect_changes(conn: Connection, spec: DirectorySpec, stage: Table) -> Table:
     """Stage the new and changed rows: those without a current version or differing from it."""
-    changes = _changes_table(spec)
+    changes = _changes_table(spec, conn.dialect.name)
     _create(conn, changes)
     current = spec.table.alias("current_version")
     same_key = and_(current.c[spec.key] == stage.c[spec.key], current.c.valid_to.is_(None))
     differs = or_(*(current.c[c].is_distinct_from(stage.c[c]) for c in spec.value_columns))
+    address = [_row_address(current)] if "old_row" in changes.c else []
     rows = (
-        select(stage.c.line, *(stage.c[c] for c in spec.columns), current.c.valid_from)
+        select(stage.c.line, *(stage.c[c] for c in spec.columns), current.c.valid_from, *address)
         .select_from(stage.outerjoin(current, same_key))
-        .where(or_(current.c.valid_from.is_(None), differs))
+        .where(stage.c[spec.key].is_not(None), or_(current.c.valid_from.is_(None), differs))
     )
-    conn.execute(insert(changes).from_select(["line", *spec.columns, "old_from"], rows))
+    conn.execute(insert(changes).from_select(["line", *spec.columns, "old_from", *(["old_row"] if address else [])], rows))
     _analyze(conn, changes)
     return changes
 
@@ -1039,15 +1071,12 @@ def _record_batch(conn: Connection, spec: DirectorySpec, opened: _OpenedFile, no
 
 def _write_versions(conn: Connection, spec: DirectorySpec, changes: Table, now: datetime, batch_id: int) -> None:
     table = spec.table
-    conn.execute(
-        update(table)
-        .where(
-            table.c[spec.key] == changes.c[spec.key],
-            table.c.valid_from == changes.c.old_from,
-            table.c.valid_to.is_(None),
-        )
-        .values(valid_to=now)
-    )
+    closing = [table.c[spec.key] == changes.c[spec.key], table.c.valid_from == changes.c.old_from, table.c.valid_to.is_(None)]
+    if "old_row" in changes.c:
+        # The version compared is fetched where it is: the planner would rather scan the whole
+        # directory for a join on the key than look up a few thousand keys in its index.
+        closing.insert(0, _row_address(table) == changes.c.old_row)
+    conn.execute(update(table).where(*closing).values(valid_to=now))
     _insert_versions(conn, spec, changes, now, batch_id)
 
 
@@ -1057,6 +1086,7 @@ def _insert_versions(conn: Connection, spec: DirectorySpec, rows: Table, now: da
             [*spec.columns, "valid_from", "batch_id"],
             # In key order: the index entries go in sequence instead of to random pages.
             select(*(rows.c[c] for c in spec.columns), literal(now, Instant()), literal(batch_id, Integer))
+            .where(rows.c[spec.key].is_not(None))  # the stage's lines that stage nothing
             .order_by(rows.c[spec.key]),
         )
     )
@@ -1068,10 +1098,10 @@ def _begin_import(conn: Connection, kind: str) -> None:
         return
     # Two imports of one directory at once would both close the same current versions.
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"spotcheck.import.{kind}"})
-    # The duplicate check and the merge hash millions of keys: let them do it in memory.
+    # The duplicate check and the merge hash millions of keys: let them do it in memory (a
+    # province's 4 million rows need about 700 MB for a while, hence hash_mem_multiplier).
     conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
-    for setting in _SESSION_SETTINGS:
-        conn.exec_driver_sql(f"SET LOCAL {setting}")
+    conn.exec_driver_sql("SET LOCAL hash_mem_multiplier = 4")
 
 
 def _utc(now: datetime) -> datetime:
@@ -1097,10 +1127,10 @@ def import_directory(
     now = _utc(now)
     with _OpenedFile(spec, path, progress) as opened, engine.begin() as conn:
         _begin_import(conn, kind)
-        stage = _stage_table(spec)
+        stage = _stage_table(spec, opened.first_line)
         _create(conn, stage)
         load = _load_stage_postgresql if conn.dialect.name == "postgresql" else _load_stage_sqlite
-        load(conn, stage, opened.rows, opened.checker)
+        load(conn, stage, opened)
         errors = opened.rows.errors
         summary = None
         if not errors.total and _empty_directory(conn, spec):
@@ -1137,6 +1167,8 @@ def _first_import(conn: Connection, spec: DirectorySpec, stage: Table, opened: _
                 _insert_versions(conn, spec, stage, now, batch_id)
         except IntegrityError:
             return None
+        # The next import's plan depends on the directory's statistics; autovacuum may be late.
+        _analyze(conn, spec.table)
     return ImportSummary(
         kind=spec.kind,
         file_name=opened.file_name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.uscc import ALPHABET, make_uscc
@@ -252,3 +252,166 @@ def test_a_ratio_is_accepted_only_as_an_exact_decimal_from_0_to_1(raw):
         and Decimal(raw) <= 1
     )
     assert (not errors) == exact, (raw, errors)
+
+
+# --- the fast path: clean rows staged as they are, exactly as the row checker would stage them -------
+import csv  # noqa: E402
+import hashlib  # noqa: E402
+import io  # noqa: E402
+
+from domain.uscc import all_valid, uscc_problem  # noqa: E402
+from registry import importer  # noqa: E402
+
+
+@given(st.lists(st.one_of(
+    st.text(alphabet=ALPHABET, min_size=17, max_size=17).map(make_uscc),
+    st.text(alphabet=ALPHABET + "IOSVZaé３\x00", min_size=16, max_size=19),
+), max_size=8))
+def test_all_valid_agrees_with_uscc_problem(values):
+    assert all_valid(values) == all(uscc_problem(v) is None for v in values)
+
+
+ENTITY_CELLS = {
+    "uscc": [USCC_A, USCC_B, make_uscc("92360202000000002"), USCC_A.lower(), USCC_A[:17] + ("0" if USCC_A[17] != "0" else "1"),
+             "", f" {USCC_B}"],
+    "name": ["景德镇某公司", "A", " 某公司", "某公司\u3000", "", "a,b", 'say "hi"', "two\nlines", "back\\slash", "tab\there",
+             "\x1c某", "a\x00b", "a\rb"],
+    "subject_type": ["enterprise", "individual", "cooperative", "foreign_rep", "Enterprise", " individual", ""],
+    "region": ["360202", "360203", "36020", "３６０２０２", " 360202", "36020a"],
+    "industry": ["", "C3071", "C30710000", "C 30", "I6510 "],
+    "risk_class": ["", "A", "B", "C", "D", "E", " B"],
+    "status": ["active", "deregistered", "revoked", "closed", "active "],
+    "address": ["", "珠山区瓷都大道1号", " 前导", "末尾 ", "a,b", "x\\y", "\u00a0", "中\t间"],
+    "labels": ["", "food", "food;licence.sc", "licence.sc;food", "food;food", "a;;b", " food", "bad label", "a;b;c"],
+}
+
+
+def _reference(spec, data: bytes, progress=None):
+    """The import's rows as the row checker alone would stage them: (line, values) for the rows staged,
+    the errors, the count of rows read (the importer's way before the fast path)."""
+    reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline=""))
+    checker = RowChecker(spec, next(reader), "f.csv")
+    staged, log, count, line_end = [], importer._ErrorLog(), 0, reader.line_num
+    for cells in reader:
+        line, line_end = line_end + 1, reader.line_num
+        if not cells or (not cells[0] and not any(cells)):
+            continue
+        count += 1
+        if progress is not None and count % importer.PROGRESS_EVERY == 0:
+            progress(count)
+        key, values, errors = checker.check(line, cells)
+        if not errors:
+            staged.append((line, values))
+            continue
+        log.add(errors)
+        if key is not None:
+            staged.append((line, checker.key_only(key)))
+    if progress is not None:
+        progress(count)
+    return staged, log.kept, count
+
+
+def _copy_cells(row: str) -> list[str | None]:
+    """One row of COPY text (delimiter ','), unescaped."""
+    cells, cell, chars = [], [], iter(row)
+    for char in chars:
+        if char == ",":
+            cells.append("".join(cell))
+            cell = []
+        elif char == "\\":
+            escaped = next(chars)
+            cell.append({"n": "\n", "r": "\r", "t": "\t", "N": "\x00NULL"}.get(escaped, escaped))
+        else:
+            cell.append(char)
+    cells.append("".join(cell))
+    return [None if c == "\x00NULL" else c for c in cells]
+
+
+def _fast(spec, path, progress=None):
+    """The import's rows as staged on PostgreSQL (COPY text read back, numbered by line) and on SQLite."""
+    with importer._OpenedFile(spec, path, progress) as opened:
+        checker, items = opened.checker, list(opened.rows)
+        sha256, first_line, lines = opened.sha256, opened.first_line, opened.lines.number
+        errors, count = opened.rows.errors.kept, opened.rows.rows_read
+    to_spec_order = [checker.columns.index(c) for c in spec.columns]
+    source = importer._CopySource(iter(items), checker.order)
+    text = b"".join(iter(lambda: source.read(97), b"")).decode("utf-8")
+    source.reraise_failure()
+    assert source.rows == lines + 1 - first_line
+    postgresql = []
+    for number, row in enumerate(text.split("\n")[:-1], first_line):
+        cells = _copy_cells(row)
+        if cells[checker.columns.index(spec.key)] is not None:
+            postgresql.append((number, [cells[i] for i in to_spec_order]))
+    sqlite = []
+    for item in items:
+        if isinstance(item, importer._CleanRun):
+            sqlite += [(line, [cells[i] for i in to_spec_order]) for line, cells in item.cells()]
+        elif item[2] is not None:
+            sqlite.append((item[0], item[2]))
+    return postgresql, sqlite, errors, count, sha256
+
+
+@given(st.data())
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_the_fast_path_stages_what_the_row_checker_would(tmp_path, monkeypatch, data):
+    # Small blocks and windows: the file's rows cross block ends and windows narrow and grow.
+    monkeypatch.setattr(importer, "_BLOCK_BYTES", data.draw(st.sampled_from([5, 64, 1 << 20])))
+    monkeypatch.setattr(importer, "_WINDOW", data.draw(st.sampled_from([1, 4, 256])))
+    monkeypatch.setattr(importer, "PROGRESS_EVERY", 3)
+    spec = SPECS["entities"]
+    columns = data.draw(st.sampled_from([
+        spec.columns, list(reversed(spec.columns)), spec.columns[:-1], [*spec.columns, "备注"],
+    ]))
+    clean = data.draw(st.booleans())  # mostly clean rows, as in a real file, or anything
+    rows = []
+    for _ in range(data.draw(st.integers(0, 25))):
+        if data.draw(st.integers(0, 9)) == 0:
+            rows.append(data.draw(st.sampled_from([[], [""] * len(columns), ["", ""], [" "], ["x"] * (len(columns) + 1),
+                                                   [*VALID["entities"].values(), "", " "]])))
+            continue
+        pick = (lambda c: ENTITY_CELLS[c][0] if c != "uscc" else data.draw(st.sampled_from(ENTITY_CELLS[c][:3])))
+        row = [pick(c) if c in ENTITY_CELLS and clean and data.draw(st.integers(0, 5)) else
+               data.draw(st.sampled_from(ENTITY_CELLS.get(c, ["备注", ""]))) for c in columns]
+        rows.append(row)
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator=data.draw(st.sampled_from(["\n", "\r\n", "\r"])))
+    writer.writerow(columns)
+    writer.writerows(rows)
+    text = out.getvalue()
+    if data.draw(st.booleans()):
+        text = text.rstrip("\r\n")  # no line end after the last row
+    raw = ("\ufeff" if data.draw(st.booleans()) else "") + text
+    path = tmp_path / "entities.csv"
+    path.write_bytes(raw.encode("utf-8"))
+
+    def outcome(run):
+        seen = []
+        try:
+            return run(seen.append), seen
+        except ImportRejected as rejected:
+            return str(rejected), seen
+
+    expected, expected_progress = outcome(lambda progress: _reference(spec, raw.encode("utf-8"), progress))
+    got, got_progress = outcome(lambda progress: _fast(spec, path, progress))
+    if isinstance(expected, str):
+        assert got == expected
+        return
+    postgresql, sqlite, errors, count, sha256 = got
+    staged = [(line, list(values)) for line, values in expected[0]]
+    assert postgresql == staged
+    assert sqlite == staged
+    assert (errors, count) == (expected[1], expected[2])
+    assert got_progress == expected_progress
+    assert sha256 == hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def test_a_clean_file_goes_the_fast_way(tmp_path):
+    rows = [[make_uscc(f"92360202{i:09d}"), f"公司{i}", "enterprise", "360202", "C3071", "B", "active", f"地址{i}", "a;b"]
+            for i in range(1000)]
+    path = tmp_path / "entities.csv"
+    path.write_text("\n".join(",".join(r) for r in [SPECS["entities"].columns, *rows]) + "\n", encoding="utf-8")
+    with importer._OpenedFile(SPECS["entities"], path, None) as opened:
+        items = list(opened.rows)
+    assert all(isinstance(item, importer._CleanRun) for item in items)
+    assert sum(item.rows for item in items) == 1000 and items[0].first_line == 2
