@@ -633,7 +633,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", help="the task's stage or one of its targets'")
     p.add_argument("--unit", help="the task's unit or the unit of one of its targets")
     p.add_argument("--region", help="the region code of one of its targets")
-    p.add_argument("--year", type=int, help="the plan year")
+    p.add_argument("--year", type=_year, help="the plan year")
     p.add_argument("--overdue", action="store_true", help="a target past a deadline")
     p = verb(task, "show", cmd_task_show, "one task's live state")
     p.add_argument("task_id")

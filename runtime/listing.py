@@ -24,7 +24,7 @@ _IDS_PER_QUERY = 100  # task ids in one `SpotcheckTaskId IN (…)`
 
 
 class BadFilter(ValueError):
-    """A filter value that cannot be a stage, unit, region or year."""
+    """A filter value that cannot be a stage, unit or region code (the CLI checks the year)."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,6 @@ class TaskFilters:
         for flag, value in (("--unit", self.unit), ("--region", self.region)):
             if value is not None and not _CODE.fullmatch(value):
                 raise BadFilter(f"{flag} {value!r} is not a code (letters, digits, '-', '_', '.')")
-        if self.year is not None and not 1000 <= self.year <= 9999:
-            raise BadFilter(f"--year {self.year} is not a year")
 
     def conditions(self) -> list[str]:
         """The visibility query's conditions on the search attributes, in the README's syntax."""
