@@ -136,8 +136,7 @@ class AnnualPlanWorkflow:
 
     @workflow.query
     def tasks(self) -> dict[str, str]:
-        """Each task's state as the plan sees it."""
-        assert self._plan
+        """Each task's state as the plan sees it; none before the plan is published."""
         state = {s.task_id: "pending" for s in self._pending}
         state |= {t: "started" for t in self._started}
         state |= {t: "closed" for t in self._closed}

@@ -67,13 +67,8 @@ async def started_plan(cli: Cli, env, path):
     assert out["started"] is True
     handle = env.client.get_workflow_handle_for(AnnualPlanWorkflow.run, plan_workflow_id(out["plan_code"]))
 
-    async def tasks():
-        try:
-            return await handle.query(AnnualPlanWorkflow.tasks)
-        except Exception:  # noqa: BLE001 - not published yet: the query's assert fails
-            return None
-
-    await wait_for(tasks, what=f"plan {out['plan_code']} published")
+    # No tasks before the plan is published (the query answers {} until then).
+    await wait_for(lambda: handle.query(AnnualPlanWorkflow.tasks), what=f"plan {out['plan_code']} published")
     return handle
 
 

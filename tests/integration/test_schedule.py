@@ -158,7 +158,9 @@ async def test_schedule_launches_the_year_once(env, directories, postgres_url, d
         assert row["year"] == year and row["workflow_id"] == plan_workflow_id(plan_code)
         assert json.loads(row["payload"])["tasks"] == [f"{code}-{year}-{n:04d}" for n in (1, 2, 3)]
         if datetime.now(SHANGHAI).date() < date(year, 12, 30):
-            assert set((await plan.query(AnnualPlanWorkflow.tasks)).values()) == {"pending"}
+            # The row is written by the publishing activity, a moment before the workflow has its result.
+            tasks = await wait_for(lambda: plan.query(AnnualPlanWorkflow.tasks), what="the plan's tasks")
+            assert set(tasks.values()) == {"pending"}
         plan_run = (await plan.describe()).run_id
 
         # --- a manual start of the same plan code is reported, not started twice -----------------
