@@ -29,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
         TargetRun,
         TargetsPage,
         TaskClosing,
-        TaskProgress,
         TaskRun,
         TaskStatus,
         TaskStep,
@@ -52,13 +51,17 @@ with workflow.unsafe.imports_passed_through():
 
 # Announcement-to-freeze and draw-to-dispatch windows of one working day (targeted entities; redraws).
 WINDOWS_PATCH = "targeting-and-redraw-windows"
+SIGNALS_BEFORE_RUN_PATCH = "signals-before-run-counted"
 
 
 @workflow.defn
 class InspectionTaskWorkflow:
-    def __init__(self) -> None:
-        self._run: TaskRun | None = None
-        self._progress = TaskProgress()
+    @workflow.init
+    def __init__(self, run: TaskRun) -> None:
+        # The input's state before any handler runs: a signal in a run's first workflow task (a target
+        # finishing just as the task continued as new) is handled before `run` starts, and counts.
+        self._run: TaskRun | None = run
+        self._progress = run.progress
         self._entropy: str | None = None
         self._redraw: Redraw | None = None
         self._targeting_open = False
@@ -66,7 +69,8 @@ class InspectionTaskWorkflow:
 
     @workflow.run
     async def run(self, run: TaskRun) -> str:
-        self._run, self._progress = run, run.progress
+        if not workflow.patched(SIGNALS_BEFORE_RUN_PATCH):
+            self._progress = run.progress  # histories from before: such a signal was dropped here
         self._set_stage(self._progress.stage, initial=True)
         if self._progress.stage == Stage.ANNOUNCED and not self._cancelled():
             await self._draw_and_dispatch()
