@@ -3,7 +3,8 @@ SQL, workers in processes of their own, history counting.
 
     .venv/bin/python bench/harness.py worker --kind real|bare --address HOST:PORT --queue Q ...
 
-runs one worker process (the benches start it; it prints READY to --ready-file once polling). `real` is
+runs one worker process (the benches start it, without PYTHONDONTWRITEBYTECODE so that its modules have
+bytecode as an installed worker's do; it writes its pid to --ready-file once polling). `real` is
 runtime.client.build_worker as worker.py builds it (ThreadPoolExecutor(16), LoggingInterceptor,
 JsonlReceiver); `bare` registers bench/bare.py on its own queue. --instrument FILE adds (through a
 client interceptor, so build_worker is unchanged) per-activity wall time and per-activity SQL
@@ -148,28 +149,33 @@ def task_outcome(engine, task_id: str) -> dict:
 
 
 # --- histories ---------------------------------------------------------------------------------
-WFT = ("EVENT_TYPE_WORKFLOW_TASK_SCHEDULED", "EVENT_TYPE_WORKFLOW_TASK_STARTED", "EVENT_TYPE_WORKFLOW_TASK_COMPLETED")
+# Workflow-task bookkeeping: batching, tasks timed out or failed (a signal racing a continue-as-new) on a busy machine.
+WFT = ("EVENT_TYPE_WORKFLOW_TASK_SCHEDULED", "EVENT_TYPE_WORKFLOW_TASK_STARTED", "EVENT_TYPE_WORKFLOW_TASK_COMPLETED",
+       "EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT", "EVENT_TYPE_WORKFLOW_TASK_FAILED")
+# One of each per run of a continue-as-new chain (the waiting task also upserts its stage once per run).
+PER_RUN = ("EVENT_TYPE_WORKFLOW_EXECUTION_STARTED", "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW",
+           "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES")
 
 
 def event_counts(history) -> Counter:
     return Counter(EventType.Name(e.event_type) for e in history.events)
 
 
-def shape(counts: Counter) -> dict[str, int]:
-    """Every event type but the workflow-task bookkeeping (its batching depends on timing, not on the code)."""
-    return {k.removeprefix("EVENT_TYPE_"): v for k, v in sorted(counts.items()) if k not in WFT}
+async def chain_counts(client, workflow_id: str, first_run_id: str) -> list[Counter]:
+    """Event counts by type of each run of a continue-as-new chain, first to last."""
+    counts, run_id = [], first_run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        counts.append(event_counts(history))
+        last = history.events[-1]
+        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                  if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW else None)
+    return counts
 
 
 async def chain_lengths(client, workflow_id: str, first_run_id: str) -> list[int]:
     """History length of each run of a continue-as-new chain, first to last."""
-    lengths, run_id = [], first_run_id
-    while run_id:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        lengths.append(len(history.events))
-        last = history.events[-1]
-        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-                  if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW else None)
-    return lengths
+    return [sum(c.values()) for c in await chain_counts(client, workflow_id, first_run_id)]
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -262,7 +268,10 @@ def start_worker(kind: str, address: str, queue: str, log: Path, *, database_url
         cmd += ["--metrics-port", str(metrics_port)]
     if unsandboxed:
         cmd += ["--unsandboxed"]
-    proc = subprocess.Popen([*(wrap or []), *cmd], cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    # Bytecode as an installed worker has it (pip compiles at install): under PYTHONDONTWRITEBYTECODE with no .pyc,
+    # the sandbox would compile each workflow's module from source for every workflow it creates.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.Popen([*(wrap or []), *cmd], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.monotonic() + timeout
     while not ready.exists():
