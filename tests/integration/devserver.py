@@ -3,7 +3,6 @@ server, in-process workers for both task queues, and the command line run as ope
 from __future__ import annotations
 
 import asyncio
-import inspect
 import contextlib
 import json
 import os
@@ -76,17 +75,3 @@ class Cli:
         run = await self(*args, "--json")
         assert run.returncode == 0, f"spotcheck {' '.join(args)} → {run.returncode}\n{run.stderr}"
         return json.loads(run.stdout)
-
-
-async def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    """Poll until `predicate()` (sync or async) is truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        await asyncio.sleep(0.2)

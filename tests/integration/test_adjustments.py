@@ -21,7 +21,8 @@ from db import schema
 from domain.records import Adjustment, PlanPublished
 from domain.workdays import SHANGHAI
 from runtime.examples import EXAMPLES, import_examples
-from tests.integration.devserver import Cli, dev_server, wait_for, workers
+from tests.integration.devserver import Cli, dev_server, workers
+from tests.workflows.support import wait_for
 from workflows.common import plan_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 

@@ -40,8 +40,8 @@ from runtime.examples import import_examples
 from runtime.plans import load_plan
 from runtime.timeline import _chain, timeline
 from tests.conftest import own_schema
-from tests.integration.devserver import Cli, dev_server, wait_for, workers
-from tests.workflows.support import dispatched_targets, people, plan_file
+from tests.integration.devserver import Cli, dev_server, workers
+from tests.workflows.support import dispatched_targets, people, plan_file, wait_for
 from tests.workflows.test_timeline import CATEGORIES, CHECKPOINTS
 from workflows.archiver import HistoryArchiverWorkflow
 from workflows.common import TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id

@@ -25,7 +25,8 @@ from domain.plan import PlanInvalid
 from domain.workdays import SHANGHAI
 from runtime.examples import EXAMPLES, import_examples
 from runtime.schedule import SCHEDULE_ID, ScheduleRefused, read_template, store_template
-from tests.integration.devserver import Cli, dev_server, wait_for, workers
+from tests.integration.devserver import Cli, dev_server, workers
+from tests.workflows.support import wait_for
 from workflows.common import TASK_QUEUE, plan_workflow_id
 from workflows.launcher import PlanLauncherWorkflow
 from workflows.plan import AnnualPlanWorkflow

@@ -18,8 +18,8 @@ from runtime.commands import send, target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
 from tests.conftest import own_schema
-from tests.integration.devserver import Cli, dev_server, wait_for, workers
-from tests.workflows.support import dispatched_targets, plan_file
+from tests.integration.devserver import Cli, dev_server, workers
+from tests.workflows.support import dispatched_targets, plan_file, wait_for
 from tests.workflows.test_timeline import CHECKPOINTS
 from workflows.common import REGION, TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow

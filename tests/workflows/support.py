@@ -134,8 +134,9 @@ async def sleep_until(env: WorkflowEnvironment, moment: datetime) -> None:
 
 
 async def wait_for(predicate, timeout: float = 60.0, env: WorkflowEnvironment | None = None,
-                   skip: timedelta = timedelta(hours=6)):
-    """Poll until `predicate()` (sync or async) is truthy; with `env`, skip `skip` of server time per round."""
+                   skip: timedelta = timedelta(hours=6), what: str = "condition"):
+    """Poll until `predicate()` (sync or async) is truthy and return its value; with `env` (the
+    time-skipping server), skip `skip` of server time per round."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = predicate()
@@ -144,7 +145,7 @@ async def wait_for(predicate, timeout: float = 60.0, env: WorkflowEnvironment | 
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not reached in {timeout} s")
+            raise AssertionError(f"{what} not reached within {timeout} s")
         if env is not None:
             await env.sleep(skip)
         else:
