@@ -30,11 +30,11 @@ from temporalio.client import (
     ScheduleUpdateInput,
     WorkflowHistory,
 )
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from activities.archive import GENESIS, ArchiveBatch, entry_digest, history_digest
 from db import schema
-from runtime.schedule import ScheduleRefused, check_time_zone
+from runtime.schedule import check_time_zone, refused_cron
 from workflows.archiver import HistoryArchiverWorkflow
 from workflows.common import TASK_QUEUE
 
@@ -243,9 +243,9 @@ async def upsert_archive_schedule(client: Client, *, cron: str | None = None, ti
         try:
             await handle.update(updater)
         except RPCError as error:
-            raise _refused(error, cron) from None
+            raise refused_cron(error, cron) from None
     except RPCError as error:
-        raise _refused(error, cron) from None
+        raise refused_cron(error, cron) from None
     description = await handle.describe()
     return ArchiveScheduleResult(schedule_id=schedule_id, created=created, cron=cron, time_zone=time_zone,
                                  paused=description.schedule.state.paused,
@@ -262,8 +262,3 @@ async def ensure_archive_schedule(client: Client, task_queue: str = TASK_QUEUE) 
     except ScheduleAlreadyRunningError:
         return False
 
-
-def _refused(error: RPCError, cron: str) -> Exception:
-    if error.status == RPCStatusCode.INVALID_ARGUMENT:
-        return ScheduleRefused(f"--cron {cron!r}: refused by the server: {error.message}")
-    return error

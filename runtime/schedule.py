@@ -184,7 +184,7 @@ async def upsert_schedule(client: Client, *, template: str | None, cron: str | N
         except ScheduleAlreadyRunningError:
             pass  # it exists: update it in place
         except RPCError as error:
-            raise _refused(error, cron) from None
+            raise refused_cron(error, cron) from None
     if not created:
         kept: dict[str, str] = {}
 
@@ -203,7 +203,7 @@ async def upsert_schedule(client: Client, *, template: str | None, cron: str | N
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise ScheduleRefused(f"no schedule {schedule_id} yet: name a template with --template or --file") \
                     from None
-            raise _refused(error, cron) from None
+            raise refused_cron(error, cron) from None
         chosen = kept["template"]
     description = await handle.describe()
     return ScheduleResult(
@@ -212,7 +212,8 @@ async def upsert_schedule(client: Client, *, template: str | None, cron: str | N
         next_action_times=list(description.info.next_action_times))
 
 
-def _refused(error: RPCError, cron: str) -> Exception:
+def refused_cron(error: RPCError, cron: str) -> Exception:
+    """A server's refusal of a schedule's cron as the operator's error; any other RPC error as it is."""
     if error.status == RPCStatusCode.INVALID_ARGUMENT:
         return ScheduleRefused(f"--cron {cron!r}: refused by the server: {error.message}")
     return error
