@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         STAGE,
         TASK_ID,
         UNIT,
+        wait_until,
     )
 
 
@@ -73,14 +74,14 @@ class BareTargetWorkflow:
         await workflow.execute_activity(bare_noop, "notify-team", **LIGHT)
         checked = lambda: self._checked  # noqa: E731
         far = workflow.now() + timedelta(days=30)
-        if not await self._until(checked, far, "field-work reminder"):
+        if not await wait_until(checked, far, "field-work reminder"):
             await workflow.execute_activity(bare_noop, "reminder", **LIGHT)
-        if not await self._until(checked, far + timedelta(days=3), "task window end"):
+        if not await wait_until(checked, far + timedelta(days=3), "task window end"):
             await workflow.execute_activity(bare_noop, "escalation", **LIGHT)
             await workflow.wait_condition(checked)
         await workflow.wait_condition(lambda: self._due)
         approved = lambda: self._approved  # noqa: E731
-        if not await self._until(approved, workflow.now() + timedelta(days=28), "publication due"):
+        if not await wait_until(approved, workflow.now() + timedelta(days=28), "publication due"):
             await workflow.execute_activity(bare_noop, "publication-escalation", **LIGHT)
             await workflow.wait_condition(approved)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -98,16 +99,6 @@ class BareTargetWorkflow:
     async def _hand_off(self, step: str) -> None:
         await workflow.execute_activity(bare_noop, f"open-{step}", **LIGHT)
         await workflow.execute_activity(bare_noop, f"deliver-{step}", **LIGHT)
-
-    async def _until(self, done, deadline, summary: str) -> bool:
-        remaining = deadline - workflow.now()
-        if remaining.total_seconds() <= 0:
-            return done()
-        try:
-            await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
-            return True
-        except asyncio.TimeoutError:
-            return done()
 
     def _set_stage(self, stage: str, initial: bool = False) -> None:
         self._stage = stage

@@ -1,8 +1,11 @@
 """What every workflow, worker and client agrees on: task queues, ids, search attributes, retries."""
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
 TASK_QUEUE = "spotcheck"
@@ -49,3 +52,16 @@ def task_workflow_id(task_id: str) -> str:
 
 def target_workflow_id(task_id: str, uscc: str) -> str:
     return f"target/{task_id}/{uscc}"
+
+
+async def wait_until(done: Callable[[], bool], deadline: datetime, summary: str) -> bool:
+    """In a workflow: wait for `done` until `deadline` (a durable timer named `summary`); False when
+    the deadline came first."""
+    remaining = deadline - workflow.now()
+    if remaining.total_seconds() <= 0:
+        return done()
+    try:
+        await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
+        return True
+    except asyncio.TimeoutError:
+        return done()

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         TaskRun,
         TaskSlot,
     )
-    from workflows.common import LIGHT, PLAN_YEAR, STAGE, task_workflow_id
+    from workflows.common import LIGHT, PLAN_YEAR, STAGE, task_workflow_id, wait_until
     from workflows.target import Refused
     from workflows.task import InspectionTaskWorkflow
 
@@ -50,16 +50,11 @@ class AnnualPlanWorkflow:
         self._pending = sorted(self._plan.tasks, key=lambda s: (s.start_at, s.task_id))
         while self._pending or len(self._closed) < len(self._started):
             if self._pending:
-                due = self._pending[0].start_at - workflow.now()
-                if due.total_seconds() > 0:
+                first = self._pending[0]
+                if first.start_at > workflow.now():
                     # Wake early for an adjustment that adds an earlier task.
-                    try:
-                        await workflow.wait_condition(
-                            lambda: bool(self._pending) and self._pending[0].start_at <= workflow.now(),
-                            timeout=due, timeout_summary=f"start of task {self._pending[0].task_id}",
-                        )
-                    except asyncio.TimeoutError:
-                        pass
+                    await wait_until(lambda: bool(self._pending) and self._pending[0].start_at <= workflow.now(),
+                                     first.start_at, f"start of task {first.task_id}")
                     continue
                 await self._start_task(self._pending.pop(0))
             else:

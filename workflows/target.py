@@ -36,7 +36,17 @@ with workflow.unsafe.imports_passed_through():
         TargetStep,
         Team,
     )
-    from workflows.common import LIGHT, OVERDUE, PLAN_YEAR, REGION, STAGE, TASK_ID, UNIT, task_workflow_id
+    from workflows.common import (
+        LIGHT,
+        OVERDUE,
+        PLAN_YEAR,
+        REGION,
+        STAGE,
+        TASK_ID,
+        UNIT,
+        task_workflow_id,
+        wait_until,
+    )
 
 
 class Refused(ValueError):
@@ -81,10 +91,10 @@ class TargetInspectionWorkflow:
 
         # Field work: a reminder before the window ends, an escalation once it has.
         checked = lambda: self._check is not None or self._cancelled()  # noqa: E731
-        if not await self._until(checked, self._ctx.reminder_at, "field-work reminder"):
+        if not await wait_until(checked, self._ctx.reminder_at, "field-work reminder"):
             await self._alert("reminder", "field-work-reminder", "the check is not recorded yet; the task window ends soon",
                               sorted(self._team_ids()))
-        if not await self._until(checked, self._ctx.window_end, "task window end"):
+        if not await wait_until(checked, self._ctx.window_end, "task window end"):
             await self._escalate("field-work-escalation", "the task window ended with no check recorded")
             await workflow.wait_condition(checked)
         await workflow.wait_condition(lambda: self._due is not None or self._cancelled())
@@ -93,7 +103,7 @@ class TargetInspectionWorkflow:
 
         # Result, review, publication within 20 working days of the check (R21); returns do not restart the clock.
         approved = lambda: self._approved or self._cancelled()  # noqa: E731
-        if not await self._until(approved, self._due, "publication due"):
+        if not await wait_until(approved, self._due, "publication due"):
             await self._escalate("publication-escalation", "the result is not approved and its publication is due")
             await workflow.wait_condition(approved)
         if self._cancelled():
@@ -144,7 +154,7 @@ class TargetInspectionWorkflow:
             return
         # An order: wait for the re-check until its deadline; a pass closes it, a fail or a miss escalates.
         assert lead.due_at is not None
-        complied = await self._until(lambda: self._recheck is not None, lead.due_at, "order deadline")
+        complied = await wait_until(lambda: self._recheck is not None, lead.due_at, "order deadline")
         passed = complied and self._recheck is not None and self._recheck.passed
         closed_by = "re-check passed" if passed else ("re-check failed" if complied else "deadline passed")
         await workflow.execute_activity_method(
@@ -173,17 +183,6 @@ class TargetInspectionWorkflow:
                             category=self._result.category, step=step, at=workflow.now())
 
     # --- deadlines -----------------------------------------------------------------------------
-    async def _until(self, done, deadline: datetime, summary: str) -> bool:
-        """Wait for `done` until `deadline`; False when the deadline came first."""
-        remaining = deadline - workflow.now()
-        if remaining.total_seconds() <= 0:
-            return done()
-        try:
-            await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
-            return True
-        except asyncio.TimeoutError:
-            return done()
-
     async def _escalate(self, step: str, details: str) -> None:
         assert self._ctx
         self._overdue = True

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         UNIT,
         plan_workflow_id,
         target_workflow_id,
+        wait_until,
     )
     from workflows.target import Refused, TargetInspectionWorkflow
 
@@ -60,7 +61,7 @@ class InspectionTaskWorkflow:
     def __init__(self, run: TaskRun) -> None:
         # The input's state before any handler runs: a signal in a run's first workflow task (a target
         # finishing just as the task continued as new) is handled before `run` starts, and counts.
-        self._run: TaskRun | None = run
+        self._run = run
         self._progress = run.progress
         self._entropy: str | None = None
         self._redraw: Redraw | None = None
@@ -95,7 +96,6 @@ class InspectionTaskWorkflow:
 
     async def _draw_and_dispatch(self) -> None:
         """announce → (targeting window) → freeze → (entropy) → draw → (redraw window) → dispatch."""
-        assert self._run
         while True:
             step = TaskStep(task_id=self._run.task_id, draw_seq=self._progress.draw_seq,
                             reason=self._redraw.reason if self._redraw else None,
@@ -159,21 +159,14 @@ class InspectionTaskWorkflow:
             return
 
     async def _wait_working_days(self, days: int, done, summary: str) -> None:
-        assert self._run
         until = await workflow.execute_activity_method(
             TargetActivities.working_days_later,
             WorkingDaysLater(task_id=self._run.task_id, start=workflow.now(), working_days=days), **LIGHT,
         )
-        remaining = until - workflow.now()
-        if remaining.total_seconds() > 0:
-            try:
-                await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
-            except asyncio.TimeoutError:
-                pass
+        await wait_until(done, until, summary)
 
     async def _start_targets(self) -> None:
         """Start the target children page by page, continuing as new every CHILDREN_PER_RUN starts."""
-        assert self._run
         started_here = 0
         while True:
             page: list[str] = await workflow.execute_activity_method(
@@ -192,7 +185,6 @@ class InspectionTaskWorkflow:
         self._progress = self._progress.model_copy(update={"stage": Stage.IN_PROGRESS})
 
     async def _start_target(self, uscc: str) -> None:
-        assert self._run
         try:
             await workflow.start_child_workflow(
                 TargetInspectionWorkflow.run,
@@ -222,7 +214,7 @@ class InspectionTaskWorkflow:
 
     async def _cancel_targets(self) -> None:
         """Tell every started target; each stops unless its result is already approved, then reports back."""
-        assert self._run and self._progress.cancel_reason
+        assert self._progress.cancel_reason
         self._progress = self._progress.model_copy(update={"targets_total": self._progress.started})
         after = None
         while True:
@@ -243,7 +235,6 @@ class InspectionTaskWorkflow:
             after = page[-1]
 
     def _continue_as_new(self) -> None:
-        assert self._run
         # Signals that arrived are counted in _progress; handlers must be done before the state is carried over.
         workflow.continue_as_new(self._run.model_copy(update={"progress": self._progress}))
 
@@ -269,7 +260,6 @@ class InspectionTaskWorkflow:
 
     @workflow.update
     async def add_target(self, entity: TargetedEntity) -> str:
-        assert self._run
         async with self._lock:
             await workflow.execute_activity_method(
                 DrawActivities.record_targeted,
@@ -298,7 +288,6 @@ class InspectionTaskWorkflow:
 
     @workflow.query
     def status(self) -> TaskStatus:
-        assert self._run
         p = self._progress
         return TaskStatus(task_id=self._run.task_id, stage=p.stage, draw_seq=p.draw_seq,
                           targets_total=p.targets_total, started=p.started, finished=p.finished,
@@ -308,7 +297,6 @@ class InspectionTaskWorkflow:
         return self._progress.cancel_reason is not None
 
     def _set_stage(self, stage: Stage, initial: bool = False) -> None:
-        assert self._run
         self._progress = self._progress.model_copy(update={"stage": stage})
         attributes = [STAGE.value_set(stage.value)]
         if initial:
