@@ -21,18 +21,12 @@ from db import schema
 from domain.records import Adjustment, PlanPublished
 from domain.workdays import SHANGHAI
 from runtime.examples import EXAMPLES, import_examples
-from tests.integration.devserver import Cli, dev_server, workers
+from tests.integration.devserver import Cli, workers
 from tests.workflows.support import wait_for
 from workflows.common import plan_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest_asyncio.fixture(scope="module")
-async def env():
-    async with dev_server() as env:
-        yield env
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select, update
 from temporalio import workflow
 from temporalio.api.common.v1 import WorkflowExecution
@@ -40,7 +39,7 @@ from runtime.examples import import_examples
 from runtime.plans import load_plan
 from runtime.timeline import _chain, timeline
 from tests.conftest import own_schema
-from tests.integration.devserver import Cli, dev_server, workers
+from tests.integration.devserver import Cli, workers
 from tests.workflows.support import dispatched_targets, people, plan_file, wait_for
 from tests.workflows.test_timeline import CATEGORIES, CHECKPOINTS
 from workflows.archiver import HistoryArchiverWorkflow
@@ -49,12 +48,6 @@ from workflows.plan import AnnualPlanWorkflow
 
 pytestmark = pytest.mark.postgres
 INDUSTRY = "C14"  # a population of this test's own (the frequency cap spans the plan year)
-
-
-@pytest_asyncio.fixture(scope="module")
-async def env():
-    async with dev_server() as env:
-        yield env
 
 
 @pytest.fixture(scope="module")

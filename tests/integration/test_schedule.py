@@ -9,7 +9,6 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import func, select
 from temporalio.client import (
     ScheduleActionStartWorkflow,
@@ -25,7 +24,7 @@ from domain.plan import PlanInvalid
 from domain.workdays import SHANGHAI
 from runtime.examples import EXAMPLES, import_examples
 from runtime.schedule import SCHEDULE_ID, ScheduleRefused, read_template, store_template
-from tests.integration.devserver import Cli, dev_server, workers
+from tests.integration.devserver import Cli, workers
 from tests.workflows.support import wait_for
 from workflows.common import TASK_QUEUE, plan_workflow_id
 from workflows.launcher import PlanLauncherWorkflow
@@ -33,12 +32,6 @@ from workflows.plan import AnnualPlanWorkflow
 
 pytestmark = pytest.mark.postgres
 TEMPLATE_YEAR = 2025
-
-
-@pytest_asyncio.fixture(scope="module")
-async def env():
-    async with dev_server() as env:
-        yield env
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import pytest_asyncio
 
 from domain.records import CheckRecord, PlanRun, ResultEntry
 from domain.workdays import SHANGHAI
@@ -18,7 +17,7 @@ from runtime.commands import send, target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
 from tests.conftest import own_schema
-from tests.integration.devserver import Cli, dev_server, workers
+from tests.integration.devserver import Cli, workers
 from tests.workflows.support import dispatched_targets, plan_file, wait_for
 from tests.workflows.test_timeline import CHECKPOINTS
 from workflows.common import REGION, TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id
@@ -26,12 +25,6 @@ from workflows.plan import AnnualPlanWorkflow
 from workflows.task import InspectionTaskWorkflow
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest_asyncio.fixture(scope="module")
-async def env():
-    async with dev_server() as env:
-        yield env
 
 
 async def test_task_list_filters_by_search_attribute(env, postgres_url, tmp_path):

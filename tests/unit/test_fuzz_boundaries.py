@@ -156,16 +156,22 @@ def _wrong(key: str) -> st.SearchStrategy:
     return st.one_of(JSON, special.get(key, JSON))
 
 
-@FUZZ
-@given(st.data())
-def test_a_plan_with_one_key_of_the_plan_broken(data):
-    key = data.draw(st.sampled_from(PLAN_KEYS), label="key")
+def _break_one_key(data, doc: dict, keys) -> tuple[str, str]:
+    """Delete one of `keys` from `doc` or give it a mostly wrong value; (key, action)."""
+    key = data.draw(st.sampled_from(keys), label="key")
     action = data.draw(st.sampled_from(["replace", "delete"]), label="action")
-    doc = plan_document()
     if action == "delete":
         del doc[key]
     else:
         doc[key] = data.draw(_wrong(key), label="value")
+    return key, action
+
+
+@FUZZ
+@given(st.data())
+def test_a_plan_with_one_key_of_the_plan_broken(data):
+    doc = plan_document()
+    key, action = _break_one_key(data, doc, PLAN_KEYS)
     error = refused(json.dumps(doc, ensure_ascii=data.draw(st.booleans())))
     if action == "delete":
         assert error is not None and names(error, key, task=False), error
@@ -176,13 +182,8 @@ def test_a_plan_with_one_key_of_the_plan_broken(data):
 @FUZZ
 @given(st.data())
 def test_a_plan_with_one_key_of_a_task_broken(data):
-    key = data.draw(st.sampled_from(TASK_KEYS), label="key")
-    action = data.draw(st.sampled_from(["replace", "delete"]), label="action")
     task = plan_task()
-    if action == "delete":
-        del task[key]
-    else:
-        task[key] = data.draw(_wrong(key), label="value")
+    key, action = _break_one_key(data, task, TASK_KEYS)
     as_task = data.draw(st.booleans(), label="as_task")  # the same line, as `plan adjust --add-task` reads it
     raw = json.dumps(task if as_task else plan_document(tasks=[task]), ensure_ascii=data.draw(st.booleans()))
     error = refused(raw, as_task=as_task)
