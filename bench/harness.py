@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,6 @@ def prepare_directories(engine, entities: int) -> list[str]:
 def seed_task(engine, usccs: list[str], tag: str, teams_out: dict | None = None) -> tuple[str, str, int]:
     """A plan with one task, in the state the dispatch activity leaves it: a draw, one target row and one
     team of two per entity. (plan_code, task_id, plan_year); each target's team into `teams_out`."""
-    from domain.records import Stage  # noqa: F401 - the package imports in the right order
     from activities.directory import people_with_role
     from runtime.examples import shifted_plan
     from runtime.plans import load_plan
