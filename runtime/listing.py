@@ -20,6 +20,8 @@ from workflows.common import OVERDUE, PLAN_YEAR, REGION, STAGE, TASK_ID, UNIT
 TASK_TYPE = "InspectionTaskWorkflow"
 TARGET_TYPE = "TargetInspectionWorkflow"
 _CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.\-]*")  # unit and region codes: nothing a query must quote
+# The runs a workflow continued as new from are closed copies with their last attributes.
+CURRENT_RUN = "ExecutionStatus != 'ContinuedAsNew'"
 _IDS_PER_QUERY = 100  # task ids in one `SpotcheckTaskId IN (…)`
 
 
@@ -74,10 +76,8 @@ class TaskFilters:
 
 def visibility_queries(filters: TaskFilters) -> list[str]:
     """The one or two list queries whose workflows name the matching tasks (SpotcheckTaskId)."""
-    # The runs a workflow continued as new from are closed copies with their last attributes.
-    current = "ExecutionStatus != 'ContinuedAsNew'"
     types = [TASK_TYPE] if filters.tasks_only else [TARGET_TYPE] if filters.targets_only else [TASK_TYPE, TARGET_TYPE]
-    return [" AND ".join([f"WorkflowType = '{kind}'", current, *filters.conditions()]) for kind in types]
+    return [" AND ".join([f"WorkflowType = '{kind}'", CURRENT_RUN, *filters.conditions()]) for kind in types]
 
 
 async def matching_task_ids(client: Client, filters: TaskFilters) -> set[str]:
@@ -96,7 +96,7 @@ async def task_stages(client: Client, task_ids: list[str]) -> dict[str, str]:
     stages: dict[str, str] = {}
     for start in range(0, len(task_ids), _IDS_PER_QUERY):
         ids = ", ".join(f"'{i}'" for i in task_ids[start:start + _IDS_PER_QUERY])
-        query = f"WorkflowType = '{TASK_TYPE}' AND ExecutionStatus != 'ContinuedAsNew' AND {TASK_ID.name} IN ({ids})"
+        query = f"WorkflowType = '{TASK_TYPE}' AND {CURRENT_RUN} AND {TASK_ID.name} IN ({ids})"
         async for execution in client.list_workflows(query):
             stage = execution.typed_search_attributes.get(STAGE)
             task_id = execution.typed_search_attributes.get(TASK_ID)
