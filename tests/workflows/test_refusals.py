@@ -49,6 +49,7 @@ from runtime.client import build_worker
 from runtime.commands import CommandRefused, send, target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
+from tests.conftest import own_schema
 from tests.workflows.support import (
     ALL_PASS,
     CHECKPOINTS,
@@ -71,16 +72,19 @@ from tests.workflows.support import (
 from workflows.common import HEAVY_TASK_QUEUE, target_workflow_id
 from workflows.target import TargetInspectionWorkflow
 
-REFUSALS_INDUSTRIES = ["C14", "E50"]  # five strata of 360202 enterprises, drawn by no other test here
-RETRY_INDUSTRY = "K70"  # three more, never drawn by the other tests (frequency cap)
+REFUSALS_INDUSTRIES = ["C15", "E50"]  # five strata of 360202 enterprises: six targets
+RETRY_INDUSTRY = "K70"  # three more, never drawn by this module's other task (frequency cap)
 postgres = pytest.mark.postgres
 PROJECTIONS = (schema.alerts, schema.outbox, schema.publications, schema.follow_ups)
 
 
 @pytest.fixture(scope="module")
-def directories(pg_engine):
-    import_examples(pg_engine, now=datetime.now(timezone.utc) - timedelta(days=1))
-    return pg_engine
+def directories(postgres_url):
+    """The example directories in a schema of this module's own: no other test's draw shrinks its
+    populations (the frequency cap spans the plan year), so its tasks draw the same targets every run."""
+    with own_schema(postgres_url) as schema:
+        import_examples(schema.engine, now=datetime.now(timezone.utc) - timedelta(days=1))
+        yield schema.engine
 
 
 # --- refusals ----------------------------------------------------------------------------------------
