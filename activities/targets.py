@@ -13,7 +13,16 @@ from activities.register import publish
 from activities.store import insert_once, not_found, one_by, workflow_id
 from db import schema
 from domain.categories import category
-from domain.records import Alert, CheckRecorded, TargetContext, TargetStep, Team, WorkingDaysLater
+from domain.records import (
+    Alert,
+    CheckRecorded,
+    Stage,
+    TargetContext,
+    TargetCounts,
+    TargetStep,
+    Team,
+    WorkingDaysLater,
+)
 from domain.workdays import SHANGHAI, CalendarYearUnknown, Deadlines
 
 PUBLICATION_WORKING_DAYS = 20  # R21
@@ -126,6 +135,22 @@ class TargetActivities:
             self._project(connection, step, stage=step.stage.value)
 
     @activity.defn
+    def finish(self, step: TargetStep) -> bool:
+        """The target's final stage (closed or cancelled); True when no target of its task is left open.
+
+        Only that last target signals the task, which counts its targets here: a signal per target would
+        fill the task's history, and a burst of them (a deadline shared by thousands of targets) keeps it
+        from continuing as new. Finishes of one task take turns on the task's row, so exactly one of them
+        sees none left; a retry after the commit answers the same."""
+        assert step.stage in FINAL_STAGES
+        with self._engine.begin() as connection:
+            self._project(connection, step, stage=step.stage.value)  # first: on SQLite the write lock comes here
+            connection.execute(select(schema.plan_tasks.c.task_id)
+                               .where(schema.plan_tasks.c.task_id == step.task_id).with_for_update())
+            counts = target_counts(connection, step.task_id)
+            return counts.finished == counts.total
+
+    @activity.defn
     def publish_result(self, step: TargetStep) -> None:
         """The result in the public register: task, entity, category, date, unit; no inspector's data (R23)."""
         with self._engine.begin() as connection:
@@ -168,6 +193,19 @@ class TargetActivities:
         connection.execute(update(schema.targets).where(
             schema.targets.c.task_id == step.task_id, schema.targets.c.uscc == step.uscc,
         ).values(updated_at=step.at, **values))
+
+
+FINAL_STAGES = (Stage.CLOSED, Stage.CANCELLED)
+
+
+def target_counts(connection: Connection, task_id: str) -> TargetCounts:
+    """How many of the task's targets are in a final stage, of how many."""
+    t = schema.targets
+    finished, total = connection.execute(
+        select(func.count().filter(t.c.stage.in_([s.value for s in FINAL_STAGES])), func.count())
+        .where(t.c.task_id == task_id)
+    ).one()
+    return TargetCounts(finished=finished, total=total)
 
 
 def current_teams(connection: Connection, task_id: str, uscc: str) -> tuple[list[Team], list[str]]:

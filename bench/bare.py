@@ -2,13 +2,14 @@
 
 `BareTargetWorkflow` mirrors workflows/target.py on the happy path the bench drives (open → notice →
 field-work timers → check → result → review → publication timer → publish → credit feedback and one
-non-order follow-up → closed → signal to the parent): the same activities (one no-op), the same
+non-order follow-up → closed, the last one signalling the parent): the same activities (no-ops and an
+in-memory count), the same
 update handlers with the same locks and waits, the same timers, the same search-attribute upserts
 and the same external signal, so its history has the same count of each event type. Its updates
 only set flags; its status query returns a three-field dict. `BareTaskWorkflow` mirrors the
 dispatched part of workflows/task.py: pages of children (a no-op page activity), continue-as-new
-every CHILDREN_PER_RUN starts, then waiting for `target_finished` signals, a no-op close and a
-signal to the plan.
+every CHILDREN_PER_RUN starts, then counting the finished targets (in memory) whenever the last one
+signals, a no-op close and a signal to the plan.
 
 `PlanStub` stands in for the annual plan workflow in both runs: it takes the task's `task_closed`
 signal. This module imports only temporalio, bare_types and workflows.common (both passed through), so
@@ -17,6 +18,8 @@ the sandbox re-imports nothing heavy for it.
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import Counter
 from datetime import timedelta
 
 from temporalio import activity, workflow
@@ -43,6 +46,25 @@ def bare_noop(step: str) -> None:
     """Every activity of the bare target and task: nothing."""
 
 
+# Targets finished per task workflow id, in the bare worker's process: what the projection counts for the real one.
+_finished: Counter[str] = Counter()
+_finished_lock = threading.Lock()
+
+
+@activity.defn
+def bare_finish(run: BareTargetRun) -> bool:
+    """The target's finish: True for the task's last one."""
+    with _finished_lock:
+        _finished[run.task_wf] += 1
+        return _finished[run.task_wf] == run.total
+
+
+@activity.defn
+def bare_count(task_wf: str) -> int:
+    with _finished_lock:
+        return _finished[task_wf]
+
+
 @activity.defn
 def bare_page(page: BarePage) -> list[str]:
     return [f"{i:06d}" for i in range(page.after, min(page.after + page.limit, page.total))]
@@ -67,6 +89,7 @@ class BareTargetWorkflow:
     @workflow.run
     async def run(self, run: BareTargetRun) -> str:
         self._run = run
+        self._recount = False
         await workflow.execute_activity(bare_noop, "open", **LIGHT)
         self._opened = True
         self._set_stage("dispatched", initial=True)
@@ -92,8 +115,8 @@ class BareTargetWorkflow:
             self._set_stage("follow_up")
             await self._hand_off("follow-up")
         self._set_stage("closed")
-        await workflow.execute_activity(bare_noop, "closed", **LIGHT)
-        await workflow.get_external_workflow_handle(run.task_wf).signal("target_finished", run.key)
+        if await workflow.execute_activity(bare_finish, run, **LIGHT):
+            await workflow.get_external_workflow_handle(run.task_wf).signal("targets_finished", run.key)
         return self._stage
 
     async def _hand_off(self, step: str) -> None:
@@ -163,20 +186,26 @@ class BareTaskWorkflow:
         # Set before any handler runs: a target's signal can come in the first workflow task of a new run,
         # and the SDK applies signals before it starts the run method.
         self._run = run
+        self._recount = False
 
     @workflow.run
     async def run(self, run: BareTaskRun) -> str:
-        run = self._run  # the object target_finished counts on
-        workflow.patched("signals-before-run-counted")  # the real task's marker, so that the histories match
+        run = self._run
+        # The real task's markers, so that the histories match.
+        workflow.patched("signals-before-run-counted")
+        workflow.patched("targets-counted-in-projection")
         self._set_stage(run.stage, initial=True)
         if run.stage == "dispatched":
             await self._start_targets()
             run.stage = "in_progress"
         self._set_stage("in_progress")
-        while run.finished < run.total:
-            await workflow.wait_condition(
-                lambda: run.finished >= run.total or workflow.info().is_continue_as_new_suggested())
-            if run.finished < run.total:
+        while True:
+            self._recount = False
+            run.finished = await workflow.execute_activity(bare_count, workflow.info().workflow_id, **LIGHT)
+            if run.finished >= run.total:
+                break
+            await workflow.wait_condition(lambda: self._recount or workflow.info().is_continue_as_new_suggested())
+            if workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(run)
         await workflow.execute_activity(bare_noop, "close", **LIGHT)
         self._set_stage("closed")
@@ -202,15 +231,15 @@ class BareTaskWorkflow:
     async def _start_target(self, key: str) -> None:
         run = self._run
         await workflow.start_child_workflow(
-            BareTargetWorkflow.run, BareTargetRun(task_wf=workflow.info().workflow_id, key=key,
+            BareTargetWorkflow.run, BareTargetRun(task_wf=workflow.info().workflow_id, key=key, total=run.total,
                                                   follow_up=run.follow_up),
             id=bare_target_id(run.task_id, key), id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             parent_close_policy=workflow.ParentClosePolicy.ABANDON, static_summary=f"{run.task_id} · {key}",
         )
 
     @workflow.signal
-    def target_finished(self, key: str) -> None:
-        self._run.finished += 1
+    def targets_finished(self, key: str) -> None:
+        self._recount = True
 
     def _set_stage(self, stage: str, initial: bool = False) -> None:
         attributes = [STAGE.value_set(stage)]

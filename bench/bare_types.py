@@ -13,6 +13,7 @@ from dataclasses import dataclass
 class BareTargetRun:
     task_wf: str  # the parent's workflow id
     key: str
+    total: int  # the task's targets: the last one to finish signals the task
     follow_up: bool = True  # the category calls for a (non-order) follow-up after the credit feedback
 
 

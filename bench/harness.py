@@ -421,9 +421,9 @@ async def _serve(args) -> None:
         worker = build_worker(client, args.queue, engine, Deadlines(calendar_from_env()), JsonlReceiver(Path(args.outbox)),
                               executor, **options)
     else:
-        from bare import BareTargetWorkflow, BareTaskWorkflow, bare_noop, bare_page
+        from bare import BareTargetWorkflow, BareTaskWorkflow, bare_count, bare_finish, bare_noop, bare_page
         worker = Worker(client, task_queue=args.queue, workflows=[BareTaskWorkflow, BareTargetWorkflow],
-                        activities=[bare_noop, bare_page], activity_executor=executor, **options)
+                        activities=[bare_noop, bare_page, bare_finish, bare_count], activity_executor=executor, **options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

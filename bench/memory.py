@@ -15,10 +15,10 @@ update, with the team the seed dispatched), so every target is open, checked and
 worker's RSS (VmRSS now, VmHWM peak, from /proc) against its RSS before the first workflow, per
 workflow held in the cache.
 
-Phase 2: the targets' `target_finished` signals are sent to the task by the bench (the same
-WorkflowExecutionSignaled event in the task's history as a target's own signal, without entering
-10,000 results); the task closes, and each run of its continue-as-new chain is counted in events.
-Phase 3: the same for a task of --small targets. --unsandboxed runs the same workflows outside the
+Phase 2: the task is cancelled (its `cancel` signal, as a plan adjustment sends it): it tells every
+target, page by page across continue-as-new; all 10,000 stop at once, each records its final stage,
+the last one signals the task, which counts them and closes. Each run of its continue-as-new chain
+is counted in events. Phase 3: the same for a task of --small targets. --unsandboxed runs the same workflows outside the
 sandbox (UnsandboxedWorkflowRunner): a measurement of the sandbox's share, not a configuration to ship.
 
 The last line is one line of key=value figures.
@@ -112,15 +112,12 @@ async def task_phase(client: Client, engine, usccs: list[str], queue: str, args,
     return task_id, handle
 
 
-async def finish_phase(client: Client, task_id: str, handle, n: int, args, label: str) -> list[int]:
-    """The targets' target_finished signals (sent by the bench), then the task's chain of runs in events."""
-    task = client.get_workflow_handle(task_workflow_id(task_id))
-
-    async def signal(uscc_n: int):
-        await task.signal("target_finished", f"target-{uscc_n}")
-
-    await bounded(args.concurrency, [lambda i=i: signal(i) for i in range(n)], f"{label} finished signals")
-    await asyncio.wait_for(handle.result(), timeout=args.timeout)
+async def finish_phase(client: Client, task_id: str, handle, args, label: str) -> list[int]:
+    """Cancel the task: every target stops; then the task's chain of runs in events."""
+    t0 = time.perf_counter()
+    await client.get_workflow_handle(task_workflow_id(task_id)).signal(InspectionTaskWorkflow.cancel, "bench: withdrawn")
+    assert await asyncio.wait_for(handle.result(), timeout=args.timeout) == "cancelled"
+    print(f"{label}: cancelled, every target stopped, task closed in {time.perf_counter() - t0:.0f} s", flush=True)
     return await harness.chain_lengths(client, task_workflow_id(task_id), handle.first_execution_run_id)
 
 
@@ -159,12 +156,12 @@ async def main_async(args) -> None:
                 print(f"with {args.targets} targets waiting on result entry: worker RSS {rss / 1024:.0f} MB, "
                       f"peak {hwm / 1024:.0f} MB, growth {(rss - rss0) / 1024:.0f} MB = {per_wf:.1f} KB per workflow; "
                       f"sticky cache holds {cached if cached is None else int(cached)} workflows", flush=True)
-                big_chain = await finish_phase(client, big_id, big, args.targets, args, "big")
+                big_chain = await finish_phase(client, big_id, big, args, "big")
                 print(f"task of {args.targets}: {len(big_chain)} runs, events per run {big_chain}", flush=True)
                 small_chain = []
                 if args.small:
                     small_id, small = await task_phase(client, engine, usccs[: args.small], queue, args, "small")
-                    small_chain = await finish_phase(client, small_id, small, args.small, args, "small")
+                    small_chain = await finish_phase(client, small_id, small, args, "small")
                     print(f"task of {args.small}: {len(small_chain)} runs, events per run {small_chain}", flush=True)
                 _, hwm_end = harness.rss_kb(pid)
             harness.stop_process(worker)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -104,6 +105,8 @@ class TaskProgress(Record):
     finished: int = 0
     cursor: str | None = None  # the last USCC whose target workflow was started
     cancel_reason: str | None = None
+    told: str | None = None  # the last started USCC told of the cancellation
+    all_told: bool = False  # every started target told, the never-started ones recorded cancelled
 
 class TaskRun(Record):
     task_id: str
@@ -175,6 +178,17 @@ class TargetsPage(Record):
     after: str | None
     limit: int
 
+class TaskTargets(Record):
+    """The targets of a task after a USCC (all of them without one); `at`: when a step changes them."""
+
+    task_id: str
+    after: str | None = None
+    at: datetime | None = None
+
+class TargetCounts(Record):
+    finished: int  # closed or cancelled
+    total: int
+
 class TaskClosing(Record):
     task_id: str
     cancelled: bool
@@ -189,6 +203,9 @@ class TargetRun(Record):
     uscc: str
     plan_code: str
     plan_year: int
+    # "last": only the task's last open target signals its finish (the task counts them in the projection);
+    # "each": every target signals, as targets started before that (their input has no such field) do.
+    finish_signal: Literal["each", "last"] = "each"
 
 class Team(Record):
     unit: str

@@ -55,6 +55,7 @@ ACTIVITY_EVENTS = {
     "close_task": "task closed",
     "supersede_draw": "draw superseded",
     "record_stage": "target closed",  # or "target cancelled"
+    "finish": "target closed",  # or "target cancelled"; since the task counts its targets
     # "alert": named by its kind (reminder, escalation, notice)
 }
 
@@ -304,7 +305,7 @@ async def _activity(out: _Projection, completed: HistoryEvent, scheduled: Histor
             details += f"; draw {given.get('draw_seq')} (redraw: {given.get('reason') or ''})"
     elif name == "supersede_draw":
         details = f"draw {given.get('draw_seq')}: {given.get('reason') or ''}; approved by {given.get('approver') or ''}"
-    elif name == "record_stage":
+    elif name in ("record_stage", "finish"):
         stage = str(given.get("stage") or "")
         if stage not in ("closed", "cancelled"):
             return
@@ -396,6 +397,8 @@ async def _signal(out: _Projection, event: HistoryEvent) -> None:
         out.add(event, str(arg.get("kind") or "field signal"), actor=arg.get("inspector"))
     elif a.signal_name == "target_finished":
         out.add(event, "target finished", target=str(arg) if arg else None)
+    elif a.signal_name == "targets_finished":
+        out.add(event, "last target finished", target=str(arg) if arg else None)
     elif a.signal_name == "cancel":
         out.add(event, "cancel requested", details=str(arg or ""))
     else:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ApplicationError
 
 TASK_QUEUE = "spotcheck"
 HEAVY_TASK_QUEUE = "spotcheck-heavy"  # freeze, draw, dispatch: CPU-bound, in their own process
@@ -65,3 +66,13 @@ async def wait_until(done: Callable[[], bool], deadline: datetime, summary: str)
         return True
     except asyncio.TimeoutError:
         return done()
+
+
+async def signal_unless_closed(workflow_id: str, signal: str, arg: str) -> bool:
+    """In a workflow: signal another one; False when it has closed already (the server finds no open run)."""
+    try:
+        await workflow.get_external_workflow_handle(workflow_id).signal(signal, arg)
+        return True
+    except ApplicationError as closed:
+        workflow.logger.info("not signalled %s (%s): %s", workflow_id, signal, closed)
+        return False

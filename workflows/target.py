@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         STAGE,
         TASK_ID,
         UNIT,
+        signal_unless_closed,
         task_workflow_id,
         wait_until,
     )
@@ -115,26 +116,25 @@ class TargetInspectionWorkflow:
         self._set_stage(Stage.APPROVED)
 
         await self._follow_up_result()
-        self._set_stage(Stage.CLOSED)
-        await workflow.execute_activity_method(
-            TargetActivities.record_stage, self._step("closed", stage=Stage.CLOSED), **LIGHT
-        )
-        await workflow.get_external_workflow_handle(task_workflow_id(run.task_id)).signal(
-            "target_finished", run.uscc
-        )
-        return self._stage.value
+        return await self._finish(Stage.CLOSED)
 
     async def _stop(self) -> str:
         """The task was cancelled before this result was approved: stop, recorded, and report back."""
-        assert self._run
         await workflow.wait_condition(workflow.all_handlers_finished)
-        self._set_stage(Stage.CANCELLED)
-        await workflow.execute_activity_method(
-            TargetActivities.record_stage, self._step("cancelled", stage=Stage.CANCELLED), **LIGHT
-        )
-        await workflow.get_external_workflow_handle(task_workflow_id(self._run.task_id)).signal(
-            "target_finished", self._run.uscc
-        )
+        return await self._finish(Stage.CANCELLED)
+
+    async def _finish(self, stage: Stage) -> str:
+        """Record the final stage and tell the task: each target did; now only the task's last open one."""
+        assert self._run
+        self._set_stage(stage)
+        step = self._step(stage.value, stage=stage)
+        task_id = task_workflow_id(self._run.task_id)
+        if self._run.finish_signal == "each":
+            await workflow.execute_activity_method(TargetActivities.record_stage, step, **LIGHT)
+            await workflow.get_external_workflow_handle(task_id).signal("target_finished", self._run.uscc)
+        elif await workflow.execute_activity_method(TargetActivities.finish, step, **LIGHT):
+            # A retried finish can answer "last" after the last one did: by then the task may have closed.
+            await signal_unless_closed(task_id, "targets_finished", self._run.uscc)
         return self._stage.value
 
     def _cancelled(self) -> bool:

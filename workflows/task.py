@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         Redraw,
         Stage,
         TargetedEntity,
+        TargetCounts,
         TargetedStep,
         TargetRun,
         TargetsPage,
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         TaskRun,
         TaskStatus,
         TaskStep,
+        TaskTargets,
         WorkingDaysLater,
     )
     from domain.uscc import uscc_problem
@@ -45,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         TASK_ID,
         UNIT,
         plan_workflow_id,
+        signal_unless_closed,
         target_workflow_id,
         wait_until,
     )
@@ -53,6 +56,9 @@ with workflow.unsafe.imports_passed_through():
 # Announcement-to-freeze and draw-to-dispatch windows of one working day (targeted entities; redraws).
 WINDOWS_PATCH = "targeting-and-redraw-windows"
 SIGNALS_BEFORE_RUN_PATCH = "signals-before-run-counted"
+# The task counts its closed targets in the projection, woken by the last one's signal, instead of one signal
+# per target: a burst of signals (targets sharing a deadline) filled the history and kept continue-as-new out.
+COUNTED_PATCH = "targets-counted-in-projection"
 
 
 @workflow.defn
@@ -67,11 +73,14 @@ class InspectionTaskWorkflow:
         self._redraw: Redraw | None = None
         self._targeting_open = False
         self._lock = asyncio.Lock()
+        self._counted = False  # runs before COUNTED_PATCH count a signal per target
+        self._recount = False  # a target reported finishing since the last count
 
     @workflow.run
     async def run(self, run: TaskRun) -> str:
         if not workflow.patched(SIGNALS_BEFORE_RUN_PATCH):
             self._progress = run.progress  # histories from before: such a signal was dropped here
+        self._counted = workflow.patched(COUNTED_PATCH)
         self._set_stage(self._progress.stage, initial=True)
         if self._progress.stage == Stage.ANNOUNCED and not self._cancelled():
             await self._draw_and_dispatch()
@@ -189,7 +198,7 @@ class InspectionTaskWorkflow:
             await workflow.start_child_workflow(
                 TargetInspectionWorkflow.run,
                 TargetRun(task_id=self._run.task_id, uscc=uscc, plan_code=self._run.plan_code,
-                          plan_year=self._run.plan_year),
+                          plan_year=self._run.plan_year, finish_signal="last" if self._counted else "each"),
                 id=target_workflow_id(self._run.task_id, uscc),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
@@ -199,6 +208,9 @@ class InspectionTaskWorkflow:
             pass  # started by an earlier run of this task: already there, not a failure
 
     async def _wait_for_targets(self) -> None:
+        if self._counted:
+            await self._count_targets()
+            return
         told = False
         while self._progress.finished < self._progress.targets_total:
             await workflow.wait_condition(
@@ -212,27 +224,60 @@ class InspectionTaskWorkflow:
             elif self._progress.finished < self._progress.targets_total:
                 self._continue_as_new()
 
+    async def _count_targets(self) -> None:
+        """Count the closed targets in the projection until all are, recounting when the last one says so.
+
+        The flag is cleared before each count: a signal that comes while the count runs wakes a recount."""
+        while True:
+            if self._cancelled() and not self._progress.all_told:
+                await self._cancel_targets()
+            self._recount = False
+            counts: TargetCounts = await workflow.execute_activity_method(
+                DrawActivities.finished_targets, TaskTargets(task_id=self._run.task_id), **LIGHT
+            )
+            self._progress = self._progress.model_copy(update={"finished": counts.finished})
+            if counts.finished >= counts.total:  # as the last target's finish decides
+                return
+            await workflow.wait_condition(
+                lambda: self._recount or workflow.info().is_continue_as_new_suggested()
+                or (self._cancelled() and not self._progress.all_told)
+            )
+            if workflow.info().is_continue_as_new_suggested():
+                self._continue_as_new()
+
     async def _cancel_targets(self) -> None:
-        """Tell every started target; each stops unless its result is already approved, then reports back."""
+        """Tell every started target; each stops unless its result is already approved, then reports back.
+
+        Counted runs tell them page by page across continue-as-new (a signal is two events in this history)
+        and then record the targets never started as cancelled; before, the total became the started count."""
         assert self._progress.cancel_reason
-        self._progress = self._progress.model_copy(update={"targets_total": self._progress.started})
-        after = None
+        if not self._counted:
+            self._progress = self._progress.model_copy(update={"targets_total": self._progress.started})
+        told_here = 0
         while True:
             page: list[str] = await workflow.execute_activity_method(
-                DrawActivities.targets_page, TargetsPage(task_id=self._run.task_id, after=after, limit=CHILD_BATCH),
-                **LIGHT,
+                DrawActivities.targets_page,
+                TargetsPage(task_id=self._run.task_id, after=self._progress.told, limit=CHILD_BATCH), **LIGHT,
             )
-            if not page:
-                return
             started = [uscc for uscc in page if self._progress.cursor is not None and uscc <= self._progress.cursor]
+            # A target already closed has reported itself (signalling it failed the task before this).
             await asyncio.gather(*(
-                workflow.get_external_workflow_handle(target_workflow_id(self._run.task_id, uscc)).signal(
-                    TargetInspectionWorkflow.cancel, self._progress.cancel_reason)
+                signal_unless_closed(target_workflow_id(self._run.task_id, uscc), "cancel", self._progress.cancel_reason)
                 for uscc in started
             ))
-            if len(started) < len(page):
-                return  # targets are started in USCC order: the rest never started
-            after = page[-1]
+            if started:
+                self._progress = self._progress.model_copy(update={"told": started[-1]})
+            if not page or len(started) < len(page):
+                break  # targets are started in USCC order: the rest never started
+            told_here += len(started)
+            if self._counted and told_here >= CHILDREN_PER_RUN:
+                self._continue_as_new()
+        if self._counted:
+            await workflow.execute_activity_method(
+                DrawActivities.cancel_unstarted,
+                TaskTargets(task_id=self._run.task_id, after=self._progress.cursor, at=workflow.now()), **LIGHT,
+            )
+            self._progress = self._progress.model_copy(update={"all_told": True})
 
     def _continue_as_new(self) -> None:
         # Signals that arrived are counted in _progress; handlers must be done before the state is carried over.
@@ -241,7 +286,14 @@ class InspectionTaskWorkflow:
     # --- messages ------------------------------------------------------------------------------
     @workflow.signal
     def target_finished(self, uscc: str) -> None:
+        """A target started by a run before COUNTED_PATCH finished (counted runs recount)."""
         self._progress = self._progress.model_copy(update={"finished": self._progress.finished + 1})
+        self._recount = True
+
+    @workflow.signal
+    def targets_finished(self, uscc: str) -> None:
+        """The task's last open target finished (`uscc`): time to count them."""
+        self._recount = True
 
     @workflow.signal
     def cancel(self, reason: str) -> None:

@@ -413,9 +413,9 @@ async def closed(client: Client, task_id: str, uscc: str) -> bool:
     return described.status != WorkflowExecutionStatus.RUNNING
 
 
-async def replay_histories(client: Client, task_id: str) -> tuple[int, list[str], list[str]]:
+async def replay_histories(client: Client, task_id: str, out: Path) -> tuple[int, list[str], list[str]]:
     """Every run of the task and its targets replayed on the current code: (runs, failures of ours,
-    failures of the known upstream bug)."""
+    failures of the known upstream bug). A history that fails is saved under `out`."""
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     runs, ours, upstream = 0, [], []
     async for execution in client.list_workflows(f"SpotcheckTaskId = '{task_id}'"):
@@ -423,7 +423,10 @@ async def replay_histories(client: Client, task_id: str) -> tuple[int, list[str]
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         runs += 1
         if result.replay_failure is not None:
-            where = f"{execution.id} run {execution.run_id}: {result.replay_failure}"
+            out.mkdir(parents=True, exist_ok=True)
+            saved = out / f"{execution.run_id}.json"
+            saved.write_text(history.to_json())
+            where = f"{execution.id} run {execution.run_id} (history in {saved}): {result.replay_failure}"
             (upstream if known_upstream(history, result.replay_failure) else ours).append(where)
     return runs, ours, upstream
 
@@ -721,7 +724,8 @@ async def test_plan_survives_kills_server_restart_and_database_outage(chaos_data
                 break
             await asyncio.sleep(0.5)
             completed = (await client.count_workflows(query)).count
-        replayed, replay_failures, upstream_failures = await replay_histories(client, task_id)
+        replayed, replay_failures, upstream_failures = await replay_histories(
+            client, task_id, tmp_path / "replay-failures")
         for failure in upstream_failures:
             print(f"known upstream replay failure (tests/replay/upstream.py): {failure}", flush=True)
     except BaseException as error:

@@ -1,4 +1,5 @@
-"""Targeted entities before the freeze, a redraw before dispatch, and a task cancelled while its targets run."""
+"""Targeted entities before the freeze, a redraw before dispatch, and a task cancelled while its targets run
+(one of them already closed)."""
 from __future__ import annotations
 
 import uuid
@@ -9,11 +10,21 @@ from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
 from db import schema
-from domain.records import Adjustment, PlanRun, Redraw, Stage, TargetedEntity
+from domain.records import Adjustment, CheckRecord, PlanRun, Redraw, ResultEntry, Review, Stage, TargetedEntity
 from domain.workdays import SHANGHAI
 from runtime.plans import load_plan
-from tests.workflows.support import make_workers, plan_file, wait_for
-from workflows.common import plan_workflow_id, task_workflow_id
+from runtime.commands import send, target_status
+from tests.workflows.support import (
+    ALL_PASS,
+    dispatched_targets,
+    history_events,
+    make_workers,
+    people,
+    plan_file,
+    target_row,
+    wait_for,
+)
+from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 from workflows.task import InspectionTaskWorkflow
 
@@ -65,13 +76,32 @@ async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
         assert '"superseded_by":2' in superseded
         assert (OUTSIDE_FILTER, "targeted") in [(u, k) for u, k in targets]
 
+        # One target closes before the cancellation: telling it finds no open run, and it counted itself.
+        usccs = await wait_for(lambda: dispatched_targets(engine, task_id), env=ts_env)
+        closed = usccs[0]
+        team = (await target_status(ts_env.client, task_id, closed)).teams[0].inspectors
+        await send(ts_env.client, task_id, closed, "check", CheckRecord(inspectors=team, method="document"))
+        await send(ts_env.client, task_id, closed, "result", ResultEntry(inspector=team[0], category="no_issue",
+                                                                         findings=ALL_PASS))
+        await send(ts_env.client, task_id, closed, "review", Review(reviewer=people(engine, "reviewer")[0], approve=True))
+        await wait_for(lambda: target_row(engine, task_id, closed)["stage"] == "closed", env=ts_env,
+                       skip=timedelta(minutes=10), what="the first target closed")
+
         await plan_handle.execute_update(AnnualPlanWorkflow.adjust, Adjustment(
             kind="cancel", task_id=task_id, reason="merged into a joint task", approver="JDZ-S001"))
         outcome = await plan_handle.result()
     assert outcome.tasks_cancelled == 1
     with engine.connect() as c:
-        stages = set(c.execute(select(schema.targets.c.stage).where(schema.targets.c.task_id == task_id)).scalars())
         closing = c.execute(select(schema.publications.c.payload).where(
             schema.publications.c.task_id == task_id, schema.publications.c.step == "close")).scalar()
-    assert stages == {"cancelled"}
+        stages = dict(c.execute(select(schema.targets.c.uscc, schema.targets.c.stage)
+                                .where(schema.targets.c.task_id == task_id)).all())
+    assert stages == {uscc: "closed" if uscc == closed else "cancelled" for uscc in usccs}
+    task_events = await history_events(ts_env.client, task_workflow_id(task_id))
+    signalled = [e.workflow_execution_signaled_event_attributes.signal_name for e in task_events
+                 if e.HasField("workflow_execution_signaled_event_attributes")]
+    assert signalled.count("targets_finished") == 1 and "target_finished" not in signalled
+    not_told = [e for e in task_events if e.HasField("signal_external_workflow_execution_failed_event_attributes")]
+    assert [e.signal_external_workflow_execution_failed_event_attributes.workflow_execution.workflow_id
+            for e in not_told] == [target_workflow_id(task_id, closed)]
     assert '"state":"cancelled"' in closing and "merged into a joint task" in closing

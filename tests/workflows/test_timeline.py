@@ -112,7 +112,10 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
     assert closed["details"] == "closed"
     # Task-level events come once; every target has its own complete story.
     assert [e["event"] for e in events].count("announced") == 1
-    assert sum(e["event"] == "target finished" for e in events) == len(usccs)
+    assert sum(e["event"] == "target closed" for e in events) == len(usccs)
+    # One signal to the task, from the last target to close: the task counts the others in the projection.
+    assert [e["event"] for e in events].count("last target finished") == 1
+    assert [e["event"] for e in events].count("target finished") == 0
     assert sum(e["event"] == "published" for e in events) == len(usccs)
     assert not [e for e in events if e["event"] == "failed"]
 
@@ -123,7 +126,7 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
         checker, enterer = actors[uscc]
         in_order(own, [("target started", None), ("target opened", None), ("notice", None),
                        ("check recorded", checker), ("result entered", enterer), ("approved", reviewer),
-                       ("published", None), ("target closed", None), ("target finished", None)])
+                       ("published", None), ("target closed", None)])
         entered = next(e for e in own if e["event"] == "result entered")
         assert entered["details"] == f"category {CATEGORIES[n % len(CATEGORIES)]}"
         if CATEGORIES[n % len(CATEGORIES)] != "no_issue":
