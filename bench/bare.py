@@ -74,7 +74,7 @@ def bare_target_id(task_id: str, key: str) -> str:
     return f"bare-target/{task_id}/{key}"
 
 
-@workflow.defn
+@workflow.defn(sandboxed=False)  # as the real target
 class BareTargetWorkflow:
     def __init__(self) -> None:
         self._run: BareTargetRun | None = None

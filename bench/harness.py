@@ -250,7 +250,7 @@ def rss_kb(pid: int) -> tuple[int, int]:
 
 def start_worker(kind: str, address: str, queue: str, log: Path, *, database_url: str = "", outbox: Path | None = None,
                  max_cached: int | None = None, instrument: Path | None = None, metrics_port: int | None = None,
-                 wrap: list[str] | None = None, unsandboxed: bool = False, timeout: float = 120.0) -> subprocess.Popen:
+                 wrap: list[str] | None = None, sandboxed_target: bool = False, timeout: float = 120.0) -> subprocess.Popen:
     ready = log.with_suffix(".ready")
     ready.unlink(missing_ok=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "worker", "--kind", kind, "--address", address,
@@ -265,11 +265,11 @@ def start_worker(kind: str, address: str, queue: str, log: Path, *, database_url
         cmd += ["--instrument", str(instrument)]
     if metrics_port:
         cmd += ["--metrics-port", str(metrics_port)]
-    if unsandboxed:
-        cmd += ["--unsandboxed"]
     # Bytecode as an installed worker has it (pip compiles at install): under PYTHONDONTWRITEBYTECODE with no .pyc,
     # the sandbox would compile each workflow's module from source for every workflow it creates.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "SPOTCHECK_STRICT_SANDBOX")}
+    if sandboxed_target:  # as the tests run it (runtime/client.workflow_runners): what the sandbox costs
+        env["SPOTCHECK_STRICT_SANDBOX"] = "1"
     proc = subprocess.Popen([*(wrap or []), *cmd], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.monotonic() + timeout
@@ -405,9 +405,6 @@ async def _serve(args) -> None:
     options = {}
     if args.max_cached is not None:
         options["max_cached_workflows"] = args.max_cached
-    if args.unsandboxed:  # a measurement only (what the sandbox costs): production workers stay sandboxed
-        from temporalio.worker import UnsandboxedWorkflowRunner
-        options["workflow_runner"] = UnsandboxedWorkflowRunner()
     executor = ThreadPoolExecutor(max_workers=16)  # as worker.py
     if args.kind == "real":
         from activities.handoff import JsonlReceiver
@@ -422,8 +419,10 @@ async def _serve(args) -> None:
                               executor, **options)
     else:
         from bare import BareTargetWorkflow, BareTaskWorkflow, bare_count, bare_finish, bare_noop, bare_page
+        from runtime.client import workflow_runners
         worker = Worker(client, task_queue=args.queue, workflows=[BareTaskWorkflow, BareTargetWorkflow],
-                        activities=[bare_noop, bare_page, bare_finish, bare_count], activity_executor=executor, **options)
+                        activities=[bare_noop, bare_page, bare_finish, bare_count], activity_executor=executor,
+                        **workflow_runners() | options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -449,7 +448,6 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--max-cached", type=int)
     w.add_argument("--instrument")
     w.add_argument("--metrics-port", type=int)
-    w.add_argument("--unsandboxed", action="store_true")
     args = parser.parse_args(argv)
     asyncio.run(_serve(args))
     return 0

@@ -18,8 +18,8 @@ workflow held in the cache.
 Phase 2: the task is cancelled (its `cancel` signal, as a plan adjustment sends it): it tells every
 target, page by page across continue-as-new; all 10,000 stop at once, each records its final stage,
 the last one signals the task, which counts them and closes. Each run of its continue-as-new chain
-is counted in events. Phase 3: the same for a task of --small targets. --unsandboxed runs the same workflows outside the
-sandbox (UnsandboxedWorkflowRunner): a measurement of the sandbox's share, not a configuration to ship.
+is counted in events. Phase 3: the same for a task of --small targets. --sandboxed-target runs the target workflow
+in the sandbox as the tests do (production runs it outside: workflows/target.py): what the sandbox costs.
 
 The last line is one line of key=value figures.
 """
@@ -140,12 +140,12 @@ async def main_async(args) -> None:
             port = free_port()
             worker = harness.start_worker("real", address, queue, tmp / "worker.log", database_url=db_url,
                                           outbox=tmp / "outbox.jsonl", max_cached=args.max_cached, metrics_port=port,
-                                          unsandboxed=args.unsandboxed)
+                                          sandboxed_target=args.sandboxed_target)
             pid = worker.worker_pid
             await asyncio.sleep(2)
             rss0, _ = harness.rss_kb(pid)
             print(f"worker pid {pid}, max_cached_workflows={args.max_cached}, "
-                  f"{'UNSANDBOXED (a measurement only), ' if args.unsandboxed else ''}RSS before any workflow "
+                  f"{'target SANDBOXED (as in the tests), ' if args.sandboxed_target else ''}RSS before any workflow "
                   f"{rss0 / 1024:.0f} MB; logs in {tmp}", flush=True)
             async with harness.stub_worker(client):
                 big_id, big = await task_phase(client, engine, usccs[: args.targets], queue, args, "big")
@@ -176,7 +176,7 @@ async def main_async(args) -> None:
           f"cached={cached if cached is None else int(cached)} baseline_rss_mb={rss0 / 1024:.0f} "
           f"task_max_events_{args.targets}={max(big_chain)} task_runs_{args.targets}={len(big_chain)} "
           + (f"task_max_events_{args.small}={max(small_chain)} task_runs_{args.small}={len(small_chain)} " if small_chain else "")
-          + f"peak_rss_end_mb={hwm_end / 1024:.0f} sandboxed={'no' if args.unsandboxed else 'yes'}")
+          + f"peak_rss_end_mb={hwm_end / 1024:.0f} target_sandboxed={'yes' if args.sandboxed_target else 'no'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--server-db", help="SQLite file for the dev server (default: in memory)")
     parser.add_argument("--timeout", type=float, default=3600.0)
-    parser.add_argument("--unsandboxed", action="store_true",
-                        help="run the workflows outside the sandbox: what the sandbox costs per workflow (measurement only)")
+    parser.add_argument("--sandboxed-target", action="store_true",
+                        help="run the target workflow in the sandbox, as the tests do: what the sandbox costs per workflow")
     args = parser.parse_args(argv)
     if args.max_cached < args.targets:
         parser.error("--max-cached must hold every target (and the task)")

@@ -20,6 +20,9 @@ from sqlalchemy import Engine, create_engine, text
 from db.engine import make_engine, migrate, normalize_url
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+# Every workflow in the sandbox, the target too (runtime/client.workflow_runners); the chaos test's
+# worker processes inherit it.
+os.environ.setdefault("SPOTCHECK_STRICT_SANDBOX", "1")
 
 
 def _require_postgres() -> bool:
