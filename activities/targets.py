@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, exists, func, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -147,8 +147,10 @@ class TargetActivities:
             self._project(connection, step, stage=step.stage.value)  # first: on SQLite the write lock comes here
             connection.execute(select(schema.plan_tasks.c.task_id)
                                .where(schema.plan_tasks.c.task_id == step.task_id).with_for_update())
-            counts = target_counts(connection, step.task_id)
-            return counts.finished == counts.total
+            # Whether one is open, not how many: the lock is held while this runs, for each of a burst.
+            t = schema.targets
+            return not connection.execute(select(exists().where(
+                t.c.task_id == step.task_id, t.c.stage.not_in([s.value for s in FINAL_STAGES])))).scalar()
 
     @activity.defn
     def publish_result(self, step: TargetStep) -> None:
