@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         STAGE,
         TASK_ID,
         UNIT,
+        signal_unless_closed,
         wait_until,
     )
 
@@ -116,7 +117,7 @@ class BareTargetWorkflow:
             await self._hand_off("follow-up")
         self._set_stage("closed")
         if await workflow.execute_activity(bare_finish, run, **LIGHT):
-            await workflow.get_external_workflow_handle(run.task_wf).signal("targets_finished", run.key)
+            await signal_unless_closed(run.task_wf, "targets_finished", run.key)
         return self._stage
 
     async def _hand_off(self, step: str) -> None:

@@ -156,8 +156,30 @@ PER_RUN = ("EVENT_TYPE_WORKFLOW_EXECUTION_STARTED", "EVENT_TYPE_WORKFLOW_EXECUTI
            "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES")
 
 
+# The task's counts of its targets (the activity, and the last target's waking signal): as many as the task
+# was woken, and whether the last signal comes before the count that sees all closed is a matter of timing.
+RECOUNTS = {"finished_targets", "bare_count", "targets_finished"}
+RECOUNT = " (recount)"
+
+
 def event_counts(history) -> Counter:
-    return Counter(EventType.Name(e.event_type) for e in history.events)
+    """Counts by event type, the recounts' events under their type + RECOUNT."""
+    counts: Counter = Counter()
+    activity_of: dict[int, str] = {}
+    for e in history.events:
+        name = EventType.Name(e.event_type)
+        if e.HasField("activity_task_scheduled_event_attributes"):
+            kind = activity_of[e.event_id] = e.activity_task_scheduled_event_attributes.activity_type.name
+        elif e.HasField("activity_task_started_event_attributes"):
+            kind = activity_of.get(e.activity_task_started_event_attributes.scheduled_event_id)
+        elif e.HasField("activity_task_completed_event_attributes"):
+            kind = activity_of.get(e.activity_task_completed_event_attributes.scheduled_event_id)
+        elif e.HasField("workflow_execution_signaled_event_attributes"):
+            kind = e.workflow_execution_signaled_event_attributes.signal_name
+        else:
+            kind = None
+        counts[name + RECOUNT if kind in RECOUNTS else name] += 1
+    return counts
 
 
 async def chain_counts(client, workflow_id: str, first_run_id: str) -> list[Counter]:
