@@ -17,7 +17,7 @@ from temporalio import activity
 from activities.directory import entity_name, has_any_label, in_force, items_of, split, task_line
 from activities.register import publish
 from activities.store import canonical_json, insert_once, not_found, one_by, workflow_id
-from activities.targets import FINAL_STAGES, target_counts
+from activities.targets import open_targets, target_counts
 from db import schema
 from domain import dispatch as dispatch_protocol
 from domain import draw as draw_protocol
@@ -344,12 +344,11 @@ class DrawActivities:
         """A cancelled task's targets after the last one started never had a workflow: cancelled here."""
         assert targets.at
         t = schema.targets
-        condition = [t.c.task_id == targets.task_id, t.c.stage.not_in([s.value for s in FINAL_STAGES])]
+        condition = open_targets(targets.task_id)
         if targets.after is not None:
             condition.append(t.c.uscc > targets.after)
         with self._engine.begin() as connection:
-            connection.execute(update(t).where(*condition).values(stage=Stage.CANCELLED.value,
-                                                                  updated_at=targets.at))
+            connection.execute(update(t).where(*condition).values(stage=Stage.CANCELLED.value, updated_at=targets.at))
 
     @activity.defn
     def close_task(self, closing: TaskClosing) -> None:

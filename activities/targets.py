@@ -148,9 +148,7 @@ class TargetActivities:
             connection.execute(select(schema.plan_tasks.c.task_id)
                                .where(schema.plan_tasks.c.task_id == step.task_id).with_for_update())
             # Whether one is open, not how many: the lock is held while this runs, for each of a burst.
-            t = schema.targets
-            return not connection.execute(select(exists().where(
-                t.c.task_id == step.task_id, t.c.stage.not_in([s.value for s in FINAL_STAGES])))).scalar()
+            return not connection.execute(select(exists().where(*open_targets(step.task_id)))).scalar()
 
     @activity.defn
     def publish_result(self, step: TargetStep) -> None:
@@ -197,15 +195,20 @@ class TargetActivities:
         ).values(updated_at=step.at, **values))
 
 
-FINAL_STAGES = (Stage.CLOSED, Stage.CANCELLED)
+FINAL_STAGES = (Stage.CLOSED.value, Stage.CANCELLED.value)
+
+
+def open_targets(task_id: str) -> list:
+    """The condition on `targets` of the task's targets not in a final stage."""
+    t = schema.targets
+    return [t.c.task_id == task_id, t.c.stage.not_in(FINAL_STAGES)]
 
 
 def target_counts(connection: Connection, task_id: str) -> TargetCounts:
     """How many of the task's targets are in a final stage, of how many."""
     t = schema.targets
     finished, total = connection.execute(
-        select(func.count().filter(t.c.stage.in_([s.value for s in FINAL_STAGES])), func.count())
-        .where(t.c.task_id == task_id)
+        select(func.count().filter(t.c.stage.in_(FINAL_STAGES)), func.count()).where(t.c.task_id == task_id)
     ).one()
     return TargetCounts(finished=finished, total=total)
 

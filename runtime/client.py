@@ -68,7 +68,8 @@ def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadline
     archive = ArchiveActivities(engine, client)  # lists and fetches histories with the worker's client
     activities = [
         plans.publish_plan, plans.publish_adjustment, launcher.load_plan_template,
-        draws.announce, draws.targets_page, draws.finished_targets, draws.cancel_unstarted, draws.close_task, draws.record_targeted, draws.supersede_draw,
+        draws.announce, draws.targets_page, draws.finished_targets, draws.cancel_unstarted, draws.close_task,
+        draws.record_targeted, draws.supersede_draw,
         targets.working_days_later, targets.open_target, targets.record_check, targets.record_result, targets.record_review,
         targets.record_team, targets.record_stage, targets.finish, targets.publish_result, targets.alert,
         handoff.open_follow_up, handoff.deliver, handoff.close_follow_up,
