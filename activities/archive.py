@@ -7,9 +7,9 @@ Table `history_archive` (db/schema.py), append-only, one chain in `seq` order:
     entry_hash     = sha256(prev_hash "\\n" workflow_id "\\n" run_id "\\n" history_sha256)
     prev_hash      = the entry_hash of the entry before it; 64 zeros for the first entry
 
-Appending: one transaction per entry, under a PostgreSQL advisory lock (CHAIN_LOCK), which reads the
-head and inserts after it; `prev_hash` is also unique, so even a writer that bypassed the lock (or
-SQLite, which has no advisory locks: there a lost race is retried) cannot fork the chain. Nothing
+Appending: one transaction per entry, under a lock (PostgreSQL: the advisory lock CHAIN_LOCK; SQLite:
+the database's write lock), which reads the head and inserts after it; `prev_hash` is also unique, so
+even a writer that bypassed the lock cannot fork the chain. Nothing
 here updates or deletes a row. `runtime/archive.py` reads the archive back and verifies the chain.
 
 Histories are stored as Temporal returns them: with SPOTCHECK_CODEC_KEYS set (runtime/codec.py)
@@ -36,8 +36,7 @@ from datetime import datetime, timedelta, timezone
 
 from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, false, func, select
 from temporalio import activity
 from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHistory
@@ -49,7 +48,6 @@ GENESIS = "0" * 64  # the first entry's prev_hash
 CHAIN_LOCK = 7233002  # pg_advisory_xact_lock key of the chain (7233001: migrations; 7233100 + year: draws)
 CATCH_UP_MARGIN = timedelta(days=1)  # visibility lags by seconds; a day of overlap costs one listing of a day
 ARCHIVER_WORKFLOW_TYPE = "HistoryArchiverWorkflow"  # workflows/archiver.py: its own runs are not archived
-APPEND_ATTEMPTS = 10  # a lost race for the head (SQLite: no advisory lock) is retried
 
 
 def history_text(history: WorkflowHistory) -> str:
@@ -114,26 +112,28 @@ def append_entry(engine: Engine, run: ClosedRun, history: str) -> int | None:
     is archived already (by an earlier pass, or a concurrent one)."""
     t = schema.history_archive
     history_sha256 = history_digest(history)
-    for attempt in range(1, APPEND_ATTEMPTS + 1):
-        try:
-            with engine.begin() as connection:
-                if connection.dialect.name == "postgresql":
-                    connection.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
-                if connection.execute(select(t.c.seq).where(t.c.workflow_id == run.workflow_id,
-                                                            t.c.run_id == run.run_id)).first() is not None:
-                    return None
-                prev_hash = connection.execute(select(t.c.entry_hash).order_by(t.c.seq.desc()).limit(1)).scalar()
-                prev_hash = prev_hash or GENESIS
-                inserted = connection.execute(t.insert().values(
-                    workflow_id=run.workflow_id, run_id=run.run_id, workflow_type=run.workflow_type,
-                    closed_at=run.closed_at, history=history, history_sha256=history_sha256, prev_hash=prev_hash,
-                    entry_hash=entry_digest(prev_hash, run.workflow_id, run.run_id, history_sha256)))
-                return inserted.inserted_primary_key[0]
-        except IntegrityError:
-            # Another writer appended first (the same run, or at the same head): look again.
-            if attempt == APPEND_ATTEMPTS:
-                raise
-    return None  # unreachable
+    with engine.begin() as connection:
+        _lock_chain(connection)
+        if connection.execute(select(t.c.seq).where(t.c.workflow_id == run.workflow_id,
+                                                    t.c.run_id == run.run_id)).first() is not None:
+            return None
+        prev_hash = connection.execute(select(t.c.entry_hash).order_by(t.c.seq.desc()).limit(1)).scalar()
+        prev_hash = prev_hash or GENESIS
+        inserted = connection.execute(t.insert().values(
+            workflow_id=run.workflow_id, run_id=run.run_id, workflow_type=run.workflow_type,
+            closed_at=run.closed_at, history=history, history_sha256=history_sha256, prev_hash=prev_hash,
+            entry_hash=entry_digest(prev_hash, run.workflow_id, run.run_id, history_sha256)))
+        return inserted.inserted_primary_key[0]
+
+
+def _lock_chain(connection: Connection) -> None:
+    """Appenders take turns: the head each one reads is still the head when it inserts after it."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
+    else:
+        # SQLite has no advisory locks and starts a transaction at its first write: a write that changes
+        # nothing takes the database's write lock (waiting busy_timeout for it) before the head is read.
+        connection.execute(schema.history_archive.delete().where(false()))
 
 
 def archived_keys(engine: Engine, runs: Iterable[ClosedRun], chunk: int = 500) -> set[tuple[str, str]]:
