@@ -1,11 +1,11 @@
 """The bare baseline of bench/throughput.py: a task and a target workflow with the real ones' history shape, no work.
 
 `BareTargetWorkflow` mirrors workflows/target.py on the happy path the bench drives (open → notice →
-field-work timers → check → result → review → publication timer → publish → credit feedback and one
-non-order follow-up → closed, the last one signalling the parent): the same activities (no-ops and an
-in-memory count), the same
-update handlers with the same locks and waits, the same timers, the same search-attribute upserts
-and the same external signal, so its history has the same count of each event type. Its updates
+continue as new → field-work timers → check → continue as new → result → review → publication timer →
+publish → credit feedback and one non-order follow-up → closed, the last one signalling the parent):
+the same runs, the same activities (no-ops and an in-memory count), the same update handlers with the
+same locks and waits, the same timers, the same search-attribute upserts and the same external signal,
+so each of its runs' histories has the same count of each event type as the real one's. Its updates
 only set flags; its status query returns a three-field dict. `BareTaskWorkflow` mirrors the
 dispatched part of workflows/task.py: pages of children (a no-op page activity), continue-as-new
 every CHILDREN_PER_RUN starts, then counting the finished targets (in memory) whenever the last one
@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio import activity, workflow
 from temporalio.common import WorkflowIDReusePolicy
@@ -77,33 +79,36 @@ def bare_target_id(task_id: str, key: str) -> str:
 
 @workflow.defn(sandboxed=False)  # as the real target
 class BareTargetWorkflow:
-    def __init__(self) -> None:
-        self._run: BareTargetRun | None = None
-        self._opened = False
-        self._stage = "dispatched"
-        self._checked = False
-        self._due = False
+    @workflow.init
+    def __init__(self, run: BareTargetRun) -> None:
+        self._run = run
+        self._opened = bool(run.wait)
+        self._stage = {"": "dispatched", "check": "dispatched", "result": "checked"}[run.wait]
+        self._checked = self._due = run.wait == "result"
         self._approved = False
-        self._commands = 0
+        self._commands = run.commands
         self._lock = asyncio.Lock()
 
     @workflow.run
     async def run(self, run: BareTargetRun) -> str:
-        self._run = run
-        self._recount = False
-        await workflow.execute_activity(bare_noop, "open", **LIGHT)
-        self._opened = True
-        self._set_stage("dispatched", initial=True)
-        await workflow.wait_condition(lambda: True)  # the real one waits for unstaffed units: none here
-        await workflow.execute_activity(bare_noop, "notify-team", **LIGHT)
-        checked = lambda: self._checked  # noqa: E731
-        far = workflow.now() + timedelta(days=30)
-        if not await wait_until(checked, far, "field-work reminder"):
-            await workflow.execute_activity(bare_noop, "reminder", **LIGHT)
-        if not await wait_until(checked, far + timedelta(days=3), "task window end"):
-            await workflow.execute_activity(bare_noop, "escalation", **LIGHT)
-            await workflow.wait_condition(checked)
-        await workflow.wait_condition(lambda: self._due)
+        if not run.wait:
+            await workflow.execute_activity(bare_noop, "open", **LIGHT)
+            self._opened = True
+            self._set_stage("dispatched", initial=True)
+            await workflow.wait_condition(lambda: True)  # the real one waits for unstaffed units: none here
+            await workflow.execute_activity(bare_noop, "notify-team", **LIGHT)
+            workflow.patched("target-continues-at-waits")  # the real one's marker
+            await self._continue_at("check")
+        if run.wait == "check":
+            checked = lambda: self._checked  # noqa: E731
+            far = workflow.now() + timedelta(days=30)
+            if not await wait_until(checked, far, "field-work reminder"):
+                await workflow.execute_activity(bare_noop, "reminder", **LIGHT)
+            if not await wait_until(checked, far + timedelta(days=3), "task window end"):
+                await workflow.execute_activity(bare_noop, "escalation", **LIGHT)
+                await workflow.wait_condition(checked)
+            await workflow.wait_condition(lambda: self._due)
+            await self._continue_at("result")
         approved = lambda: self._approved  # noqa: E731
         if not await wait_until(approved, workflow.now() + timedelta(days=28), "publication due"):
             await workflow.execute_activity(bare_noop, "publication-escalation", **LIGHT)
@@ -119,6 +124,10 @@ class BareTargetWorkflow:
         if await workflow.execute_activity(bare_finish, run, **LIGHT):
             await signal_unless_closed(run.task_wf, "targets_finished", run.key)
         return self._stage
+
+    async def _continue_at(self, wait: str) -> NoReturn:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(replace(self._run, wait=wait, commands=self._commands))
 
     async def _hand_off(self, step: str) -> None:
         await workflow.execute_activity(bare_noop, f"open-{step}", **LIGHT)

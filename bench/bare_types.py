@@ -15,6 +15,8 @@ class BareTargetRun:
     key: str
     total: int  # the task's targets: the last one to finish signals the task
     follow_up: bool = True  # the category calls for a (non-order) follow-up after the credit feedback
+    wait: str = ""  # the wait a continued run begins at, as the real target's: "check", "result"
+    commands: int = 0
 
 
 @dataclass

@@ -182,8 +182,12 @@ def event_counts(history) -> Counter:
     return counts
 
 
-async def chain_counts(client, workflow_id: str, first_run_id: str) -> list[Counter]:
-    """Event counts by type of each run of a continue-as-new chain, first to last."""
+async def chain_counts(client, workflow_id: str, first_run_id: str | None = None) -> list[Counter]:
+    """Event counts by type of each run of a continue-as-new chain, first to last (by default the chain
+    of the workflow id's latest run)."""
+    if first_run_id is None:
+        latest = await client.get_workflow_handle(workflow_id).fetch_history()
+        first_run_id = latest.events[0].workflow_execution_started_event_attributes.first_execution_run_id
     counts, run_id = [], first_run_id
     while run_id:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()

@@ -210,18 +210,21 @@ def compare(title: str, real_counts: Counter, bare_counts: Counter, not_compared
 
 
 async def compare_shapes(client: Client, real: dict, bare: dict) -> None:
-    """One target history of each kind, and each kind's whole task chain summed over its runs, must have the
-    same count of every event type but the workflow-task bookkeeping (batched by timing, not by the code).
+    """Each run of one target of each kind, and each kind's whole task chain summed over its runs, must have
+    the same count of every event type but the workflow-task bookkeeping (batched by timing, not by the code).
     In the task chain, a child's completion is recorded only if the run that started it is still open (so
     it depends on how fast children finish), and the waiting task continues as new when the server suggests
     it, after a number of events that the bookkeeping changes: child completions are not compared, nor the
     per-run events if the two chains have a different number of runs, nor the task's recounts of its targets
     (harness.RECOUNTS: how often it was woken)."""
     bookkeeping = dict.fromkeys(harness.WFT, "workflow-task bookkeeping")
-    targets = compare(f"history of {real['sample']} and {bare['sample']}",
-                      harness.event_counts(await client.get_workflow_handle(real["sample"]).fetch_history()),
-                      harness.event_counts(await client.get_workflow_handle(bare["sample"]).fetch_history()),
-                      bookkeeping)
+    real_runs = await harness.chain_counts(client, real["sample"])
+    bare_runs = await harness.chain_counts(client, bare["sample"])
+    targets = len(real_runs) == len(bare_runs)
+    if not targets:
+        print(f"targets {real['sample']} and {bare['sample']}: {len(real_runs)} and {len(bare_runs)} runs  <-- DIFFERS")
+    for n, (real_counts, bare_counts) in enumerate(zip(real_runs, bare_runs), 1):
+        targets &= compare(f"run {n} of {real['sample']} and {bare['sample']}", real_counts, bare_counts, bookkeeping)
     runs = (len(real["task_chain"]), len(bare["task_chain"]))
     per_run = {} if runs[0] == runs[1] else dict.fromkeys(harness.PER_RUN, f"runs {runs[0]} and {runs[1]}")
     recounts = {t: "timing" for t in set(real["task_counts"]) | set(bare["task_counts"]) if t.endswith(harness.RECOUNT)}

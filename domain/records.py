@@ -198,15 +198,6 @@ class EntropyEntry(Command):
     value: str = Field(pattern=r"^[\x20-\x7e]{0,256}$")
 
 # --- target ------------------------------------------------------------------------------------
-class TargetRun(Record):
-    task_id: str
-    uscc: str
-    plan_code: str
-    plan_year: int
-    # "last": only the task's last open target signals its finish (the task counts them in the projection);
-    # "each": every target signals, as targets started before that (their input has no such field) do.
-    finish_signal: Literal["each", "last"] = "each"
-
 class Team(Record):
     unit: str
     inspectors: list[str]  # leader first
@@ -284,6 +275,36 @@ class Recheck(Command):
 class FieldSignal(Command):
     kind: str = Field(pattern="^(accept|arrive)$")
     inspector: str
+
+class TargetState(Record):
+    """All a target's workflow knows, carried into its next run when it continues as new at a long wait."""
+
+    ctx: TargetContext
+    stage: Stage
+    teams: list[Team]
+    check: CheckRecord | None = None
+    check_at: datetime | None = None
+    due: datetime | None = None
+    result: ResultEntry | None = None
+    returns: int = 0
+    approved: bool = False
+    overdue: bool = False
+    follow_up: str | None = None
+    recheck: Recheck | None = None
+    signals: list[str] = []
+    last_command: str | None = None
+    seq: int = 0
+    cancel: str | None = None
+
+class TargetRun(Record):
+    task_id: str
+    uscc: str
+    plan_code: str
+    plan_year: int
+    # "last": only the task's last open target signals its finish (the task counts them in the projection);
+    # "each": every target signals, as targets started before that (their input has no such field) do.
+    finish_signal: Literal["each", "last"] = "each"
+    state: TargetState | None = None  # None: a new target; else the run continues where its previous one stopped
 
 class TargetStep(Record):
     """An activity call for one target: who, which step (idempotency key), when, and the data of the step."""

@@ -71,7 +71,7 @@ async def timeline(client: Client, task_id: str, uscc: str | None = None,
     """
     decoder = _Decoder(client)
     try:
-        task_runs = await _chain(client, task_workflow_id(task_id), archive)
+        task_runs = await execution_chain(client, task_workflow_id(task_id), archive)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             where = "Temporal or the history archive" if archive is not None else "Temporal"
@@ -97,7 +97,7 @@ async def timeline(client: Client, task_id: str, uscc: str | None = None,
     async def child_items(workflow_id: str, child_uscc: str) -> list[tuple[datetime, Event]]:
         async with semaphore:
             try:
-                runs = await _chain(client, workflow_id, archive)
+                runs = await execution_chain(client, workflow_id, archive)
             except RPCError as error:
                 if error.status == RPCStatusCode.NOT_FOUND:
                     return []  # never started (the task was cancelled first) or past retention
@@ -118,7 +118,7 @@ async def timeline(client: Client, task_id: str, uscc: str | None = None,
 
 
 # --- histories -----------------------------------------------------------------------------------
-async def _chain(client: Client, workflow_id: str,
+async def execution_chain(client: Client, workflow_id: str,
                  archive: HistoryArchive | None = None) -> list[Sequence[HistoryEvent]]:
     """Every run of a workflow's latest execution chain, oldest first.
 

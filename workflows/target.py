@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import NoReturn
 
 from temporalio import workflow
 
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         TargetContext,
         TargetRun,
+        TargetState,
         TargetStatus,
         TargetStep,
         Team,
@@ -50,6 +52,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# Targets opened since this patch continue as new where their long waits begin (_continue_at_wait).
+CONTINUES_AT_WAITS = "target-continues-at-waits"
+
+
 class Refused(ValueError):
     """A validator's refusal: the command is not recorded."""
 
@@ -60,8 +66,9 @@ class Refused(ValueError):
 # clock, random and I/O, and the tests' workers run this workflow in the sandbox (runtime/client.py).
 @workflow.defn(sandboxed=False)
 class TargetInspectionWorkflow:
-    def __init__(self) -> None:
-        self._run: TargetRun | None = None
+    @workflow.init
+    def __init__(self, run: TargetRun) -> None:
+        self._run = run
         self._ctx: TargetContext | None = None
         self._stage = Stage.DISPATCHED
         self._teams: list[Team] = []
@@ -79,32 +86,23 @@ class TargetInspectionWorkflow:
         self._lock = asyncio.Lock()
         self._seq = 0
         self._cancel: str | None = None
+        if run.state is not None:
+            # Before any handler: a command sent as the previous run ended is delivered to this one first.
+            self._restore(run.state)
 
     # --- the process ---------------------------------------------------------------------------
     @workflow.run
     async def run(self, run: TargetRun) -> str:
-        self._run = run
-        self._ctx = await workflow.execute_activity_method(
-            TargetActivities.open_target, self._step("open"), **LIGHT
-        )
-        self._teams = list(self._ctx.teams)
-        self._set_stage(Stage.UNSTAFFED if self._ctx.unstaffed_units else Stage.DISPATCHED, initial=True)
-        await workflow.wait_condition(lambda: not self._unstaffed_units() or self._cancelled())
-        if self._cancelled():
-            return await self._stop()
-        await self._notify_team("notify-team")
-
-        # Field work: a reminder before the window ends, an escalation once it has.
-        checked = lambda: self._check is not None or self._cancelled()  # noqa: E731
-        if not await wait_until(checked, self._ctx.reminder_at, "field-work reminder"):
-            await self._alert("reminder", "field-work-reminder", "the check is not recorded yet; the task window ends soon",
-                              sorted(self._team_ids()))
-        if not await wait_until(checked, self._ctx.window_end, "task window end"):
-            await self._escalate("field-work-escalation", "the task window ended with no check recorded")
-            await workflow.wait_condition(checked)
-        await workflow.wait_condition(lambda: self._due is not None or self._cancelled())
-        if self._cancelled():
-            return await self._stop()
+        if run.state is None:
+            if not await self._open():
+                return await self._stop()
+            if workflow.patched(CONTINUES_AT_WAITS):
+                await self._continue_at_wait()  # the field work waits in a run of its own
+        if run.state is None or self._due is None:  # a check taken before the first run ended skips the wait
+            if not await self._field_work():
+                return await self._stop()
+            if run.state is not None:
+                await self._continue_at_wait()  # and so does result entry
 
         # Result, review, publication within 20 working days of the check (R21); returns do not restart the clock.
         approved = lambda: self._approved or self._cancelled()  # noqa: E731
@@ -122,6 +120,41 @@ class TargetInspectionWorkflow:
         await self._follow_up_result()
         return await self._finish(Stage.CLOSED)
 
+    async def _open(self) -> bool:
+        """Load what the validators need, wait for every unit's team, tell the team; False if cancelled first."""
+        self._ctx = await workflow.execute_activity_method(
+            TargetActivities.open_target, self._step("open"), **LIGHT
+        )
+        self._teams = list(self._ctx.teams)
+        self._set_stage(Stage.UNSTAFFED if self._ctx.unstaffed_units else Stage.DISPATCHED, initial=True)
+        await workflow.wait_condition(lambda: not self._unstaffed_units() or self._cancelled())
+        if self._cancelled():
+            return False
+        await self._notify_team("notify-team")
+        return True
+
+    async def _field_work(self) -> bool:
+        """Wait for the check: a reminder before the window ends, an escalation once it has; False if cancelled."""
+        assert self._ctx
+        checked = lambda: self._check is not None or self._cancelled()  # noqa: E731
+        if not await wait_until(checked, self._ctx.reminder_at, "field-work reminder"):
+            await self._alert("reminder", "field-work-reminder", "the check is not recorded yet; the task window ends soon",
+                              sorted(self._team_ids()))
+        if not await wait_until(checked, self._ctx.window_end, "task window end"):
+            await self._escalate("field-work-escalation", "the task window ended with no check recorded")
+            await workflow.wait_condition(checked)
+        await workflow.wait_condition(lambda: self._due is not None or self._cancelled())
+        return not self._cancelled()
+
+    async def _continue_at_wait(self) -> NoReturn:
+        """Continue as new, carrying the whole state, where weeks of waiting begin (the check, the result).
+
+        A worker holds thousands of open targets in its cache, and the SDK keeps every state machine of a
+        run until it closes (about 1 KB per event): a fresh run waits on a short history (bench/memory.py).
+        Commands accepted meanwhile are carried too, once their handlers have finished."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(self._run.model_copy(update={"state": self._state()}))
+
     async def _stop(self) -> str:
         """The task was cancelled before this result was approved: stop, recorded, and report back."""
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -129,7 +162,6 @@ class TargetInspectionWorkflow:
 
     async def _finish(self, stage: Stage) -> str:
         """Record the final stage and tell the task: each target did; now only the task's last open one."""
-        assert self._run
         self._set_stage(stage)
         step = self._step(stage.value, stage=stage)
         task_id = task_workflow_id(self._run.task_id)
@@ -172,7 +204,7 @@ class TargetInspectionWorkflow:
 
     async def _hand_off(self, step: str, kind: str) -> FollowUpOpened:
         """One follow-up row and its outbox row (one transaction), then delivery with an idempotency key."""
-        assert self._run and self._result
+        assert self._result
         opened = await workflow.execute_activity_method(
             HandoffActivities.open_follow_up, self._follow_up_step(step, kind), **LIGHT
         )
@@ -182,7 +214,7 @@ class TargetInspectionWorkflow:
         return opened
 
     def _follow_up_step(self, step: str, kind: str) -> FollowUpStep:
-        assert self._run and self._result
+        assert self._result
         return FollowUpStep(task_id=self._run.task_id, uscc=self._run.uscc, kind=kind,
                             category=self._result.category, step=step, at=workflow.now())
 
@@ -194,7 +226,6 @@ class TargetInspectionWorkflow:
         await self._alert("escalation", step, details, self._ctx.supervisors)
 
     async def _alert(self, kind: str, step: str, details: str, notify: list[str]) -> None:
-        assert self._run
         await workflow.execute_activity_method(
             TargetActivities.alert,
             Alert(task_id=self._run.task_id, uscc=self._run.uscc, kind=kind, step=step, at=workflow.now(),
@@ -340,7 +371,6 @@ class TargetInspectionWorkflow:
 
     @workflow.query
     def status(self) -> TargetStatus:
-        assert self._run
         return TargetStatus(
             task_id=self._run.task_id, uscc=self._run.uscc, stage=self._stage,
             kind=self._ctx.kind if self._ctx else "random", teams=self._teams,
@@ -353,15 +383,21 @@ class TargetInspectionWorkflow:
         )
 
     # --- helpers -------------------------------------------------------------------------------
+    def _state(self) -> TargetState:
+        return TargetState(**{name: getattr(self, f"_{name}") for name in TargetState.model_fields})
+
+    def _restore(self, state: TargetState) -> None:
+        for name in TargetState.model_fields:
+            setattr(self, f"_{name}", getattr(state, name))
+
     def _step(self, step: str, **data) -> TargetStep:
-        assert self._run
         return TargetStep(task_id=self._run.task_id, uscc=self._run.uscc, step=step, at=workflow.now(), **data)
 
     def _set_stage(self, stage: Stage, initial: bool = False) -> None:
         self._stage = stage
         attributes = [STAGE.value_set(stage.value)]
         if initial:
-            assert self._run and self._ctx
+            assert self._ctx
             attributes += [TASK_ID.value_set(self._run.task_id), UNIT.value_set(self._ctx.unit),
                            REGION.value_set(self._ctx.region), PLAN_YEAR.value_set(self._run.plan_year),
                            OVERDUE.value_set(False)]

@@ -37,7 +37,7 @@ from runtime.codec import AesGcmCodec, converter_with, new_key
 from runtime.commands import send, target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
-from runtime.timeline import _chain, timeline
+from runtime.timeline import execution_chain, timeline
 from tests.conftest import own_schema
 from tests.integration.devserver import Cli, workers
 from tests.workflows.support import dispatched_targets, people, plan_file, wait_for
@@ -58,8 +58,8 @@ def db(postgres_url):
         yield schema.engine, schema.url
 
 
-async def closed_ids(client: Client) -> set[str]:
-    return {w.id async for w in client.list_workflows(closed_query(None))}
+async def closed_runs(client: Client) -> set[tuple[str, str]]:
+    return {(w.id, w.run_id) async for w in client.list_workflows(closed_query(None))}
 
 
 async def delete(client: Client, workflow_id: str, run_id: str = "") -> None:
@@ -107,17 +107,24 @@ async def test_a_task_read_back_from_the_archive_has_the_live_timeline(env, db, 
         live_targets = {u: await timeline(client, task_id, u) for u in usccs}
         ids = {plan_workflow_id(code), task_workflow_id(task_id), *(target_workflow_id(task_id, u) for u in usccs)}
 
+        # Every run of each: a target continues as new at its waits.
+        runs = set()
+        for workflow_id in ids:
+            for events in await execution_chain(client, workflow_id):
+                runs.add((workflow_id, events[0].workflow_execution_started_event_attributes.original_execution_run_id))
+        assert len(runs) > len(ids)
+
         async def listed():
-            return await closed_ids(client) >= ids
-        await wait_for(listed, what="closed workflows in visibility")
+            return await closed_runs(client) >= runs
+        await wait_for(listed, what="closed runs in visibility")
 
         # The schedule's workflow archives them, with the worker's client; limit 2: several passes.
         summary = await client.execute_workflow(HistoryArchiverWorkflow.run, ArchiveBatch(limit=2),
                                                 id=f"history-archive-{uuid.uuid4().hex[:6]}", task_queue=TASK_QUEUE)
-        assert summary.archived == len(ids) and not summary.more and summary.gone == 0
+        assert summary.archived == len(runs) and not summary.more and summary.gone == 0
 
     entries = archived(engine)
-    assert {e.workflow_id for e in entries} == ids  # the archiver's own run is not archived
+    assert {(e.workflow_id, e.run_id) for e in entries} == runs  # the archiver's own run is not archived
     assert entries[0].prev_hash == GENESIS
     assert [e.closed_at for e in entries] == sorted(e.closed_at for e in entries)  # oldest close first
     assert summary.head_seq == entries[-1].seq and summary.head_hash == entries[-1].entry_hash
@@ -143,7 +150,7 @@ async def test_a_task_read_back_from_the_archive_has_the_live_timeline(env, db, 
 
     # Archiving again appends nothing: the CLI (same code) and the scheduled workflow.
     again = await cli.json("archive", "run")
-    assert again["archived"] == 0 and again["already"] >= len(ids) and again["head_seq"] == entries[-1].seq
+    assert again["archived"] == 0 and again["already"] >= len(runs) and again["head_seq"] == entries[-1].seq
     assert (await archive_pass(client, engine, ArchiveBatch(full=True))).archived == 0
     assert len(archived(engine)) == len(entries)
 
@@ -205,7 +212,7 @@ async def test_runs_missing_from_the_front_of_a_chain_come_from_the_archive(env,
     queue = f"hop-{uuid.uuid4().hex[:6]}"
     async with Worker(client, task_queue=queue, workflows=[Hop]):
         await client.execute_workflow(Hop.run, 1, id=workflow_id, task_queue=queue)
-    live = await _chain(client, workflow_id)
+    live = await execution_chain(client, workflow_id)
     assert len(live) == 2
     first_run = live[0][0].workflow_execution_started_event_attributes.original_execution_run_id
 
@@ -218,9 +225,9 @@ async def test_runs_missing_from_the_front_of_a_chain_come_from_the_archive(env,
 
     await delete(client, workflow_id, first_run)  # the older run is past retention, the latest is not
     await wait_for(lambda: gone(client, workflow_id, first_run), timeout=180, what="first run deleted")
-    assert len(await _chain(client, workflow_id)) == 1  # without the archive: missing from the front
+    assert len(await execution_chain(client, workflow_id)) == 1  # without the archive: missing from the front
     archive = HistoryArchive(engine)
-    assert await _chain(client, workflow_id, archive) == live
+    assert await execution_chain(client, workflow_id, archive) == live
     assert archive.used == {workflow_id}
 
 

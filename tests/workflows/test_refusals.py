@@ -121,8 +121,10 @@ class Targets:
             events = await history_events(self.client, workflow_id)
             raw = (await handle.describe()).raw_description
             stable, previous = len(events) == previous, len(events)
-            # Idle: no activity and no workflow task in flight (a loaded server can lag one sample).
-            busy = raw.pending_activities or raw.HasField("pending_workflow_task")
+            # Idle: no activity and no workflow task in flight (a loaded server can lag one sample), and
+            # the run has completed one (a run the target just continued as new into has not).
+            busy = raw.pending_activities or raw.HasField("pending_workflow_task") or not any(
+                e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in events)
             return len(events) if stable and not busy else None
         return await wait_for(idle, timeout=30)
 
