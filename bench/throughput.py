@@ -21,9 +21,9 @@ N targets closed, N results published, N leads closed, no outbox row undelivered
 One bare run: the same with BareTaskWorkflow / BareTargetWorkflow (no-op activities, updates that set
 flags) and the same client pattern (a status query, then query + update per command).
 
-Runs interleave after one small warm-up of each: real, bare, real, bare, ... After the first pair, the
-history of one real target and one bare target, and the real and the bare task chains summed over their
-runs, must have the same count of every event type but the workflow-task ones (printed; the bench fails
+Runs interleave after one small warm-up of each: real, bare, real, bare, ... After the first pair, each
+run of one real target and one bare target (neither its task's last to close: only that one signals the
+task), and the real and the bare task chains summed over their runs, must have the same count of every event type but the workflow-task ones (printed; the bench fails
 if they differ). --profile DIR adds one more real run (--profile-targets) after the timed ones, with
 py-spy (the dev extra) attached to the real worker and SQL/activity counters in it.
 
@@ -160,7 +160,7 @@ async def real_run(client: Client, engine, usccs: list[str], args, queue: str, l
     chain = await harness.chain_counts(client, task_workflow_id(task_id), handle.first_execution_run_id)
     return {"kind": "real", "targets": n, "seconds": seconds, "per_s": n / seconds, "poll_retries": retries.n,
             "load": os.getloadavg()[0],
-            "task_id": task_id, "sample": target_workflow_id(task_id, usccs[n // 2]),
+            "task_id": task_id, "samples": [target_workflow_id(task_id, u) for u in usccs[n // 2:n // 2 + 2]],
             "task_chain": [sum(c.values()) for c in chain], "task_counts": sum(chain, Counter()),
             "pg_commits_per_target": commits / n, "cpu_ms": {k: 1000 * v / n for k, v in cpu.items()}}
 
@@ -187,7 +187,7 @@ async def bare_run(client: Client, n: int, args, queue: str, label: str) -> dict
     chain = await harness.chain_counts(client, f"bare-task/{task_id}", handle.first_execution_run_id)
     return {"kind": "bare", "targets": n, "seconds": seconds, "per_s": n / seconds, "poll_retries": retries.n,
             "load": os.getloadavg()[0],
-            "task_id": task_id, "sample": bare_target_id(task_id, keys[n // 2]),
+            "task_id": task_id, "samples": [bare_target_id(task_id, k) for k in keys[n // 2:n // 2 + 2]],
             "task_chain": [sum(c.values()) for c in chain], "task_counts": sum(chain, Counter()),
             "cpu_ms": {k: 1000 * v / n for k, v in cpu.items()}}
 
@@ -209,6 +209,16 @@ def compare(title: str, real_counts: Counter, bare_counts: Counter, not_compared
     return equal
 
 
+async def ordinary_target(client: Client, candidates: list[str]) -> tuple[str, list[Counter]]:
+    """The first of two targets that was not its task's last to close (that one alone signals the task,
+    and which one it is depends on timing), with its runs' event counts."""
+    for workflow_id in candidates:
+        runs = await harness.chain_counts(client, workflow_id)
+        if not runs[-1]["EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED"]:
+            return workflow_id, runs
+    raise SystemExit(f"FAILED: {' and '.join(candidates)} both signalled their task")
+
+
 async def compare_shapes(client: Client, real: dict, bare: dict) -> None:
     """Each run of one target of each kind, and each kind's whole task chain summed over its runs, must have
     the same count of every event type but the workflow-task bookkeeping (batched by timing, not by the code).
@@ -218,13 +228,13 @@ async def compare_shapes(client: Client, real: dict, bare: dict) -> None:
     per-run events if the two chains have a different number of runs, nor the task's recounts of its targets
     (harness.RECOUNTS: how often it was woken)."""
     bookkeeping = dict.fromkeys(harness.WFT, "workflow-task bookkeeping")
-    real_runs = await harness.chain_counts(client, real["sample"])
-    bare_runs = await harness.chain_counts(client, bare["sample"])
+    real_sample, real_runs = await ordinary_target(client, real["samples"])
+    bare_sample, bare_runs = await ordinary_target(client, bare["samples"])
     targets = len(real_runs) == len(bare_runs)
     if not targets:
-        print(f"targets {real['sample']} and {bare['sample']}: {len(real_runs)} and {len(bare_runs)} runs  <-- DIFFERS")
+        print(f"targets {real_sample} and {bare_sample}: {len(real_runs)} and {len(bare_runs)} runs  <-- DIFFERS")
     for n, (real_counts, bare_counts) in enumerate(zip(real_runs, bare_runs), 1):
-        targets &= compare(f"run {n} of {real['sample']} and {bare['sample']}", real_counts, bare_counts, bookkeeping)
+        targets &= compare(f"run {n} of {real_sample} and {bare_sample}", real_counts, bare_counts, bookkeeping)
     runs = (len(real["task_chain"]), len(bare["task_chain"]))
     per_run = {} if runs[0] == runs[1] else dict.fromkeys(harness.PER_RUN, f"runs {runs[0]} and {runs[1]}")
     recounts = {t: "timing" for t in set(real["task_counts"]) | set(bare["task_counts"]) if t.endswith(harness.RECOUNT)}
