@@ -11,7 +11,8 @@ sticky-cache gauge says how many workflows it holds.
 Phase 1: the real InspectionTaskWorkflow starts --targets real TargetInspectionWorkflow children (page
 by page, continue-as-new every 500 starts); the bench records each target's check (the record_check
 update, with the team the seed dispatched), so every target is open, checked and waiting on result entry
-(its publication timer pending). Real activities against PostgreSQL throughout: no stand-in. Then the
+(its publication timer pending, in the third run of its chain: workflows/target.py continues as new where
+its long waits begin). Real activities against PostgreSQL throughout: no stand-in. Then the
 worker's RSS (VmRSS now, VmHWM peak, from /proc) against its RSS before the first workflow, per
 workflow held in the cache.
 
