@@ -40,7 +40,7 @@ from runtime.plans import load_plan
 from runtime.timeline import execution_chain, timeline
 from tests.conftest import own_schema
 from tests.integration.devserver import Cli, workers
-from tests.workflows.support import dispatched_targets, people, plan_file, wait_for
+from tests.workflows.support import people, plan_file, wait_for, waiting_targets
 from tests.workflows.test_timeline import CATEGORIES, CHECKPOINTS
 from workflows.archiver import HistoryArchiverWorkflow
 from workflows.common import TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id
@@ -93,7 +93,7 @@ async def test_a_task_read_back_from_the_archive_has_the_live_timeline(env, db, 
     async with workers(env, engine, tmp_path, workday_seconds=1):
         handle = await client.start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=code),
                                              id=plan_workflow_id(code), task_queue=TASK_QUEUE)
-        usccs = await wait_for(lambda: dispatched_targets(engine, task_id), timeout=120, what="dispatched targets")
+        usccs = await wait_for(lambda: waiting_targets(client, engine, task_id), timeout=120, what="dispatched targets")
         reviewer = people(engine, "reviewer")[0]
         for n, uscc in enumerate(usccs):
             team = (await target_status(client, task_id, uscc)).teams[0].inspectors

@@ -18,7 +18,7 @@ from runtime.examples import import_examples
 from runtime.plans import load_plan
 from tests.conftest import own_schema
 from tests.integration.devserver import Cli, workers
-from tests.workflows.support import dispatched_targets, plan_file, wait_for
+from tests.workflows.support import plan_file, wait_for, waiting_targets
 from tests.workflows.test_timeline import CHECKPOINTS
 from workflows.common import REGION, TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
@@ -39,7 +39,7 @@ async def test_task_list_filters_by_search_attribute(env, postgres_url, tmp_path
         async with workers(env, db.engine, tmp_path, workday_seconds=1):
             await client.start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=code), id=plan_workflow_id(code),
                                         task_queue=TASK_QUEUE)
-            usccs = await wait_for(lambda: dispatched_targets(db.engine, task.task_id), timeout=120,
+            usccs = await wait_for(lambda: waiting_targets(client, db.engine, task.task_id), timeout=120,
                                    what="dispatched targets")
             assert len(usccs) >= 2, usccs
             entered, late = usccs[0], usccs[1:]

@@ -163,6 +163,19 @@ def dispatched_targets(engine: Engine, task_id: str) -> list[str] | None:
     return list(rows) if drawn and len(rows) == drawn else None
 
 
+async def waiting_targets(client: Client, engine: Engine, task_id: str) -> list[str] | None:
+    """The dispatched targets once each waits for its check in the run it continued into (a target opens
+    in one run and waits in the next); None before. Query targets only then: the time-skipping server
+    never answers a query that reaches a run as it continues as new (the dev server does)."""
+    usccs = dispatched_targets(engine, task_id)
+    for uscc in usccs or []:
+        events = await history_events(client, target_workflow_id(task_id, uscc))
+        continued = events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        if not continued or EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED not in [e.event_type for e in events]:
+            return None
+    return usccs
+
+
 def target_row(engine: Engine, task_id: str, uscc: str) -> dict:
     with engine.connect() as c:
         row = c.execute(select(schema.targets).where(schema.targets.c.task_id == task_id,

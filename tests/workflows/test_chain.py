@@ -12,7 +12,7 @@ from domain.records import CheckRecord, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI
 from runtime.commands import CommandRefused, send, target_status
 from runtime.plans import load_plan
-from tests.workflows.support import dispatched_targets, make_workers, people, plan_file, wait_for
+from tests.workflows.support import make_workers, people, plan_file, wait_for, waiting_targets
 from workflows.common import plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
@@ -33,7 +33,7 @@ async def test_plan_runs_to_published_results_and_follow_ups(ts_env, directories
             execution_timeout=timedelta(days=400))
 
         # Time passes the announcement and redraw windows; then every target is open.
-        usccs = await wait_for(lambda: dispatched_targets(engine, task_id), env=ts_env)
+        usccs = await wait_for(lambda: waiting_targets(ts_env.client, engine, task_id), env=ts_env)
 
         categories = ["no_issue", "pending_investigation", "unreachable"]
         for n, uscc in enumerate(usccs):

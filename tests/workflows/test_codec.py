@@ -51,8 +51,16 @@ from runtime.examples import import_examples
 from runtime.plans import load_plan
 from runtime.timeline import timeline
 from tests.conftest import venv_binary
-from tests.workflows.support import (ALL_PASS, dispatched_targets, people, plan_file, server_today, start_plan,
-                                     terminate_chain, wait_for)
+from tests.workflows.support import (
+    ALL_PASS,
+    people,
+    plan_file,
+    server_today,
+    start_plan,
+    terminate_chain,
+    wait_for,
+    waiting_targets,
+)
 from workflows.common import HEAVY_TASK_QUEUE, SEARCH_ATTRIBUTES, target_workflow_id, task_workflow_id
 
 OLD_KEY, NEW_KEY = os.urandom(32), os.urandom(32)
@@ -288,7 +296,7 @@ async def run_chain(env, client: Client, engine, tmp_path, prefix: str, industry
     try:
         async with main, heavy:
             handle = await start_plan(client, code, queue)
-            usccs = await wait_for(lambda: dispatched_targets(engine, task_id), env=env)  # past the redraw window
+            usccs = await wait_for(lambda: waiting_targets(client, engine, task_id), env=env)  # past the redraw window
             reviewer = people(engine, "reviewer")[0]
             inspectors: set[str] = set()
             for n, uscc in enumerate(usccs):

@@ -39,7 +39,6 @@ from runtime.plans import load_plan
 from tests.workflows.support import (
     ALL_PASS,
     alerts_of,
-    dispatched_targets,
     history_events,
     make_workers,
     people,
@@ -54,6 +53,7 @@ from tests.workflows.support import (
     terminate_chain,
     timer_fire_times,
     wait_for,
+    waiting_targets,
 )
 from workflows.common import OVERDUE, target_workflow_id
 
@@ -203,7 +203,7 @@ async def scenario(ts_env, directories, tmp_path_factory):
         try:
             await start_plan(client, code, queue)
             # Past the announcement and redraw windows (one working day each) to the dispatched targets.
-            usccs = await wait_for(lambda: dispatched_targets(engine, task_id), timeout=90, env=env,
+            usccs = await wait_for(lambda: waiting_targets(client, engine, task_id), timeout=90, env=env,
                                    skip=timedelta(hours=6))
             assert len(usccs) >= 2, usccs
             seen.late, seen.checked = usccs[0], usccs[1]

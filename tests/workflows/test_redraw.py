@@ -16,13 +16,13 @@ from runtime.plans import load_plan
 from runtime.commands import send, target_status
 from tests.workflows.support import (
     ALL_PASS,
-    dispatched_targets,
     history_events,
     make_workers,
     people,
     plan_file,
     target_row,
     wait_for,
+    waiting_targets,
 )
 from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
@@ -77,7 +77,7 @@ async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
         assert (OUTSIDE_FILTER, "targeted") in [(u, k) for u, k in targets]
 
         # One target closes before the cancellation: telling it finds no open run, and it counted itself.
-        usccs = await wait_for(lambda: dispatched_targets(engine, task_id), env=ts_env)
+        usccs = await wait_for(lambda: waiting_targets(ts_env.client, engine, task_id), env=ts_env)
         closed = usccs[0]
         team = (await target_status(ts_env.client, task_id, closed)).teams[0].inspectors
         await send(ts_env.client, task_id, closed, "check", CheckRecord(inspectors=team, method="document"))

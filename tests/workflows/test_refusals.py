@@ -56,7 +56,6 @@ from tests.workflows.support import (
     UNIT,
     alerts_of,
     dev_server,
-    dispatched_targets,
     history_events,
     make_workers,
     people,
@@ -68,6 +67,7 @@ from tests.workflows.support import (
     target_row,
     terminate_chain,
     wait_for,
+    waiting_targets,
 )
 from workflows.common import HEAVY_TASK_QUEUE, target_workflow_id
 from workflows.target import TargetInspectionWorkflow
@@ -171,7 +171,7 @@ async def chain(ts_env, directories, tmp_path_factory):
             # The heavy worker only until dispatch: its queue is global, and another test starts its own.
             async with heavy:
                 await start_plan(env.client, code, queue)
-                usccs = await wait_for(lambda: dispatched_targets(engine, task_id), timeout=90, env=env,
+                usccs = await wait_for(lambda: waiting_targets(env.client, engine, task_id), timeout=90, env=env,
                                        skip=timedelta(hours=6))
             assert len(usccs) >= 5, usccs
             running = Targets(env.client, engine, plan, usccs, speculative_updates=False)
@@ -468,7 +468,7 @@ async def test_side_effects_retried_after_their_write_are_not_doubled(ts_env, di
     async with flaky, heavy:
         try:
             await start_plan(client, code, queue)
-            usccs = await wait_for(lambda: dispatched_targets(engine, task_id), timeout=90, env=env,
+            usccs = await wait_for(lambda: waiting_targets(env.client, engine, task_id), timeout=90, env=env,
                                    skip=timedelta(hours=6))
             uscc = usccs[0]
             team = (await target_status(client, task_id, uscc)).teams[0].inspectors

@@ -36,7 +36,7 @@ from runtime.examples import shifted_plan
 from runtime.plans import load_plan
 from runtime.queries import metrics
 from runtime.report import render_report
-from tests.workflows.support import dispatched_targets, make_workers, people, wait_for
+from tests.workflows.support import make_workers, people, wait_for, waiting_targets
 from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
@@ -136,7 +136,7 @@ async def _run_year(env, engine, queue, main, heavy, code, task_id, cancelled_id
         assert "cancelled" in await wait_for(adjusted)
 
         # Past the announcement and redraw windows (a working day each) to the dispatched targets.
-        usccs = await wait_for(lambda: dispatched_targets(engine, task_id), env=env)
+        usccs = await wait_for(lambda: waiting_targets(env.client, engine, task_id), env=env)
         categories = ["no_issue", "pending_investigation", "unreachable", "no_activity"]
         reviewer = people(engine, "reviewer")[0]
         for n, uscc in enumerate(usccs):

@@ -21,7 +21,7 @@ from runtime.timeline import timeline
 from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 from workflows.target import TargetInspectionWorkflow
-from tests.workflows.support import dispatched_targets, make_workers, people, plan_file, wait_for
+from tests.workflows.support import make_workers, people, plan_file, wait_for, waiting_targets
 
 pytestmark = pytest.mark.postgres
 
@@ -68,7 +68,7 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
             AnnualPlanWorkflow.run, PlanRun(plan_code=code), id=plan_workflow_id(code), task_queue=queue,
             execution_timeout=timedelta(days=400))
         # Past the announcement and redraw windows (one working day each) to the dispatched targets.
-        usccs = await wait_for(lambda: dispatched_targets(engine, task_id), timeout=90)
+        usccs = await wait_for(lambda: waiting_targets(client, engine, task_id), timeout=90)
         assert len(usccs) >= 2, usccs
         reviewer = people(engine, "reviewer")[0]
 
