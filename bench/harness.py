@@ -38,6 +38,7 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 
 from db import schema  # noqa: E402
 from db.engine import make_engine, migrate, normalize_url  # noqa: E402
+from runtime.timeline import execution_chain  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 UNIT = "360202-SCJ"  # the demo plan's first task: item GS-001, review required
@@ -162,11 +163,11 @@ RECOUNTS = {"finished_targets", "bare_count", "targets_finished"}
 RECOUNT = " (recount)"
 
 
-def event_counts(history) -> Counter:
-    """Counts by event type, the recounts' events under their type + RECOUNT."""
+def event_counts(events) -> Counter:
+    """Counts by event type of one run's events, the recounts' events under their type + RECOUNT."""
     counts: Counter = Counter()
     activity_of: dict[int, str] = {}
-    for e in history.events:
+    for e in events:
         name = EventType.Name(e.event_type)
         if e.HasField("activity_task_scheduled_event_attributes"):
             kind = activity_of[e.event_id] = e.activity_task_scheduled_event_attributes.activity_type.name
@@ -182,25 +183,14 @@ def event_counts(history) -> Counter:
     return counts
 
 
-async def chain_counts(client, workflow_id: str, first_run_id: str | None = None) -> list[Counter]:
-    """Event counts by type of each run of a continue-as-new chain, first to last (by default the chain
-    of the workflow id's latest run)."""
-    if first_run_id is None:
-        latest = await client.get_workflow_handle(workflow_id).fetch_history()
-        first_run_id = latest.events[0].workflow_execution_started_event_attributes.first_execution_run_id
-    counts, run_id = [], first_run_id
-    while run_id:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        counts.append(event_counts(history))
-        last = history.events[-1]
-        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-                  if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW else None)
-    return counts
+async def chain_counts(client, workflow_id: str) -> list[Counter]:
+    """Event counts by type of each run of the workflow id's latest continue-as-new chain, first to last."""
+    return [event_counts(events) for events in await execution_chain(client, workflow_id)]
 
 
-async def chain_lengths(client, workflow_id: str, first_run_id: str) -> list[int]:
-    """History length of each run of a continue-as-new chain, first to last."""
-    return [sum(c.values()) for c in await chain_counts(client, workflow_id, first_run_id)]
+async def chain_lengths(client, workflow_id: str) -> list[int]:
+    """History length of each run of the workflow id's latest continue-as-new chain, first to last."""
+    return [sum(c.values()) for c in await chain_counts(client, workflow_id)]
 
 
 # --- processes ---------------------------------------------------------------------------------

@@ -119,7 +119,7 @@ async def finish_phase(client: Client, task_id: str, handle, args, label: str) -
     await client.get_workflow_handle(task_workflow_id(task_id)).signal(InspectionTaskWorkflow.cancel, "bench: withdrawn")
     assert await asyncio.wait_for(handle.result(), timeout=args.timeout) == "cancelled"
     print(f"{label}: cancelled, every target stopped, task closed in {time.perf_counter() - t0:.0f} s", flush=True)
-    return await harness.chain_lengths(client, task_workflow_id(task_id), handle.first_execution_run_id)
+    return await harness.chain_lengths(client, task_workflow_id(task_id))
 
 
 async def main_async(args) -> None:

@@ -23,8 +23,8 @@ flags) and the same client pattern (a status query, then query + update per comm
 
 Runs interleave after one small warm-up of each: real, bare, real, bare, ... After the first pair, each
 run of one real target and one bare target (neither its task's last to close: only that one signals the
-task), and the real and the bare task chains summed over their runs, must have the same count of every event type but the workflow-task ones (printed; the bench fails
-if they differ). --profile DIR adds one more real run (--profile-targets) after the timed ones, with
+task), and the real and the bare task chains summed over their runs, must have the same count of every
+event type but the workflow-task ones (printed; the bench fails if they differ). --profile DIR adds one more real run (--profile-targets) after the timed ones, with
 py-spy (the dev extra) attached to the real worker and SQL/activity counters in it.
 
 CPU seconds of the workers, the dev server, our database's PostgreSQL backends and the bench itself are
@@ -157,7 +157,7 @@ async def real_run(client: Client, engine, usccs: list[str], args, queue: str, l
           and db["leads"] == ({"closed": n} if args.follow_up else {}) and db["undelivered"] == 0)
     if not ok:
         raise SystemExit(f"FAILED: the real run did not finish its job: outcome={outcome} db={db}")
-    chain = await harness.chain_counts(client, task_workflow_id(task_id), handle.first_execution_run_id)
+    chain = await harness.chain_counts(client, task_workflow_id(task_id))
     return {"kind": "real", "targets": n, "seconds": seconds, "per_s": n / seconds, "poll_retries": retries.n,
             "load": os.getloadavg()[0],
             "task_id": task_id, "samples": [target_workflow_id(task_id, u) for u in usccs[n // 2:n // 2 + 2]],
@@ -184,7 +184,7 @@ async def bare_run(client: Client, n: int, args, queue: str, label: str) -> dict
     seconds = time.perf_counter() - t0
     cpu = meter.stop()
     await stub.result()
-    chain = await harness.chain_counts(client, f"bare-task/{task_id}", handle.first_execution_run_id)
+    chain = await harness.chain_counts(client, f"bare-task/{task_id}")
     return {"kind": "bare", "targets": n, "seconds": seconds, "per_s": n / seconds, "poll_retries": retries.n,
             "load": os.getloadavg()[0],
             "task_id": task_id, "samples": [bare_target_id(task_id, k) for k in keys[n // 2:n // 2 + 2]],

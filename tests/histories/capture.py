@@ -54,5 +54,6 @@ async def capture(workflow_ids: list[str]) -> None:
                 manifest.write(f"{digest}  {target.relative_to(CORPUS)}\n")
             print(f"{workflow_id} → {target.relative_to(CORPUS.parent.parent)} ({len(history.events)} events)")
 
+
 if __name__ == "__main__":
     asyncio.run(capture(sys.argv[1:]))
