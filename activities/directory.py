@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, literal, or_, select
 
-from activities.store import not_found
+from activities.common import not_found
 from db import schema
 
 

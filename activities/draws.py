@@ -16,7 +16,8 @@ from temporalio import activity
 
 from activities.directory import entity_name, has_any_label, in_force, items_of, split, task_line
 from activities.register import publish
-from activities.store import canonical_json, insert_once, not_found, one_by, workflow_id
+from activities.common import not_found, workflow_id
+from store.common import canonical_json, insert_once, one_by
 from activities.targets import open_targets, target_counts
 from db import schema
 from domain import dispatch as dispatch_protocol

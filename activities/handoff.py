@@ -16,7 +16,8 @@ from sqlalchemy import Connection, Engine, select, update
 from temporalio import activity
 
 from activities.directory import entity_name, task_line
-from activities.store import canonical_json, insert_once, not_found, one_by, workflow_id
+from activities.common import not_found, workflow_id
+from store.common import canonical_json, insert_once, one_by
 from db import schema
 from domain.categories import ORDER_KINDS, ORDER_WORKING_DAYS, FollowUpKind
 from domain.records import Delivery, FollowUpClosing, FollowUpOpened, FollowUpStep

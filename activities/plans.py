@@ -8,7 +8,8 @@ from sqlalchemy import Engine, select, update
 from temporalio import activity
 
 from activities.register import publish
-from activities.store import insert_once, not_found, one_by, workflow_id
+from activities.common import not_found, workflow_id
+from store.common import insert_once, one_by
 from db import schema
 from domain.records import AdjustmentPublished, AdjustmentStep, PlanPublished, PlanRun, TaskSlot
 from domain.workdays import SHANGHAI

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from activities.store import canonical_json, insert_once
+from store.common import canonical_json, insert_once
 from db import schema
 
 

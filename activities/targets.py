@@ -10,7 +10,8 @@ from temporalio.exceptions import ApplicationError
 from activities.directory import entity_name, in_force, items_of, people_with_role, review_required, split, task_line
 from activities.handoff import Notifier
 from activities.register import publish
-from activities.store import insert_once, not_found, one_by, workflow_id
+from activities.common import not_found, workflow_id
+from store.common import insert_once, one_by
 from db import schema
 from domain.categories import category
 from domain.records import (

@@ -9,6 +9,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 
+__all__ = ["Engine", "make_engine", "migrate", "normalize_url"]  # the handle the layers above store/ pass around
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 

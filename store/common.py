@@ -1,4 +1,4 @@
-"""Idempotent writes shared by the activities.
+"""Idempotent writes shared by the store modules.
 
 Activities run at least once. Every row a workflow step writes carries (workflow_id, step) under a
 unique constraint, so the retry of a step whose transaction already committed writes nothing
@@ -11,8 +11,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 
 def canonical_json(value: Any) -> str:
@@ -29,11 +27,3 @@ def insert_once(connection: Connection, table: Table, values: dict, keys: tuple[
 def one_by(connection: Connection, table: Table, **keys):
     row = connection.execute(select(table).where(and_(*(table.c[k] == v for k, v in keys.items())))).mappings().first()
     return row
-
-
-def not_found(what: str) -> ApplicationError:
-    return ApplicationError(f"{what} not found", type="NotFound", non_retryable=True)
-
-
-def workflow_id() -> str:
-    return activity.info().workflow_id

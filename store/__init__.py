@@ -1,0 +1,1 @@
+"""The one home of SQL: every query and write, per aggregate. Nothing outside store/ and db/ imports SQLAlchemy."""
