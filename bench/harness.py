@@ -38,7 +38,7 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 
 from db import schema  # noqa: E402
 from db.engine import make_engine, migrate, normalize_url  # noqa: E402
-from runtime.timeline import execution_chain  # noqa: E402
+from read.timeline import execution_chain  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 UNIT = "360202-SCJ"  # the demo plan's first task: item GS-001, review required

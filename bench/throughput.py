@@ -13,7 +13,7 @@ One real run: a task seeded by SQL in the state dispatch leaves it (N targets, a
 the draw itself is bench/draw.py's subject), the real InspectionTaskWorkflow started at stage
 DISPATCHED, which starts the N TargetInspectionWorkflow children page by page (continue-as-new every
 500); the bench is the inspectors and reviewers: --concurrency clients at once, each taking a target
-through runtime.commands.send (query + update, as the CLI does) for check, result and review; each
+through service.targets.send (query + update, as the CLI does) for check, result and review; each
 target then publishes, hands off credit feedback and a case lead, closes and signals the task. Timed
 from the task's start to the end of its continue-as-new chain. The database is checked afterwards:
 N targets closed, N results published, N leads closed, no outbox row undelivered.
@@ -63,7 +63,7 @@ from bare_types import BareTaskRun  # noqa: E402
 from db.engine import make_engine, migrate  # noqa: E402
 from domain.categories import ORDER_KINDS, category  # noqa: E402
 from domain.records import CheckRecord, ResultEntry, Review, Stage, TaskProgress, TaskRun  # noqa: E402
-from runtime.commands import send  # noqa: E402
+from service.targets import send  # noqa: E402
 from workflows.common import SEARCH_ATTRIBUTES, plan_workflow_id, target_workflow_id, task_workflow_id  # noqa: E402
 from workflows.target import TargetInspectionWorkflow  # noqa: E402
 from workflows.task import InspectionTaskWorkflow  # noqa: E402
@@ -116,7 +116,7 @@ async def drive_bare(client: Client, task_id: str, key: str, retries: Retries) -
     status = await handle.query("status")
     assert status["opened"] and status["stage"] == "dispatched", status
     for verb, update in (("check", "record_check"), ("result", "enter_result"), ("review", "review_result")):
-        status = await handle.query("status")  # as runtime.commands.send: status first, then the update
+        status = await handle.query("status")  # as service.targets.send: status first, then the update
         update_id = f"{verb}-{status['commands']}-{hashlib.sha256(verb.encode()).hexdigest()[:16]}"
         try:
             await handle.execute_update(update, {"by": "bench"}, id=update_id, result_type=str)

@@ -33,7 +33,8 @@ from domain.workdays import SHANGHAI
 from runtime import config
 from runtime.client import connect
 from runtime.archive import verify_chain
-from runtime.commands import CommandRefused, send, target_status
+from service.errors import Refused
+from service.targets import send, status as target_status
 from runtime.examples import import_examples, shifted_plan
 from runtime.plans import load_plan
 from runtime.queries import year_summary
@@ -87,7 +88,7 @@ class Demo:
             try:
                 if not await self.step(task_id, uscc, role, status):
                     await asyncio.sleep(0.5)
-            except CommandRefused as refused:  # a race with the workflow's own progress: look again
+            except Refused as refused:  # a race with the workflow's own progress: look again
                 self.refusals += 1
                 self.out(f"  (refused, retrying: {refused})")
                 await asyncio.sleep(0.5)

@@ -66,7 +66,7 @@ from db.engine import make_engine, migrate, normalize_url
 from domain.records import CheckRecord, PlanRun, Recheck, ResultEntry, Review, Stage
 from domain.workdays import SHANGHAI, calendar_from_env
 from runtime.client import WORKFLOWS
-from runtime.commands import send, target_status
+from service.targets import send, status as target_status
 from runtime.config import read_server_file
 from runtime.examples import import_examples, shifted_plan
 from runtime.plans import load_plan

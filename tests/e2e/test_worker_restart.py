@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from db import schema
 from domain.records import CheckRecord, PlanRun, Recheck, ResultEntry, Review, Stage
 from domain.workdays import SHANGHAI
-from runtime.commands import send, target_status
+from service.targets import send, status as target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
 from tests.conftest import venv_binary

@@ -19,7 +19,7 @@ from temporalio.client import WorkflowHistory
 from runtime import config
 from runtime.client import connect
 from runtime.codec import codec_for, decrypt_in_place
-from runtime.timeline import execution_chain
+from read.timeline import execution_chain
 
 CORPUS = Path(__file__).resolve().parent
 MANIFEST = CORPUS / "MANIFEST.sha256"  # one line per history: the replay test fails if any file changed

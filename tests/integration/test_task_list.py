@@ -13,7 +13,7 @@ import pytest
 
 from domain.records import CheckRecord, PlanRun, ResultEntry
 from domain.workdays import SHANGHAI
-from runtime.commands import send, target_status
+from service.targets import send, status as target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
 from tests.conftest import own_schema

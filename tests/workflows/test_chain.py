@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from db import schema
 from domain.records import CheckRecord, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI
-from runtime.commands import CommandRefused, send, target_status
+from service.errors import Refused
+from service.targets import send, status as target_status
 from runtime.plans import load_plan
 from tests.workflows.support import make_workers, people, plan_file, wait_for, waiting_targets
 from workflows.common import plan_workflow_id
@@ -41,10 +42,10 @@ async def test_plan_runs_to_published_results_and_follow_ups(ts_env, directories
             team = status.teams[0].inspectors
             ctx_points = ["GS-001-1", "GS-001-2", "GS-001-3"]
             # Refused: one inspector only, and someone not on the team.
-            with pytest.raises(CommandRefused, match="at least two"):
+            with pytest.raises(Refused, match="at least two"):
                 await send(ts_env.client, task_id, uscc, "check",
                            CheckRecord(inspectors=[team[0]], method="document"))
-            with pytest.raises(CommandRefused, match="not on this target's team"):
+            with pytest.raises(Refused, match="not on this target's team"):
                 await send(ts_env.client, task_id, uscc, "check",
                            CheckRecord(inspectors=[team[0], "JDZ-NOBODY"], method="document"))
             check = CheckRecord(inspectors=team, method="document")

@@ -46,10 +46,11 @@ from runtime.client import WORKFLOWS, build_worker
 from runtime.codec import (ENCODING, KEY_ID, AesGcmCodec, CodecKeyError, converter_with, data_converter,
                            decrypt_in_place, is_encrypted, parse_keys, payloads_in)
 from runtime.codec_server import CodecServer
-from runtime.commands import CommandRefused, send, target_status
+from service.errors import Refused
+from service.targets import send, status as target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
-from runtime.timeline import timeline
+from read.timeline import timeline
 from tests.conftest import venv_binary
 from tests.workflows.support import (
     ALL_PASS,
@@ -303,7 +304,7 @@ async def run_chain(env, client: Client, engine, tmp_path, prefix: str, industry
                 team = (await target_status(client, task_id, uscc)).teams[0].inspectors
                 inspectors.update(team)
                 if n == 0:  # a refusal's message comes back readable (failure attributes are encrypted)
-                    with pytest.raises(CommandRefused, match="at least two"):
+                    with pytest.raises(Refused, match="at least two"):
                         await send(client, task_id, uscc, "check", CheckRecord(inspectors=team[:1], method="document"))
                 await send(client, task_id, uscc, "check", CheckRecord(inspectors=team, method="document"))
                 await send(client, task_id, uscc, "result", ResultEntry(

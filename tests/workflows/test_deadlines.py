@@ -33,7 +33,7 @@ from domain.workdays import (
     load_holiday_dir,
     load_holiday_file,
 )
-from runtime.commands import send, target_status
+from service.targets import send, status as target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
 from tests.workflows.support import (

@@ -13,7 +13,7 @@ from db import schema
 from domain.records import Adjustment, CheckRecord, PlanRun, Redraw, ResultEntry, Review, Stage, TargetedEntity
 from domain.workdays import SHANGHAI
 from runtime.plans import load_plan
-from runtime.commands import send, target_status
+from service.targets import send, status as target_status
 from tests.workflows.support import (
     ALL_PASS,
     history_events,

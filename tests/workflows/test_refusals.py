@@ -1,6 +1,6 @@
 """Nothing left behind, nothing doubled.
 
-- A refused update (each rule of the validators of TargetInspectionWorkflow) raises CommandRefused
+- A refused update (each rule of the validators of TargetInspectionWorkflow) raises Refused
   with a message that names the problem, and changes nothing: the same `targets` row, no alert,
   outbox, publication or follow-up row, and no event in the history — exactly the same history
   length on the real server; on the time-skipping server, which has no speculative workflow tasks,
@@ -46,7 +46,8 @@ from domain.records import (
 )
 from domain.workdays import Deadlines, calendar_from_env
 from runtime.client import build_worker
-from runtime.commands import CommandRefused, send, target_status
+from service.errors import Refused
+from service.targets import send, status as target_status
 from runtime.examples import import_examples
 from runtime.plans import load_plan
 from tests.conftest import own_schema
@@ -137,7 +138,7 @@ class Targets:
     async def refused(self, uscc: str, verb: str, command, *named: str) -> str:
         """Send a command that must be refused; the refusal names `named`; nothing changes."""
         events, row, rows = await self.snapshot(uscc)
-        with pytest.raises(CommandRefused) as refusal:
+        with pytest.raises(Refused) as refusal:
             await send(self.client, self.task_id, uscc, verb, command)
         message = str(refusal.value)
         for fragment in named:
@@ -322,7 +323,7 @@ async def test_malformed_update_payloads_are_refused_and_change_nothing(chain):
     from hypothesis import strategies as st
     from temporalio.client import WorkflowUpdateFailedError
 
-    from runtime.commands import reasons
+    from service.gateway import reasons
 
     assert len(chain.usccs) >= 6, "needs a sixth target that no other test uses"
     uscc, loop = chain.usccs[5], asyncio.get_running_loop()

@@ -31,7 +31,7 @@ from temporalio.service import RPCError
 from db import schema
 from domain.records import Adjustment, CheckRecord, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI
-from runtime.commands import send, target_status
+from service.targets import send, status as target_status
 from runtime.examples import shifted_plan
 from runtime.plans import load_plan
 from runtime.queries import metrics

@@ -1,0 +1,91 @@
+"""What every verb shares: the acting identity, output, argument types and the errors a person corrects."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from domain.access import Actor
+
+EXIT_REFUSED = 2  # bad input or a refused command: nothing changed
+EXIT_FAILED = 1
+
+
+class UsageError(Exception):
+    """A command the operator must correct; printed without a traceback."""
+
+
+def operator(identity: str | None = None) -> Actor:
+    """Who acts from this shell: the id a human verb names (until `spotcheck login` replaces the flag)."""
+    return Actor(id=identity or "operator", method="cli-local")
+
+
+def year(text: str) -> int:
+    """--year: a plan year (2000-2999, as in the plan file)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a year (YYYY)") from None
+    if not 2000 <= value <= 2999:
+        raise argparse.ArgumentTypeError(f"{text[:40]} is not a year from 2000 to 2999")
+    return value
+
+
+def draw_seq(text: str) -> int:
+    """--draw-seq: a draw's number (1, 2, …)."""
+    try:
+        seq = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a draw number (1, 2, …)") from None
+    if not 1 <= seq <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"{text[:40]} is not a draw number (1, 2, …)")
+    return seq
+
+
+def output_path(option: str, value: str) -> Path:
+    """A file a command writes: checked before anything is read or written."""
+    path = Path(value).resolve()
+    if path.is_dir():
+        raise UsageError(f"{option} {value}: is a directory; name the file to write")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {value}: directory {path.parent} does not exist")
+    return path
+
+
+def emit(args, data, text: str | None = None) -> None:
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, default=str, indent=1))
+    elif text is not None:
+        print(text)
+    else:
+        print(json.dumps(data, ensure_ascii=False, default=str, indent=2))
+
+
+def fail(args, message: str) -> None:
+    print(f"spotcheck {args.verb}: {message}", file=sys.stderr)
+
+
+class Verbs:
+    """The parser's verbs: `add(group, name, handler, help)` puts a verb at the top (group None) or in a group."""
+
+    def __init__(self, root: argparse.ArgumentParser, groups: dict[str, str]) -> None:
+        self._top = root.add_subparsers(dest="verb", required=True)
+        self._help = groups
+        self._groups: dict[str, argparse._SubParsersAction] = {}
+
+    def add(self, group: str | None, name: str, handler, help_text: str,
+            json_flag: bool = True) -> argparse.ArgumentParser:
+        p = self._parent(group).add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print one JSON document")
+        return p
+
+    def _parent(self, group: str | None):
+        if group is None:
+            return self._top
+        if group not in self._groups:
+            self._groups[group] = self._top.add_parser(group, help=self._help[group]).add_subparsers(
+                dest="sub", required=True)
+        return self._groups[group]

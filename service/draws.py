@@ -1,0 +1,46 @@
+"""The planner's commands on a task's draw: a targeted entity, the entropy value, a redraw."""
+from __future__ import annotations
+
+from temporalio.client import Client
+
+from activities.directory import entity_name
+from domain.access import Actor
+from domain.commands import command_key
+from domain.records import EntropyEntry, Redraw, TargetedEntity
+from domain.uscc import uscc_problem
+from runtime.context import Context
+from service import gateway
+from service.errors import Invalid, NotFound
+from workflows.common import task_workflow_id
+from workflows.task import InspectionTaskWorkflow
+
+
+def _handle(client: Client, task_id: str):
+    return client.get_workflow_handle_for(InspectionTaskWorkflow.run, task_workflow_id(task_id))
+
+
+async def _send(client: Client, task_id: str, verb: str, method, command) -> str:
+    return await gateway.update(_handle(client, task_id), method, command, what=f"task {task_id}",
+                                update_id=command_key(verb, command))
+
+
+async def add_targeted_entity(ctx: Context, actor: Actor, task_id: str, uscc: str,
+                              reason: str) -> str:
+    problem = uscc_problem(uscc)
+    if problem:
+        raise Invalid(f"USCC {uscc!r}: {problem}")
+    with ctx.engine().connect() as connection:
+        if not entity_name(connection, uscc):
+            raise NotFound(f"USCC {uscc} is not in the entity directory")
+    return await _send(await ctx.client(), task_id, "target", InspectionTaskWorkflow.add_target,
+                       gateway.build(TargetedEntity, uscc=uscc, reason=reason))
+
+
+async def enter_entropy(ctx: Context, actor: Actor, task_id: str, value: str) -> str:
+    return await _send(await ctx.client(), task_id, "entropy", InspectionTaskWorkflow.enter_entropy,
+                       gateway.build(EntropyEntry, value=value))
+
+
+async def redraw(ctx: Context, actor: Actor, task_id: str, *, reason: str, approver: str) -> str:
+    return await _send(await ctx.client(), task_id, "redraw", InspectionTaskWorkflow.redraw,
+                       gateway.build(Redraw, reason=reason, approver=approver))

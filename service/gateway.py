@@ -1,0 +1,73 @@
+"""How the command service reaches a workflow: one update path, one idempotency key, errors as sentences.
+
+Every door sends human steps through here, so a command is named the same way (domain/commands.py)
+whether it came from the CLI, the API or the demo, and a refusal reads the same everywhere.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from service.errors import Invalid, NotFound, Refused
+
+
+def reasons(failure: BaseException | None) -> str:
+    """The messages along a failure's cause chain: "Failed decoding arguments" alone names nothing."""
+    messages: list[str] = []
+    while failure is not None:
+        message = getattr(failure, "message", None) or str(failure)
+        if message and message not in messages:
+            messages.append(message)
+        failure = failure.__cause__ or getattr(failure, "cause", None)
+    return ": ".join(messages)
+
+
+def build(model: type[BaseModel], **fields: Any) -> Any:
+    """A command record from a door's fields; a malformed one is refused naming every bad field."""
+    try:
+        return model(**fields)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise Invalid(f"invalid input: {problems}") from error
+
+
+async def update(handle: WorkflowHandle, method: Callable, command: BaseModel, *, what: str,
+                 update_id: str | None = None) -> str:
+    """Send one update; a refusal by the workflow's validator, a closed or a missing workflow reads as a sentence."""
+    try:
+        return await handle.execute_update(method, command, id=update_id)
+    except WorkflowUpdateFailedError as error:
+        raise Refused(reasons(error.cause)) from error
+    except RPCError as error:
+        raise missing(error, what) from error
+
+
+async def query(handle: WorkflowHandle, method: Callable, *, what: str) -> Any:
+    try:
+        return await handle.query(method)
+    except RPCError as error:
+        raise missing(error, what) from error
+
+
+async def signal(handle: WorkflowHandle, method: Callable, arg: BaseModel, *, what: str) -> None:
+    try:
+        await handle.signal(method, arg)
+    except RPCError as error:
+        raise missing(error, what) from error
+
+
+def missing(error: RPCError, what: str) -> Exception:
+    """NOT_FOUND and a closed workflow are the sender's mistake; anything else is the server's failure."""
+    if error.status == RPCStatusCode.NOT_FOUND:
+        text = error.message.lower()
+        if "completed" in text or "closed" in text or "finished" in text:
+            return Refused(f"{what} has closed and takes no more commands")
+        return NotFound(f"no {what} is running")
+    return error
+
+
+def client_handle(client: Client, run: Callable, workflow_id: str) -> WorkflowHandle:
+    return client.get_workflow_handle_for(run, workflow_id)

@@ -1,0 +1,98 @@
+"""The human steps on one target: field signals, check, result, review, assignment, re-check.
+
+Each takes the acting identity; the record the workflow receives names that actor, never a door's
+field. The workflow's validators judge the rules (team, reviewer not on the team, stage), so no door
+can skip them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from pydantic import BaseModel
+from temporalio.client import Client
+
+from domain.access import Actor
+from domain.commands import command_key, command_text
+from domain.records import CheckRecord, FieldSignal, ManualAssignment, Recheck, ResultEntry, Review, TargetStatus
+from runtime.context import Context
+from service import gateway
+from workflows.common import target_workflow_id
+from workflows.target import TargetInspectionWorkflow
+
+UPDATES: dict[str, Callable] = {
+    "check": TargetInspectionWorkflow.record_check,
+    "result": TargetInspectionWorkflow.enter_result,
+    "review": TargetInspectionWorkflow.review_result,
+    "assign": TargetInspectionWorkflow.assign_team,
+    "recheck": TargetInspectionWorkflow.record_recheck,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    accepted: bool
+    already_recorded: bool
+    message: str
+
+
+def _what(task_id: str, uscc: str) -> str:
+    return f"inspection of {uscc} in task {task_id}"
+
+
+def _handle(client: Client, task_id: str, uscc: str):
+    return client.get_workflow_handle_for(TargetInspectionWorkflow.run, target_workflow_id(task_id, uscc))
+
+
+async def status(client: Client, task_id: str, uscc: str) -> TargetStatus:
+    return await gateway.query(_handle(client, task_id, uscc), TargetInspectionWorkflow.status,
+                               what=_what(task_id, uscc))
+
+
+async def send(client: Client, task_id: str, uscc: str, verb: str, command: BaseModel) -> Outcome:
+    """One human step: the same command as the last one accepted is answered as already recorded."""
+    handle = _handle(client, task_id, uscc)
+    current = await gateway.query(handle, TargetInspectionWorkflow.status, what=_what(task_id, uscc))
+    if current.last_command == command_text(verb, command):
+        return Outcome(accepted=True, already_recorded=True, message=f"already recorded: {verb}")
+    message = await gateway.update(handle, UPDATES[verb], command, what=_what(task_id, uscc),
+                                   update_id=command_key(verb, command, seq=current.commands))
+    return Outcome(accepted=True, already_recorded=False, message=message)
+
+
+async def field_signal(ctx: Context, actor: Actor, task_id: str, uscc: str, kind: str) -> str:
+    """Accepted or arrived: logged in the history, gates nothing."""
+    await gateway.signal(_handle(await ctx.client(), task_id, uscc), TargetInspectionWorkflow.field_signal,
+                         gateway.build(FieldSignal, kind=kind, inspector=actor.id), what=_what(task_id, uscc))
+    return f"{kind} logged"
+
+
+async def record_check(ctx: Context, actor: Actor, task_id: str, uscc: str, *, members: list[str], method: str,
+                       certificates_shown: bool, evidence: list[str]) -> Outcome:
+    command = gateway.build(CheckRecord, inspectors=members, method=method, certificates_shown=certificates_shown,
+                            evidence=evidence)
+    return await send(await ctx.client(), task_id, uscc, "check", command)
+
+
+async def enter_result(ctx: Context, actor: Actor, task_id: str, uscc: str, *, category: str,
+                       findings: dict[str, str], note: str) -> Outcome:
+    command = gateway.build(ResultEntry, inspector=actor.id, category=category, note=note, findings=findings)
+    return await send(await ctx.client(), task_id, uscc, "result", command)
+
+
+async def review_result(ctx: Context, actor: Actor, task_id: str, uscc: str, *, approve: bool,
+                        note: str) -> Outcome:
+    command = gateway.build(Review, reviewer=actor.id, approve=approve, note=note)
+    return await send(await ctx.client(), task_id, uscc, "review", command)
+
+
+async def assign_team(ctx: Context, actor: Actor, task_id: str, uscc: str, *, unit: str, inspectors: list[str],
+                      reason: str) -> Outcome:
+    command = gateway.build(ManualAssignment, unit=unit, inspectors=inspectors, by=actor.id, reason=reason)
+    return await send(await ctx.client(), task_id, uscc, "assign", command)
+
+
+async def record_recheck(ctx: Context, actor: Actor, task_id: str, uscc: str, *, passed: bool,
+                         note: str) -> Outcome:
+    command = gateway.build(Recheck, inspector=actor.id, passed=passed, note=note)
+    return await send(await ctx.client(), task_id, uscc, "recheck", command)
