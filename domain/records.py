@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from enum import Enum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from domain.categories import category
+from domain import results
+from domain.stages import Stage
 
 ID = r"^[A-Za-z0-9._-]{1,32}$"
-EVIDENCE = re.compile(r"^\S+#[0-9a-f]{64}$")
-METHODS = ("onsite", "document", "online", "entrusted")
 
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -37,24 +35,6 @@ class Command(Record):
         if any(isinstance(text, str) and _NOT_TEXT.search(text) for text in texts):
             raise ValueError("must be text without NUL characters or lone surrogates (\\u0000, \\ud800-\\udfff)")
         return value
-
-class Stage(str, Enum):
-    """Where a task or a target stands; also the `SpotcheckStage` search attribute."""
-
-    PUBLISHED = "published"  # plan
-    ANNOUNCED = "announced"
-    FROZEN = "frozen"
-    AWAITING_ENTROPY = "awaiting_entropy"
-    DRAWN = "drawn"
-    DISPATCHED = "dispatched"
-    IN_PROGRESS = "in_progress"
-    UNSTAFFED = "unstaffed"
-    CHECKED = "checked"
-    ENTERED = "entered"
-    APPROVED = "approved"
-    FOLLOW_UP = "follow_up"
-    CLOSED = "closed"
-    CANCELLED = "cancelled"
 
 # --- plan -------------------------------------------------------------------------------------
 class PlanRun(Record):
@@ -219,9 +199,6 @@ class TargetContext(Record):
     reminder_at: datetime
     window_end: datetime
 
-    def team_members(self) -> set[str]:
-        return {i for t in self.teams for i in t.inspectors}
-
 class CheckRecord(Command):
     inspectors: list[str] = Field(min_length=1)
     method: str
@@ -231,9 +208,7 @@ class CheckRecord(Command):
     @field_validator("evidence")
     @classmethod
     def _evidence(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not EVIDENCE.match(value):
-                raise ValueError(f"evidence {value!r} must be URI#sha256 (64 lowercase hex digits)")
+        results.evidence_fingerprinted(values)
         return values
 
 class ResultEntry(Command):
@@ -245,15 +220,13 @@ class ResultEntry(Command):
     @field_validator("category")
     @classmethod
     def _category(cls, value: str) -> str:
-        category(value)
+        results.known_category(value)
         return value
 
     @field_validator("findings")
     @classmethod
     def _findings(cls, values: dict[str, str]) -> dict[str, str]:
-        for point, outcome in values.items():
-            if outcome not in ("pass", "fail"):
-                raise ValueError(f"finding {point}:{outcome} must be pass or fail")
+        results.findings_pass_or_fail(values)
         return values
 
 class Review(Command):

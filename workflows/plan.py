@@ -25,8 +25,8 @@ with workflow.unsafe.imports_passed_through():
         TaskRun,
         TaskSlot,
     )
+    from domain.results import Refused
     from workflows.common import LIGHT, PLAN_YEAR, STAGE, task_workflow_id, wait_until
-    from workflows.target import Refused
     from workflows.task import InspectionTaskWorkflow
 
 

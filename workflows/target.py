@@ -1,7 +1,7 @@
 """One drawn (or targeted) entity's inspection: check → result → review → publication → follow-up.
 
-Human steps are updates whose validators hold every rule, so a refused command leaves no event
-and no row (R22). Every wait has a deadline: a missed one reminds or escalates, never passes
+Human steps are updates whose validators apply the rules of domain.results, so a refused command
+leaves no event and no row (R22). Every wait has a deadline: a missed one reminds or escalates, never passes
 silently. Handlers write their projection row before returning, under one lock, so the
 projection follows the order in which the history accepted the commands.
 """
@@ -16,6 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.handoff import HandoffActivities
     from activities.targets import TargetActivities
+    from domain import results
     from domain.categories import ORDER_KINDS, category
     from domain.records import (
         Alert,
@@ -54,10 +55,6 @@ with workflow.unsafe.imports_passed_through():
 
 # Targets opened since this patch continue as new where their long waits begin (_continue_at_wait).
 CONTINUES_AT_WAITS = "target-continues-at-waits"
-
-
-class Refused(ValueError):
-    """A validator's refusal: the command is not recorded."""
 
 
 # Outside the sandbox: a worker holds thousands of open targets, and the sandbox loads this module again
@@ -251,16 +248,7 @@ class TargetInspectionWorkflow:
 
     @record_check.validator
     def _validate_check(self, check: CheckRecord) -> None:
-        self._require_stage(Stage.DISPATCHED, what="record a check")
-        assert self._ctx
-        named = set(check.inspectors)
-        if len(named) < 2:
-            raise Refused(f"a check needs at least two inspectors of the team (R15); named: {', '.join(check.inspectors)}")
-        self._require_team(named)
-        if check.method not in self._ctx.methods:
-            raise Refused(f"method {check.method!r} is not allowed for this task's items; allowed: {', '.join(self._ctx.methods)}")
-        if check.method == "onsite" and not check.certificates_shown:
-            raise Refused("an onsite check must record that certificates were shown (R30): add --certificates-shown")
+        results.may_record_check(check, self._standing())
 
     @workflow.update
     async def enter_result(self, entry: ResultEntry) -> str:
@@ -277,17 +265,7 @@ class TargetInspectionWorkflow:
 
     @enter_result.validator
     def _validate_result(self, entry: ResultEntry) -> None:
-        self._require_stage(Stage.CHECKED, what="enter a result")
-        assert self._ctx
-        self._require_team({entry.inspector})
-        if category(entry.category).needs_note and not entry.note.strip():
-            raise Refused(f"category {entry.category!r} needs a note (--note)")
-        missing = sorted(set(self._ctx.checklist) - set(entry.findings))
-        unknown = sorted(set(entry.findings) - set(self._ctx.checklist))
-        if missing:
-            raise Refused(f"a finding is needed for each check point; missing: {', '.join(missing)}")
-        if unknown:
-            raise Refused(f"check points not in this task's checklists: {', '.join(unknown)}")
+        results.may_enter_result(entry, self._standing())
 
     @workflow.update
     async def review_result(self, review: Review) -> str:
@@ -308,14 +286,7 @@ class TargetInspectionWorkflow:
 
     @review_result.validator
     def _validate_review(self, review: Review) -> None:
-        self._require_stage(Stage.ENTERED, what="review a result")
-        assert self._ctx
-        if review.reviewer not in self._ctx.reviewers:
-            raise Refused(f"{review.reviewer} is not a reviewer of unit {self._ctx.unit}")
-        if review.reviewer in self._team_ids():
-            raise Refused(f"{review.reviewer} is on the inspection team and cannot review its result")
-        if not review.approve and not review.note.strip():
-            raise Refused("a return needs a note saying what to change")
+        results.may_review(review, self._standing())
 
     @workflow.update
     async def assign_team(self, assignment: ManualAssignment) -> str:
@@ -332,15 +303,7 @@ class TargetInspectionWorkflow:
 
     @assign_team.validator
     def _validate_assignment(self, assignment: ManualAssignment) -> None:
-        assert self._ctx
-        if self._stage in (Stage.APPROVED, Stage.FOLLOW_UP, Stage.CLOSED, Stage.CANCELLED):
-            raise Refused(f"the team cannot change once the result is approved (stage {self._stage.value})")
-        if assignment.unit not in {self._ctx.unit, *(t.unit for t in self._ctx.teams), *self._ctx.unstaffed_units}:
-            raise Refused(f"unit {assignment.unit} does not dispatch for this target")
-        if assignment.by not in self._ctx.supervisors:
-            raise Refused(f"{assignment.by} is not a supervisor of unit {self._ctx.unit}")
-        if len(set(assignment.inspectors)) < 2:
-            raise Refused("a team needs at least two different inspectors (R15)")
+        results.may_assign_team(assignment, self._standing())
 
     @workflow.update
     async def record_recheck(self, recheck: Recheck) -> str:
@@ -350,12 +313,7 @@ class TargetInspectionWorkflow:
 
     @record_recheck.validator
     def _validate_recheck(self, recheck: Recheck) -> None:
-        if self._stage != Stage.FOLLOW_UP or self._recheck is not None or not self._result:
-            raise Refused(f"no order is waiting for a re-check (stage {self._stage.value})")
-        kind = category(self._result.category).follow_up
-        if kind not in ORDER_KINDS:
-            raise Refused(f"the follow-up of {self._result.category!r} takes no re-check")
-        self._require_team({recheck.inspector})
+        results.may_record_recheck(recheck, self._standing())
 
     # --- field signals (logged, gate nothing) and queries --------------------------------------
     @workflow.signal
@@ -407,18 +365,9 @@ class TargetInspectionWorkflow:
         self._seq += 1
         self._last_command = f"{verb}:{command.model_dump_json()}"
 
-    def _require_stage(self, stage: Stage, what: str) -> None:
-        if self._cancel is not None:
-            raise Refused(f"the task was cancelled: {self._cancel}")
-        if self._ctx is None:
-            raise Refused("the target is still being dispatched; try again in a moment")
-        if self._stage != stage:
-            raise Refused(f"cannot {what} in stage {self._stage.value}")
-
-    def _require_team(self, named: set[str]) -> None:
-        outsiders = sorted(named - self._team_ids())
-        if outsiders:
-            raise Refused(f"not on this target's team: {', '.join(outsiders)} (team: {', '.join(sorted(self._team_ids()))})")
+    def _standing(self) -> results.Standing:
+        return results.Standing(stage=self._stage, ctx=self._ctx, team=frozenset(self._team_ids()),
+                                cancel=self._cancel, result=self._result, recheck=self._recheck)
 
     def _team_ids(self) -> set[str]:
         return {i for t in self._teams for i in t.inspectors}

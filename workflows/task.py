@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         TaskTargets,
         WorkingDaysLater,
     )
+    from domain.results import Refused
     from domain.uscc import uscc_problem
     from workflows.common import (
         CHILD_BATCH,
@@ -51,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         target_workflow_id,
         wait_until,
     )
-    from workflows.target import Refused, TargetInspectionWorkflow
+    from workflows.target import TargetInspectionWorkflow
 
 # Announcement-to-freeze and draw-to-dispatch windows of one working day (targeted entities; redraws).
 WINDOWS_PATCH = "targeting-and-redraw-windows"
