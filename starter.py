@@ -105,8 +105,8 @@ def cmd_codec_server(args, settings):
 
 # --- directories and the plan --------------------------------------------------------------------
 def cmd_import(args, settings):
-    from registry.importer import import_directory
     from runtime.progress import progress
+    from service.imports import import_directory
 
     engine = database(settings)
     with progress(f"import {Path(args.file).name}", json_output=args.json) as bar:  # a terminal only
@@ -753,9 +753,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from domain.plan import PlanInvalid
-    from registry.importer import ImportRejected
     from runtime.plans import PlanConflict
     from runtime.server import ServerError
+    from service.imports import ImportRejected
 
     args = parser().parse_args(argv)
     settings = config.load()

@@ -20,8 +20,8 @@ from db import schema
 from domain.records import CheckRecord, PlanRun, Recheck, ResultEntry, Review, Stage
 from domain.workdays import SHANGHAI
 from runtime.commands import send, target_status
-from runtime.examples import import_examples
 from runtime.plans import load_plan
+from service.imports import import_examples
 from tests.conftest import venv_binary
 from tests.workflows.support import plan_file
 from workflows.common import SEARCH_ATTRIBUTES, TASK_QUEUE, plan_workflow_id

@@ -35,9 +35,9 @@ from runtime.archive import SCHEDULE_ID, HistoryArchive, upsert_archive_schedule
 from runtime.client import WORKFLOWS
 from runtime.codec import AesGcmCodec, converter_with, new_key
 from runtime.commands import send, target_status
-from runtime.examples import import_examples
 from runtime.plans import load_plan
 from runtime.timeline import execution_chain, timeline
+from service.imports import import_examples
 from tests.conftest import own_schema
 from tests.integration.devserver import Cli, workers
 from tests.workflows.support import people, plan_file, wait_for, waiting_targets

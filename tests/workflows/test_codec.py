@@ -47,9 +47,9 @@ from runtime.codec import (ENCODING, KEY_ID, AesGcmCodec, CodecKeyError, convert
                            decrypt_in_place, is_encrypted, parse_keys, payloads_in)
 from runtime.codec_server import CodecServer
 from runtime.commands import CommandRefused, send, target_status
-from runtime.examples import import_examples
 from runtime.plans import load_plan
 from runtime.timeline import timeline
+from service.imports import import_examples
 from tests.conftest import venv_binary
 from tests.workflows.support import (
     ALL_PASS,

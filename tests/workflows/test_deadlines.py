@@ -34,8 +34,8 @@ from domain.workdays import (
     load_holiday_file,
 )
 from runtime.commands import send, target_status
-from runtime.examples import import_examples
 from runtime.plans import load_plan
+from service.imports import import_examples
 from tests.workflows.support import (
     ALL_PASS,
     alerts_of,
