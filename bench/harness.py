@@ -77,7 +77,7 @@ def xact_commits(admin_url: str, name: str) -> int:
 def prepare_directories(engine, entities: int) -> list[str]:
     """The example directories (units, items, inspectors, entities) plus `entities` synthetic entities in force."""
     from domain.uscc import make_uscc
-    from runtime.examples import import_examples
+    from service.imports import import_examples
 
     now = datetime.now(timezone.utc)
     import_examples(engine, now=now - timedelta(days=2))

@@ -99,7 +99,7 @@ def phase_floor(url: str, path: Path) -> dict:
 
 
 def phase_import(url: str, schema: str, path: Path, now: str) -> dict:
-    from registry.importer import import_directory
+    from service.imports import import_directory
 
     engine = make_engine(url, search_path=schema)
     started = time.perf_counter()

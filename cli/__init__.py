@@ -13,7 +13,7 @@ import sys
 from cli import draws, ops, plans, register, targets, tasks
 from cli.common import EXIT_FAILED, EXIT_REFUSED, UsageError, Verbs, fail
 from domain.plan import PlanInvalid
-from registry.importer import ImportRejected
+from service.imports import ImportRejected
 from runtime import config
 from runtime.context import Context
 from runtime.plans import PlanConflict

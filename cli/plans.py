@@ -6,7 +6,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cli.common import Verbs, emit, operator
-from registry.importer import import_directory
+from service.imports import import_directory
 from runtime.progress import progress
 from service import plans
 

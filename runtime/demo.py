@@ -35,7 +35,8 @@ from runtime.client import connect
 from runtime.archive import verify_chain
 from service.errors import Refused
 from service.targets import send, status as target_status
-from runtime.examples import import_examples, shifted_plan
+from service.imports import import_examples
+from runtime.examples import shifted_plan
 from runtime.plans import load_plan
 from runtime.queries import year_summary
 from runtime.server import server_running, start_server_background

@@ -1,20 +1,12 @@
-"""The sample directories shipped in examples/, and the demo plan built from its template."""
+"""The samples shipped in examples/ (service.imports.import_examples imports its directories), and the
+demo plan built from its template."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
-
-from registry.importer import ImportSummary, import_directory
-
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-DIRECTORIES = ("units", "items", "entities", "inspectors")  # in dependency order
-
-
-def import_examples(engine: Engine, now: datetime) -> list[ImportSummary]:
-    return [import_directory(engine, kind, EXAMPLES / f"{kind}.csv", now=now) for kind in DIRECTORIES]
 
 
 def shifted_plan(today: date, window_days: int, template: Path = EXAMPLES / "plan-template.json") -> bytes:

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, inspect, select, table
 
 from db.engine import make_engine, migrate
-from registry.importer import import_directory
+from service.imports import import_directory
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_NUL = st.characters(exclude_characters="\x00")  # argv cannot carry a NUL

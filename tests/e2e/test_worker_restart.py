@@ -20,7 +20,7 @@ from db import schema
 from domain.records import CheckRecord, PlanRun, Recheck, ResultEntry, Review, Stage
 from domain.workdays import SHANGHAI
 from service.targets import send, status as target_status
-from runtime.examples import import_examples
+from service.imports import import_examples
 from runtime.plans import load_plan
 from tests.conftest import venv_binary
 from tests.workflows.support import plan_file

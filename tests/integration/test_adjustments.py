@@ -20,7 +20,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from db import schema
 from domain.records import Adjustment, PlanPublished
 from domain.workdays import SHANGHAI
-from runtime.examples import EXAMPLES, import_examples
+from runtime.examples import EXAMPLES
+from service.imports import import_examples
 from tests.integration.devserver import Cli, workers
 from tests.workflows.support import wait_for
 from workflows.common import plan_workflow_id, task_workflow_id

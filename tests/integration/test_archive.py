@@ -35,7 +35,7 @@ from runtime.archive import SCHEDULE_ID, HistoryArchive, upsert_archive_schedule
 from runtime.client import WORKFLOWS
 from runtime.codec import AesGcmCodec, converter_with, new_key
 from service.targets import send, status as target_status
-from runtime.examples import import_examples
+from service.imports import import_examples
 from runtime.plans import load_plan
 from read.timeline import execution_chain, timeline
 from tests.conftest import own_schema

@@ -29,7 +29,6 @@ from db import schema
 from db.engine import normalize_url
 from domain.records import TargetedStep, TaskStep
 from domain.workdays import SHANGHAI
-from registry.importer import import_directory
 from runtime.audit_package import (
     export_dispatch,
     export_draw,
@@ -37,8 +36,9 @@ from runtime.audit_package import (
     verify_against_database,
     verify_from_files,
 )
-from runtime.examples import import_examples, shifted_plan
+from runtime.examples import shifted_plan
 from runtime.plans import load_plan
+from service.imports import import_directory, import_examples
 from tests.conftest import own_schema
 
 pytestmark = pytest.mark.postgres

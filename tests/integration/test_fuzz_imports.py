@@ -20,7 +20,9 @@ from sqlalchemy import select
 
 from db.schema import entities, import_batches, inspectors, items, units
 from domain.uscc import make_uscc
-from registry.importer import SPECS, Bad, ImportRejected, import_directory
+from domain.directory_cells import Bad
+from domain.directory_rows import SPECS
+from service.imports import ImportRejected, import_directory
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=timezone(timedelta(hours=8)))
 T1 = T0 + timedelta(days=30)

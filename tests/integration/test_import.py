@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from db.schema import entities, import_batches, inspectors, items, units
 from domain.uscc import make_uscc
-from registry.importer import ImportRejected, as_of_clause, current_clause, import_directory
+from service.imports import ImportRejected, import_directory
+from store.directory_import import as_of_clause, current_clause
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=timezone(timedelta(hours=8)))
 T1 = T0 + timedelta(days=30)

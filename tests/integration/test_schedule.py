@@ -22,8 +22,9 @@ from db import schema
 from domain.launch import LaunchInput, LaunchOutcome
 from domain.plan import PlanInvalid
 from domain.workdays import SHANGHAI
-from runtime.examples import EXAMPLES, import_examples
+from runtime.examples import EXAMPLES
 from runtime.schedule import SCHEDULE_ID, ScheduleRefused, read_template, store_template
+from service.imports import import_examples
 from tests.integration.devserver import Cli, workers
 from tests.workflows.support import wait_for
 from workflows.common import TASK_QUEUE, plan_workflow_id

@@ -14,7 +14,7 @@ import pytest
 from domain.records import CheckRecord, PlanRun, ResultEntry
 from domain.workdays import SHANGHAI
 from service.targets import send, status as target_status
-from runtime.examples import import_examples
+from service.imports import import_examples
 from runtime.plans import load_plan
 from tests.conftest import own_schema
 from tests.integration.devserver import Cli, workers

@@ -1,4 +1,5 @@
-"""Row validation of the directory import (registry.importer.RowChecker): no database."""
+"""Row validation of the directory import (domain.directory_rows.RowChecker) and the reading of the file
+(service.imports): no database."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -8,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.uscc import ALPHABET, make_uscc
-from registry.importer import SPECS, ImportRejected, RowChecker, RowError
+from domain.directory_rows import SPECS, ErrorLog, ImportRejected, RowChecker, RowError
 
 USCC_A = make_uscc("91360200MA35XXXX1")
 USCC_B = make_uscc("92360202000000001")
@@ -260,7 +261,9 @@ import hashlib  # noqa: E402
 import io  # noqa: E402
 
 from domain.uscc import all_valid, uscc_problem  # noqa: E402
-from registry import importer  # noqa: E402
+from domain.directory_rows import CleanRun  # noqa: E402
+from service import imports  # noqa: E402
+from store.directory_import import CopySource  # noqa: E402
 
 
 @given(st.lists(st.one_of(
@@ -291,13 +294,13 @@ def _reference(spec, data: bytes, progress=None):
     the errors, the count of rows read (the importer's way before the fast path)."""
     reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline=""))
     checker = RowChecker(spec, next(reader), "f.csv")
-    staged, log, count, line_end = [], importer._ErrorLog(), 0, reader.line_num
+    staged, log, count, line_end = [], ErrorLog(), 0, reader.line_num
     for cells in reader:
         line, line_end = line_end + 1, reader.line_num
         if not cells or (not cells[0] and not any(cells)):
             continue
         count += 1
-        if progress is not None and count % importer.PROGRESS_EVERY == 0:
+        if progress is not None and count % imports.PROGRESS_EVERY == 0:
             progress(count)
         key, values, errors = checker.check(line, cells)
         if not errors:
@@ -329,12 +332,12 @@ def _copy_cells(row: str) -> list[str | None]:
 
 def _fast(spec, path, progress=None):
     """The import's rows as staged on PostgreSQL (COPY text read back, numbered by line) and on SQLite."""
-    with importer._OpenedFile(spec, path, progress) as opened:
+    with imports._OpenedFile(spec, path, progress) as opened:
         checker, items = opened.checker, list(opened.rows)
         sha256, first_line, lines = opened.sha256, opened.first_line, opened.lines.number
         errors, count = opened.rows.errors.kept, opened.rows.rows_read
     to_spec_order = [checker.columns.index(c) for c in spec.columns]
-    source = importer._CopySource(iter(items), checker.order)
+    source = CopySource(iter(items), checker.order)
     text = b"".join(iter(lambda: source.read(97), b"")).decode("utf-8")
     source.reraise_failure()
     assert source.rows == lines + 1 - first_line
@@ -345,7 +348,7 @@ def _fast(spec, path, progress=None):
             postgresql.append((number, [cells[i] for i in to_spec_order]))
     sqlite = []
     for item in items:
-        if isinstance(item, importer._CleanRun):
+        if isinstance(item, CleanRun):
             sqlite += [(line, [cells[i] for i in to_spec_order]) for line, cells in item.cells()]
         elif item[2] is not None:
             sqlite.append((item[0], item[2]))
@@ -356,9 +359,9 @@ def _fast(spec, path, progress=None):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_the_fast_path_stages_what_the_row_checker_would(tmp_path, monkeypatch, data):
     # Small blocks and windows: the file's rows cross block ends and windows narrow and grow.
-    monkeypatch.setattr(importer, "_BLOCK_BYTES", data.draw(st.sampled_from([5, 64, 1 << 20])))
-    monkeypatch.setattr(importer, "_WINDOW", data.draw(st.sampled_from([1, 4, 256])))
-    monkeypatch.setattr(importer, "PROGRESS_EVERY", 3)
+    monkeypatch.setattr(imports, "_BLOCK_BYTES", data.draw(st.sampled_from([5, 64, 1 << 20])))
+    monkeypatch.setattr(imports, "_WINDOW", data.draw(st.sampled_from([1, 4, 256])))
+    monkeypatch.setattr(imports, "PROGRESS_EVERY", 3)
     spec = SPECS["entities"]
     columns = data.draw(st.sampled_from([
         spec.columns, list(reversed(spec.columns)), spec.columns[:-1], [*spec.columns, "备注"],
@@ -411,7 +414,7 @@ def test_a_clean_file_goes_the_fast_way(tmp_path):
             for i in range(1000)]
     path = tmp_path / "entities.csv"
     path.write_text("\n".join(",".join(r) for r in [SPECS["entities"].columns, *rows]) + "\n", encoding="utf-8")
-    with importer._OpenedFile(SPECS["entities"], path, None) as opened:
+    with imports._OpenedFile(SPECS["entities"], path, None) as opened:
         items = list(opened.rows)
-    assert all(isinstance(item, importer._CleanRun) for item in items)
+    assert all(isinstance(item, CleanRun) for item in items)
     assert sum(item.rows for item in items) == 1000 and items[0].first_line == 2

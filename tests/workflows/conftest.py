@@ -9,7 +9,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from runtime.examples import import_examples
+from service.imports import import_examples
 from tests.conftest import venv_binary
 from workflows.common import SEARCH_ATTRIBUTES
 

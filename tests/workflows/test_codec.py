@@ -48,7 +48,7 @@ from runtime.codec import (ENCODING, KEY_ID, AesGcmCodec, CodecKeyError, convert
 from runtime.codec_server import CodecServer
 from service.errors import Refused
 from service.targets import send, status as target_status
-from runtime.examples import import_examples
+from service.imports import import_examples
 from runtime.plans import load_plan
 from read.timeline import timeline
 from tests.conftest import venv_binary

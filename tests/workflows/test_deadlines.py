@@ -34,7 +34,7 @@ from domain.workdays import (
     load_holiday_file,
 )
 from service.targets import send, status as target_status
-from runtime.examples import import_examples
+from service.imports import import_examples
 from runtime.plans import load_plan
 from tests.workflows.support import (
     ALL_PASS,

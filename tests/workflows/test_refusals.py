@@ -48,7 +48,7 @@ from domain.workdays import Deadlines, calendar_from_env
 from runtime.client import build_worker
 from service.errors import Refused
 from service.targets import send, status as target_status
-from runtime.examples import import_examples
+from service.imports import import_examples
 from runtime.plans import load_plan
 from tests.conftest import own_schema
 from tests.workflows.support import (
