@@ -216,7 +216,7 @@ async def _update(handle, update, command, update_id: str | None = None):
 async def cmd_task_list(args, settings):
     from runtime.client import connect
     from runtime.listing import BadFilter, TaskFilters, list_tasks
-    from runtime.queries import task_rows
+    from read.tasks import task_rows
 
     try:
         filters = TaskFilters(stage=args.stage, unit=args.unit, region=args.region, year=args.year,
@@ -233,9 +233,7 @@ async def cmd_task_list(args, settings):
 
 
 async def cmd_task_show(args, settings):
-    from sqlalchemy import func, select
-
-    from db import schema
+    from read.tasks import task_summary
     from runtime.client import connect
     from workflows.common import task_workflow_id
     from workflows.task import InspectionTaskWorkflow
@@ -243,19 +241,10 @@ async def cmd_task_show(args, settings):
     client = await connect(settings)
     status = await client.get_workflow_handle_for(InspectionTaskWorkflow.run, task_workflow_id(args.task_id)).query(
         InspectionTaskWorkflow.status)
-    t = schema.targets
-    with database(settings).connect() as connection:
-        counts = dict(connection.execute(select(t.c.stage, func.count()).where(t.c.task_id == args.task_id)
-                                         .group_by(t.c.stage)).all())
-        overdue = [r.uscc for r in connection.execute(select(t.c.uscc).where(t.c.task_id == args.task_id, t.c.overdue)
-                                                      .order_by(t.c.uscc))]
-        due = connection.execute(select(func.min(t.c.publication_due)).where(
-            t.c.task_id == args.task_id, t.c.published_at.is_(None))).scalar()
-        code = connection.execute(select(schema.plan_tasks.c.document).where(
-            schema.plan_tasks.c.task_id == args.task_id)).scalar()
-    data = {"task_id": args.task_id, "task_code": json.loads(code)["task_code"] if code else None,
-            "stage": status.stage.value, "targets": counts, "overdue": overdue,
-            "next_deadline": due.isoformat() if due else None, "started": status.started,
+    summary = task_summary(database(settings), args.task_id)
+    data = {"task_id": args.task_id, "task_code": summary["task_code"],
+            "stage": status.stage.value, "targets": summary["targets"], "overdue": summary["overdue"],
+            "next_deadline": summary["next_deadline"], "started": status.started,
             "finished": status.finished, "targets_total": status.targets_total}
     emit(args, data)
 
@@ -509,7 +498,7 @@ def cmd_dispatch_export(args, settings):
 
 # --- register, cases, metrics --------------------------------------------------------------------
 async def cmd_publication_export(args, settings):
-    from runtime.queries import publication_register
+    from read.register import publication_register
 
     with database(settings).connect() as connection:
         rows = publication_register(connection, args.year)
@@ -517,7 +506,7 @@ async def cmd_publication_export(args, settings):
 
 
 async def cmd_case_list(args, settings):
-    from runtime.queries import case_list
+    from read.register import case_list
 
     with database(settings).connect() as connection:
         rows = case_list(connection, task_id=args.task, state=args.state)
@@ -526,7 +515,7 @@ async def cmd_case_list(args, settings):
 
 
 async def cmd_case_link(args, settings):
-    from runtime.queries import link_case
+    from service.cases import link_case
 
     with database(settings).begin() as connection:
         case = link_case(connection, args.lead_id, args.decision_no)
@@ -535,7 +524,7 @@ async def cmd_case_link(args, settings):
 
 
 async def cmd_metrics(args, settings):
-    from runtime.queries import metrics
+    from read.metrics import metrics
 
     with database(settings).connect() as connection:
         data = metrics(connection, args.year).as_json()
@@ -547,7 +536,7 @@ async def cmd_report(args, settings):
     import os
     import tempfile
 
-    from runtime.report import render_report
+    from read.report import render_report
 
     out = _output("--out", args.out)
     with database(settings).connect() as connection:
