@@ -7,8 +7,10 @@ import tempfile
 from pathlib import Path
 
 from cli.common import Verbs, emit, output_path, year
-from runtime.queries import case_list, link_case, metrics, publication_register
-from runtime.report import render_report
+from read.metrics import metrics
+from read.register import case_list, publication_register
+from read.report import render_report
+from service.cases import link_case
 
 
 async def cmd_publication_export(args, ctx):

@@ -1,17 +1,13 @@
 """Reading tasks: `task list|show|history`."""
 from __future__ import annotations
 
-import json
 import sys
 
-from sqlalchemy import func, select
-
 from cli.common import EXIT_FAILED, UsageError, Verbs, emit, fail, year
-from db import schema
 from read.listing import BadFilter, TaskFilters, list_tasks
+from read.tasks import task_rows, task_summary
 from read.timeline import timeline
 from runtime.archive import ArchiveAltered, HistoryArchive, verify_chain
-from runtime.queries import task_rows
 from service import gateway
 from workflows.common import task_workflow_id
 from workflows.task import InspectionTaskWorkflow
@@ -37,20 +33,10 @@ async def cmd_task_show(args, ctx):
     status = await gateway.query(
         client.get_workflow_handle_for(InspectionTaskWorkflow.run, task_workflow_id(args.task_id)),
         InspectionTaskWorkflow.status, what=f"task {args.task_id}")
-    t = schema.targets
-    with ctx.engine().connect() as connection:
-        counts = dict(connection.execute(select(t.c.stage, func.count()).where(t.c.task_id == args.task_id)
-                                         .group_by(t.c.stage)).all())
-        overdue = [r.uscc for r in connection.execute(select(t.c.uscc).where(t.c.task_id == args.task_id, t.c.overdue)
-                                                      .order_by(t.c.uscc))]
-        due = connection.execute(select(func.min(t.c.publication_due)).where(
-            t.c.task_id == args.task_id, t.c.published_at.is_(None))).scalar()
-        code = connection.execute(select(schema.plan_tasks.c.document).where(
-            schema.plan_tasks.c.task_id == args.task_id)).scalar()
-    data = {"task_id": args.task_id, "task_code": json.loads(code)["task_code"] if code else None,
-            "stage": status.stage.value, "targets": counts, "overdue": overdue,
-            "next_deadline": due.isoformat() if due else None, "started": status.started,
-            "finished": status.finished, "targets_total": status.targets_total}
+    summary = task_summary(ctx.engine(), args.task_id)
+    data = {"task_id": args.task_id, "task_code": summary["task_code"], "stage": status.stage.value,
+            "targets": summary["targets"], "overdue": summary["overdue"], "next_deadline": summary["next_deadline"],
+            "started": status.started, "finished": status.finished, "targets_total": status.targets_total}
     emit(args, data)
 
 

@@ -7,9 +7,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
-__all__ = ["Engine", "make_engine", "migrate", "normalize_url"]  # the handle the layers above store/ pass around
+__all__ = ["Connection", "Engine", "make_engine", "migrate", "normalize_url"]  # the handles the layers above store/ pass around
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

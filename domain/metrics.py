@@ -1,6 +1,6 @@
 """The four evaluation metrics (评价指标) of the year, as the operator contract prints them.
 
-Pure: the counts come from `runtime.queries.metrics`; this module only holds them, defines what
+Pure: the counts come from `read.metrics.metrics`; this module only holds them, defines what
 they mean and renders the contract's JSON (contract.md, "JSON outputs", `metrics`):
 
     {"year": 2025,

@@ -1,6 +1,6 @@
 """`spotcheck task list`: which tasks match, from Temporal's visibility store (the search attributes
 the workflows upsert at each stage change), with each task's live stage; the counts per target stage
-come from the projection (runtime.queries.task_rows).
+come from the projection (read.tasks.task_rows).
 
 A task is listed when its own workflow or one of its targets' workflows matches every filter given:
 `--stage entered` lists the tasks with a result waiting for review, `--overdue` those with a target past

@@ -1,4 +1,5 @@
-"""Read-side queries (runtime.queries) on a hand-built year, on SQLite and on PostgreSQL.
+"""The read side (read.metrics, read.register, read.tasks) and linking a case (service.cases) on a
+hand-built year, on SQLite and on PostgreSQL.
 
 The scenario is inserted straight into the projection tables, as the activities would have left
 them; every expected figure below is counted by hand from the rows, with the rows named.
@@ -13,7 +14,10 @@ from sqlalchemy import insert, select
 
 from db import schema
 from domain.metrics import Metrics, Ratio, year_end
-from runtime import queries
+from read.metrics import metrics, on_time_publication_rate, year_summary
+from read.register import case_list, publication_register
+from read.tasks import task_rows, task_summary
+from service.cases import CaseLinkConflict, link_case
 
 UTC = timezone.utc
 AS_OF = datetime(2026, 3, 1, tzinfo=UTC)
@@ -227,7 +231,7 @@ def year(engine):
 # --- metrics -----------------------------------------------------------------------------------
 def test_metrics_match_the_hand_counts(year):
     with year.connect() as c:
-        m = queries.metrics(c, 2025, as_of=AS_OF)
+        m = metrics(c, 2025, as_of=AS_OF)
     # inspected: random + accepted + checked in 2025: a b c g h i l (not d entered, e f checked,
     # j targeted, k 2026, m cancelled, n 2024) / active at year end (ACTIVE_AT_2025_END)
     assert m.inspected_share == Ratio(7, ACTIVE_AT_2025_END)
@@ -251,16 +255,16 @@ def test_metrics_match_the_hand_counts(year):
 
 def test_overdue_results_depend_on_as_of(year):
     with year.connect() as c:
-        assert queries.on_time_publication_rate(c, 2025, at(2026, 1, 25)) == Ratio(5, 7 + 2)  # g not due yet
-        assert queries.on_time_publication_rate(c, 2025, at(2026, 3, 11)) == Ratio(5, 7 + 4)  # f due too
+        assert on_time_publication_rate(c, 2025, at(2026, 1, 25)) == Ratio(5, 7 + 2)  # g not due yet
+        assert on_time_publication_rate(c, 2025, at(2026, 3, 11)) == Ratio(5, 7 + 4)  # f due too
         with pytest.raises(ValueError, match="naive"):
-            queries.metrics(c, 2025, as_of=datetime(2026, 3, 1))
+            metrics(c, 2025, as_of=datetime(2026, 3, 1))
 
 
 def test_other_years_and_empty_denominators(year):
     with year.connect() as c:
-        m2024 = queries.metrics(c, 2024, as_of=AS_OF)
-        m2030 = queries.metrics(c, 2030, as_of=AS_OF)
+        m2024 = metrics(c, 2024, as_of=AS_OF)
+        m2030 = metrics(c, 2030, as_of=AS_OF)
     # 2024: n only; active at 2024 end: E1 E2 E3 E6 E8 E9 E10 E11 E12 (E5 revoked; E4, E7 later) -> 9
     assert m2024.inspected_share == Ratio(1, 9)
     assert m2024.joint_rate == Ratio(1, 1)  # T0
@@ -289,8 +293,8 @@ def test_year_end_is_shanghai_time():
 # --- the register ------------------------------------------------------------------------------
 def test_publication_register(year):
     with year.connect() as c:
-        register = queries.publication_register(c, 2025)
-        everything = queries.publication_register(c)
+        register = publication_register(c, 2025)
+        everything = publication_register(c)
     assert len(everything) == len(PUBLICATIONS)
     assert [(r["kind"], r["uscc"]) for r in register] == [
         (kind, TARGETS[name]["uscc"] if name else None) for kind, name in REGISTER_2025]
@@ -314,15 +318,15 @@ def test_publication_register(year):
 # --- cases --------------------------------------------------------------------------------------
 def test_case_list_and_filters(year):
     with year.connect() as c:
-        cases = queries.case_list(c)
+        cases = case_list(c)
         assert [r["lead_id"] for r in cases] == ["F2", "F1", "F3", "F4", "F6", "F5"]  # by opened_at
         assert all(CONTRACT_CASE_KEYS <= set(r) for r in cases)
-        assert [r["lead_id"] for r in queries.case_list(c, task_id="T1")] == ["F2", "F1", "F3"]
-        assert [r["lead_id"] for r in queries.case_list(c, state="open")] == ["F1", "F5"]
-        assert [r["lead_id"] for r in queries.case_list(c, task_id="T2", state="closed")] == ["F4", "F6"]
-        assert queries.case_list(c, task_id="nope") == []
+        assert [r["lead_id"] for r in case_list(c, task_id="T1")] == ["F2", "F1", "F3"]
+        assert [r["lead_id"] for r in case_list(c, state="open")] == ["F1", "F5"]
+        assert [r["lead_id"] for r in case_list(c, task_id="T2", state="closed")] == ["F4", "F6"]
+        assert case_list(c, task_id="nope") == []
         with pytest.raises(ValueError, match="'shut'"):
-            queries.case_list(c, state="shut")
+            case_list(c, state="shut")
     f6 = next(r for r in cases if r["lead_id"] == "F6")
     assert f6["decision_no"] == "景市监罚〔2025〕12号"
     assert f6["closed_at"] == at(2025, 10, 13).isoformat() and f6["uscc"] == E[11]
@@ -331,22 +335,22 @@ def test_case_list_and_filters(year):
 def test_link_case_rules(year):
     number = "景市监罚〔2026〕3号"
     with year.begin() as c:
-        linked = queries.link_case(c, "F1", number)
+        linked = link_case(c, "F1", number)
     assert linked["already_recorded"] is False and linked["decision_no"] == number
     assert linked["state"] == "open"  # linking does not close the lead
     with year.begin() as c:
-        assert queries.link_case(c, "F1", number)["already_recorded"] is True
-        assert queries.link_case(c, "F6", "景市监罚〔2025〕12号")["already_recorded"] is True
+        assert link_case(c, "F1", number)["already_recorded"] is True
+        assert link_case(c, "F6", "景市监罚〔2025〕12号")["already_recorded"] is True
     with year.begin() as c:
-        with pytest.raises(queries.CaseLinkConflict) as conflict:
-            queries.link_case(c, "F1", "景市监罚〔2026〕4号")
+        with pytest.raises(CaseLinkConflict) as conflict:
+            link_case(c, "F1", "景市监罚〔2026〕4号")
         assert number in str(conflict.value) and "〔2026〕4号" in str(conflict.value) and "F1" in str(conflict.value)
         with pytest.raises(ValueError, match="order_to_publish"):
-            queries.link_case(c, "F2", number)
+            link_case(c, "F2", number)
         with pytest.raises(LookupError, match="'F99'"):
-            queries.link_case(c, "F99", number)
+            link_case(c, "F99", number)
         with pytest.raises(ValueError, match="empty"):
-            queries.link_case(c, "F5", "  ")
+            link_case(c, "F5", "  ")
     with year.connect() as c:
         stored = dict(c.execute(select(schema.follow_ups.c.lead_id, schema.follow_ups.c.decision_no)).all())
     assert stored == {"F1": number, "F2": None, "F3": None, "F4": None, "F5": None, "F6": "景市监罚〔2025〕12号"}
@@ -355,7 +359,7 @@ def test_link_case_rules(year):
 # --- tasks and the summary ------------------------------------------------------------------------
 def test_task_rows(year):
     with year.connect() as c:
-        rows = {r["task_id"]: r for r in queries.task_rows(c, plan="P-2025")}
+        rows = {r["task_id"]: r for r in task_rows(c, plan="P-2025")}
         assert list(rows) == ["T1", "T2", "T3", "T4"]
         assert rows["T1"]["targets"] == {"approved": 1, "checked": 2, "closed": 1, "entered": 1, "follow_up": 1,
                                          "published": 1}
@@ -366,14 +370,28 @@ def test_task_rows(year):
         assert rows["T2"] == {**rows["T2"], "task_code": "景市监抽查〔2025〕2号", "plan_code": "P-2025",
                               "unit": "360203-SCJ", "partner_units": ["360200-SWJ"], "year": 2025}
 
-        assert [r["task_id"] for r in queries.task_rows(c)] == ["T0", "T1", "T2", "T3", "T4"]  # every plan's
+        assert [r["task_id"] for r in task_rows(c)] == ["T0", "T1", "T2", "T3", "T4"]  # every plan's
+
+
+def test_task_summary(year):
+    # From the engine (a connection of its own) or from the caller's connection.
+    t1 = task_summary(year, "T1")
+    assert t1 == {"task_code": "景市监抽查〔2025〕1号",
+                  "targets": {"approved": 1, "checked": 2, "closed": 1, "entered": 1, "follow_up": 1, "published": 1},
+                  "overdue": [E[3], E[8]],  # b, e
+                  "next_deadline": at(2025, 9, 1).isoformat()}  # d: the earliest of the unpublished d e f g
+    with year.connect() as c:
+        assert task_summary(c, "T2")["next_deadline"] is None  # every target published
+        assert task_summary(c, "T4") == {"task_code": "景市监抽查〔2025〕4号", "targets": {}, "overdue": [],
+                                         "next_deadline": None}
+        assert task_summary(c, "nope") == {"task_code": None, "targets": {}, "overdue": [], "next_deadline": None}
 
 
 def test_year_summary(year):
     with year.connect() as c:
-        summary = queries.year_summary(c, "P-2025", as_of=AS_OF)
+        summary = year_summary(c, "P-2025", as_of=AS_OF)
         with pytest.raises(LookupError, match="'P-1999'"):
-            queries.year_summary(c, "P-1999")
+            year_summary(c, "P-1999")
     assert summary["year"] == 2025 and [r["task_id"] for r in summary["tasks"]] == ["T1", "T2", "T3", "T4"]
     assert summary["task_counts"] == {"total": 4, "cancelled": 1, "joint": 1}
     # selected in the current draws: T1 #2 (E1 A, E3 B, E6 C, E7 U, E8 B, E9 B, E10 D), T2 #1 (A B B C)
@@ -389,5 +407,5 @@ def test_year_summary(year):
                                      "order_to_publish": {"open": 0, "closed": 1}}
     assert summary["alerts"] == {"calendar": 1, "escalation": 1, "reminder": 3}  # T0's escalation is 2024's plan
     with year.connect() as c:
-        assert summary["metrics"] == queries.metrics(c, 2025, as_of=AS_OF).as_json()
+        assert summary["metrics"] == metrics(c, 2025, as_of=AS_OF).as_json()
     json.dumps(summary, ensure_ascii=False)  # printable as is

@@ -5,7 +5,7 @@ tasks, the second cancelled by a published adjustment before it starts, the firs
 dispatch, checks, results, reviews, publication and follow-ups on the time-skipping server. The
 report is then rendered, opened in headless Chromium (no network: the file must stand alone), its
 screenshot checked to be a real PNG, and the four metrics read from the rendered DOM compared with
-runtime.queries.metrics.
+read.metrics.metrics.
 
 Chromium is the Debian package (`apt-get install chromium`); without it the test skips, unless
 SPOTCHECK_REQUIRE_CHROMIUM=1 (CI), then it fails.
@@ -34,8 +34,8 @@ from domain.workdays import SHANGHAI
 from service.targets import send, status as target_status
 from runtime.examples import shifted_plan
 from runtime.plans import load_plan
-from runtime.queries import metrics
-from runtime.report import render_report
+from read.metrics import metrics
+from read.report import render_report
 from tests.workflows.support import make_workers, people, wait_for, waiting_targets
 from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow

@@ -4,7 +4,7 @@ Everything is inline: CSS in a <style> element, charts as SVG drawn here, no scr
 no image, no link to anything; a Content-Security-Policy forbids loads, so the file opens the same
 with no network. Labels are Chinese and English.
 
-What it shows, all read from the database (runtime.queries for the metrics and the task rows):
+What it shows, all read from the database (read.metrics, read.tasks and the rows of store.views):
 the year's plans and their published adjustments; each task's draws (population, strata quotas,
 digests, commitment, entropy source) with the draw recomputed here by the independent verifier
 (audit.verify.verify_draw) from the stored audit package; results per category; deadlines met
@@ -24,20 +24,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from html import escape
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, and_, func, select
-
 from audit.verify import VerifyReport, verify_draw
-from db import schema
+from db.engine import Connection
 from domain.categories import CATEGORIES, FollowUpKind
 from domain.workdays import SHANGHAI
-from runtime.queries import ACCEPTED_STAGES, FOLLOW_UP_STATES, metrics, task_rows
-
-p, t, f, pt, pl = schema.publications, schema.targets, schema.follow_ups, schema.plan_tasks, schema.plans
-d, dp, a = schema.draws, schema.draw_population, schema.alerts
+from read.metrics import metrics
+from read.tasks import task_rows
+from store import views
+from store.views import FOLLOW_UP_STATES
 
 METRIC_LABELS = {
     "inspected_share": ("抽查户次占比", "Inspected share of active entities"),
@@ -216,14 +214,10 @@ def _gauge(value: float | None) -> str:
 
 # --- plans and adjustments ---------------------------------------------------------------------------
 def _plans_section(connection: Connection, year: int) -> str:
-    plans = connection.execute(select(pl).where(pl.c.year == year).order_by(pl.c.plan_code)).mappings().all()
-    published = {row.plan_code: row for row in connection.execute(
-        select(p.c.plan_code, p.c.published_at, p.c.payload).where(p.c.kind == "plan", p.c.year == year))}
+    plans = views.plans_of_year(connection, year)
+    published = views.plan_publications(connection, year)
     counts: dict[str, Counter] = defaultdict(Counter)
-    for row in connection.execute(
-        select(pt.c.plan_code, pt.c.origin, pt.c.cancelled_at)
-        .join(pl, pl.c.plan_code == pt.c.plan_code).where(pl.c.year == year)
-    ):
+    for row in views.task_lines(connection, year=year):
         counts[row.plan_code][row.origin] += 1
         counts[row.plan_code]["cancelled"] += row.cancelled_at is not None
     rows = []
@@ -241,12 +235,8 @@ def _plans_section(connection: Connection, year: int) -> str:
          "调整增加|Added#", "已取消|Cancelled#", "文件摘要|Document SHA-256"],
         rows, "本年度无计划 No plan for this year", table_id="plans")
 
-    adjustments = connection.execute(
-        select(p.c.published_at, p.c.plan_code, p.c.task_id, p.c.payload)
-        .where(p.c.kind == "adjustment", p.c.year == year).order_by(p.c.published_at, p.c.publication_id)
-    ).all()
     rows = []
-    for adj in adjustments:
+    for adj in views.adjustments_of_year(connection, year):
         payload = json.loads(adj.payload)
         kind = payload.get("adjustment")
         kind_label = {"add": "增加任务 add task", "cancel": "取消任务 cancel task"}.get(kind, str(kind))
@@ -268,13 +258,9 @@ def _plans_section(connection: Connection, year: int) -> str:
 
 # --- tasks and draws -----------------------------------------------------------------------------------
 def _draws_section(connection: Connection, year: int, tasks: list[dict]) -> str:
-    documents = {row.task_id: json.loads(row.document) for row in connection.execute(
-        select(pt.c.task_id, pt.c.document).join(pl, pl.c.plan_code == pt.c.plan_code).where(pl.c.year == year))}
+    documents = {row.task_id: json.loads(row.document) for row in views.task_lines(connection, year=year)}
     draws: dict[str, list] = defaultdict(list)
-    for row in connection.execute(
-        select(d).join(pt, pt.c.task_id == d.c.task_id).join(pl, pl.c.plan_code == pt.c.plan_code)
-        .where(pl.c.year == year).order_by(d.c.task_id, d.c.draw_seq)
-    ).mappings():
+    for row in views.draws_of_year(connection, year):
         draws[row["task_id"]].append(row)
     blocks = []
     for task in tasks:
@@ -358,28 +344,15 @@ def _draw_block(connection: Connection, row) -> str:
 
 def _verify(connection: Connection, row, public: dict) -> VerifyReport:
     """verify_draw on the audit package as `draw export` would write it, read from the database."""
-    key = (dp.c.task_id == row["task_id"], dp.c.draw_seq == row["draw_seq"])
-    selected = [r.uscc for r in connection.execute(select(dp.c.uscc).where(*key, dp.c.selected.is_(True)))]
-    targeted = [{"uscc": r.uscc, "reason": r.reason} for r in connection.execute(
-        select(schema.targeted.c.uscc, schema.targeted.c.reason)
-        .where(schema.targeted.c.task_id == row["task_id"]).order_by(schema.targeted.c.uscc))]
-    package = {**public, "population_salt": row["population_salt"], "selected": sorted(selected),
-               "targeted": targeted}
-    # Byte order, as the population file has it (draw-protocol.md); PostgreSQL's default collation is not.
-    order = dp.c.uscc.collate("C") if connection.dialect.name == "postgresql" else dp.c.uscc
-    population = connection.execute(select(dp.c.uscc, dp.c.stratum).where(*key).order_by(order)
-                                    .execution_options(yield_per=20_000))
-    return verify_draw(package, ((r.uscc, r.stratum) for r in population))
+    selected, targeted = views.draw_selection(connection, row["task_id"], row["draw_seq"])
+    package = {**public, "population_salt": row["population_salt"], "selected": selected, "targeted": targeted}
+    return verify_draw(package, views.draw_population(connection, row["task_id"], row["draw_seq"]))
 
 
 # --- results ------------------------------------------------------------------------------------------
 def _results_section(connection: Connection, year: int) -> str:
     counts: dict[str, Counter] = defaultdict(Counter)
-    for category, kind, n in connection.execute(
-        select(t.c.category, t.c.kind, func.count())
-        .where(t.c.stage.in_(ACCEPTED_STAGES), t.c.category.is_not(None), _in_year(t.c.check_date, year))
-        .group_by(t.c.category, t.c.kind)
-    ):
+    for category, kind, n in views.result_counts(connection, year=year):
         counts[category][kind] += n
     bars, rows = [], []
     for code, cat in CATEGORIES.items():
@@ -408,14 +381,10 @@ def _results_section(connection: Connection, year: int) -> str:
 
 # --- deadlines ----------------------------------------------------------------------------------------
 def _deadlines_section(connection: Connection, year: int, as_of: datetime, figures: dict) -> str:
-    results = and_(p.c.kind == "result", p.c.year == year)
-    on_time = connection.execute(select(func.count()).where(results, p.c.on_time.is_(True))).scalar_one()
-    published = connection.execute(select(func.count()).where(results)).scalar_one()
+    published, on_time = views.result_publications(connection, year)
     late = published - on_time
     overdue = figures["on_time_publication_rate"]["denominator"] - published  # deadline passed, not published
-    pending = connection.execute(select(func.count()).where(
-        _in_year(t.c.check_date, year), t.c.stage != "cancelled", t.c.publication_due.is_not(None),
-        t.c.publication_due >= as_of, t.c.published_at.is_(None))).scalar_one()
+    pending = views.pending_publications(connection, year, as_of)
     segments = [("按时公示 on time", on_time, COLORS["ok"], "on_time"), ("逾期公示 published late", late, COLORS["late"], "late"),
                 ("逾期未公示 overdue, unpublished", overdue, COLORS["missed"], "overdue")]
     counts = "".join(
@@ -425,13 +394,8 @@ def _deadlines_section(connection: Connection, year: int, as_of: datetime, figur
     counts += (f'<tr data-deadline="pending" data-count="{pending}"><td class="muted">期限未到、尚未公示 not yet due, '
                f'unpublished</td><td class="num muted">{pending:,}</td></tr>')
 
-    tasks_of_year = select(pt.c.task_id).join(pl, pl.c.plan_code == pt.c.plan_code).where(pl.c.year == year)
-    alert_counts = dict(connection.execute(
-        select(a.c.kind, func.count()).where(a.c.task_id.in_(tasks_of_year)).group_by(a.c.kind)).all())
-    escalations = connection.execute(
-        select(a.c.at, a.c.task_id, a.c.uscc, a.c.step, a.c.details)
-        .where(a.c.task_id.in_(tasks_of_year), a.c.kind == "escalation").order_by(a.c.at, a.c.alert_id)
-    ).all()
+    alert_counts = views.alert_counts(connection, year=year)
+    escalations = views.escalations_of_year(connection, year)
     rows = [f'<tr><td>{escape(_local(e.at))}</td><td class="mono">{escape(e.task_id or "")}</td>'
             f'<td class="mono">{escape(e.uscc or "")}</td><td class="mono">{escape(e.step)}</td>'
             f'<td>{escape(e.details)}</td></tr>' for e in escalations[:SHOWN_ESCALATIONS]]
@@ -458,15 +422,9 @@ Results are due for publication within 20 working days of the check date; a retu
 # --- follow-ups ---------------------------------------------------------------------------------------
 def _follow_ups_section(connection: Connection, year: int) -> str:
     grid: dict[str, Counter] = {kind: Counter() for kind in FOLLOW_UP_LABELS}
-    for kind, state, n in connection.execute(
-        select(f.c.kind, f.c.state, func.count())
-        .join(t, and_(t.c.task_id == f.c.task_id, t.c.uscc == f.c.uscc))
-        .where(_in_year(t.c.check_date, year)).group_by(f.c.kind, f.c.state)
-    ):
+    for kind, state, n in views.follow_up_counts(connection, checked_in=year):
         grid.setdefault(kind, Counter())[state] += n
-    linked = connection.execute(
-        select(func.count()).select_from(f).join(t, and_(t.c.task_id == f.c.task_id, t.c.uscc == f.c.uscc))
-        .where(_in_year(t.c.check_date, year), f.c.decision_no.is_not(None))).scalar_one()
+    linked = views.linked_decisions(connection, year)
     rows, bars = [], []
     for kind, c in grid.items():
         zh, en = FOLLOW_UP_LABELS.get(kind, (kind, kind))
@@ -578,10 +536,6 @@ def _table(headers: Iterable[str], rows: list[str], empty: str, table_id: str) -
     if not rows and empty:
         return f'<table id="{table_id}"><tr>{"".join(cells)}</tr><tr><td colspan="{len(cells)}" class="muted">{escape(empty)}</td></tr></table>'
     return f'<table id="{table_id}"><tr>{"".join(cells)}</tr>{"".join(rows)}</table>'
-
-
-def _in_year(column, year: int):
-    return and_(column >= date(year, 1, 1), column < date(year + 1, 1, 1))
 
 
 def _local(value: datetime | None) -> str:

@@ -1,0 +1,1 @@
+"""The read side: what the doors show, computed from the projection tables and the histories."""
