@@ -1,0 +1,1 @@
+"""The command service: one function per command a person or operator gives."""
