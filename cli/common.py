@@ -18,7 +18,7 @@ class UsageError(Exception):
 
 def operator(identity: str | None = None) -> Actor:
     """Who acts from this shell: the id a human verb names (until `spotcheck login` replaces the flag)."""
-    return Actor(id=identity or "operator", method="cli-local")
+    return Actor(id=identity or "operator", roles=frozenset(), unit=None, method="cli-local")
 
 
 def year(text: str) -> int:

@@ -343,3 +343,29 @@ history_archive = Table(
     Column("entry_hash", String(64), nullable=False),
     UniqueConstraint("workflow_id", "run_id"),
 )
+
+# --- accounts (store/users.py) -----------------------------------------------------------------
+# Local accounts. Operator roles (planner, auditor, admin) live here; a field-role user is the
+# directory's inspector of the same id, whose roles and unit are read from the directory at each request.
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", ByteOrder(32), primary_key=True),
+    Column("password_hash", Text, nullable=False),  # argon2id, PHC string
+    Column("roles", Text, nullable=False),  # operator roles, ';'-joined
+    Column("unit_code", ByteOrder(32), nullable=True),
+    Column("status", String(16), nullable=False),  # active | disabled
+    Column("failed_logins", Integer, nullable=False),  # wrong passwords in a row
+    Column("locked_until", Instant(), nullable=True),
+    Column("created_at", Instant(), nullable=False),
+    Column("updated_at", Instant(), nullable=False),
+)
+
+# Login attempts in the current fixed window, per key: "user:ID" (existing or not) or "client:ADDRESS".
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("throttle_key", String(200), primary_key=True),
+    Column("window_start", Instant(), nullable=False),
+    Column("attempts", Integer, nullable=False),
+)

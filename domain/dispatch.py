@@ -120,6 +120,49 @@ def dispatch_seed(draw_seed: bytes, unit_code: str, pool_digest: str, team_size:
     return hashlib.sha256(text.encode("ascii")).digest()
 
 
+# The eligibility rules, by name: the draw applies them, and a supervisor's manual assignment is held
+# to the same ones (domain/access.py).
+ACTIVE = "active"
+CERTIFICATE = "certificate"
+QUALIFICATIONS = "qualifications"
+RECUSAL = "recusal"
+LOAD_CAP = "load-cap"
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A rule that refuses, by name, and a sentence saying why."""
+
+    rule: str
+    reason: str
+
+
+def standing_breaches(inspector: PoolInspector, required: Iterable[str], as_of: date) -> list[Breach]:
+    """The rules that hold for every target alike: active, certificate valid on the day, every qualification."""
+    who = inspector.inspector_id
+    breaches = []
+    if inspector.status != "active":
+        breaches.append(Breach(ACTIVE, f"{who} is {inspector.status}, not active"))
+    if inspector.cert_expiry < as_of:
+        breaches.append(Breach(CERTIFICATE, f"{who}'s certificate expired on {inspector.cert_expiry.isoformat()},"
+                                            f" before {as_of.isoformat()}"))
+    missing = set(required).difference(inspector.qualifications)
+    if missing:
+        breaches.append(Breach(QUALIFICATIONS, f"{who} lacks the qualification {', '.join(sorted(missing))}"))
+    return breaches
+
+
+def target_breaches(inspector: PoolInspector, uscc: str, load: int, load_cap: int) -> list[Breach]:
+    """The rules of one target: not recused for the entity, and one more target within the load cap (0: none)."""
+    who = inspector.inspector_id
+    breaches = []
+    if uscc in inspector.recusal:
+        breaches.append(Breach(RECUSAL, f"{who} is recused for {uscc}"))
+    if load_cap and load >= load_cap:
+        breaches.append(Breach(LOAD_CAP, f"{who} already has {load} targets, the load cap is {load_cap}"))
+    return breaches
+
+
 @dataclass
 class DispatchOutcome:
     order: list[str] = field(default_factory=list)  # targets in draw order
@@ -149,19 +192,13 @@ def dispatch(
         raise DispatchError(f"as_of {as_of!r}: must be a date")
     required = {_code(tag, "required qualification") for tag in required_qualifications}
     # Status, certificate and qualifications do not change during a dispatch: filter once.
-    qualified = [
-        inspector for inspector in _by_id(pool)
-        if inspector.status == "active" and inspector.cert_expiry >= as_of
-        and required <= set(inspector.qualifications)
-    ]
-    recused = {inspector.inspector_id: set(inspector.recusal) for inspector in qualified}
-    load = dict.fromkeys(recused, 0)
+    qualified = [inspector for inspector in _by_id(pool) if not standing_breaches(inspector, required, as_of)]
+    load = {inspector.inspector_id: 0 for inspector in qualified}
     outcome = DispatchOutcome(order=_draw_order(seed2, targets))
     for uscc in outcome.order:
         eligible = [
             inspector.inspector_id for inspector in qualified
-            if uscc not in recused[inspector.inspector_id]
-            and (load_cap == 0 or load[inspector.inspector_id] < load_cap)
+            if not target_breaches(inspector, uscc, load[inspector.inspector_id], load_cap)
         ]
         if len(eligible) < team_size:
             outcome.unstaffed[uscc] = f"{len(eligible)} eligible inspectors < team size {team_size}"
