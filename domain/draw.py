@@ -234,3 +234,34 @@ def selection_digest(selected_sorted: Iterable[str]) -> str:
         hasher.update(f"{uscc}\n".encode("ascii"))
         last = uscc
     return hasher.hexdigest()
+
+
+# --- the entropy value entered for a task ---------------------------------------------------------
+NO_ENTROPY = "none"  # the entropy source of a task that waits for no public value
+_ENTROPY_CAP = 256  # characters, the grammar's own
+
+
+def check_entropy_value(entropy_source: str, value: object) -> str:
+    """The entropy value entered (`draw entropy`) for a task that announced `entropy_source`.
+
+    A source other than "none" is a public value that did not exist at the announcement: an empty
+    value would draw as if there were none, so it is refused, and so is one with a space at either
+    end, since a verifier types the published value and would get another seed. A task announced
+    with "none" takes no value. Called by the door and by the workflow's validator alike."""
+    if not isinstance(value, str):
+        raise DrawError(f"entropy must be text, not {type(value).__name__}")
+    if len(value) > _ENTROPY_CAP:
+        raise DrawError(f"entropy is {len(value)} characters; the cap is {_ENTROPY_CAP}")
+    if entropy_source == NO_ENTROPY:
+        if value:
+            raise DrawError(f'entropy {value!r}: the task announced no entropy source ("{NO_ENTROPY}"), '
+                            "so it takes no value")
+        return value
+    validate_entropy(value)
+    if not value.strip():
+        raise DrawError(f"entropy {value!r}: empty; the task announced the entropy source {entropy_source!r}, "
+                        "enter its published value")
+    if value != value.strip():
+        raise DrawError(f"entropy {value!r}: starts or ends with a space; enter the published value exactly, "
+                        "as a verifier will type it")
+    return value

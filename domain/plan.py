@@ -3,9 +3,13 @@
 Pure: the caller reads the directories and passes them in.
 
 - `parse_plan` / `parse_task` check the shape of a file: keys, grammars, types, one task window.
-- `check_plan` / `check_task` check a parsed plan against its year and the directories (R1, R9,
-  R10, R13) and report every violation at once. A task added by an adjustment (R5) goes through
-  `check_task`, the same code path as a task of the plan.
+- `check_plan` / `check_task` check a parsed plan against its year, the directories and today (R1,
+  R9, R10, R13, every stratum, windows in the past) and report every violation at once. A task added
+  by an adjustment (R5) goes through `check_task`, the same code path as a task of the plan.
+
+Whatever would fail later is refused here, each refusal naming the task, the key and the cap or
+rule: a stratum without a ratio (the draw would stop on it), a window wholly in the past, a file or a
+list or a text beyond its cap (`MAX_*` below), an entropy source written like "none" but not "none".
 
 R4 (a plan line states 抽查对象, 发起方式, 抽查层级, 抽查比例 and 频次, 时间安排) is the shape
 itself: filter and items, unit and partner_units, level and draw_level, ratios and frequency_cap,
@@ -13,6 +17,14 @@ starts and ends are all required keys (draw_level defaults to level).
 
 Ratios are compared as exact fractions, never floats: "0.03" meets the 3% floor of R9 and
 "0.029999" does not.
+
+R10 (ratios and frequency rise with the credit-risk class) is read as: A ≤ B ≤ C ≤ D, and U (not yet
+classified) between B and D. U is not below B because A's reduction ("无事不扰") is earned by a
+low-risk classification that a U entity does not have, so it is checked at least as a normal (B)
+one; and no class is checked more than the high-risk D. Frequency: an A entity is drawn at most once a
+year across all tasks (R12, the freeze's a_class_already_drawn exclusion) and every other class up
+to the task's `frequency_cap` (R14, at least 1), so the frequencies rise with the class whatever the
+file says; a cap per class would be a new key of the plan file (contract.md).
 """
 from __future__ import annotations
 
@@ -38,10 +50,27 @@ from pydantic import (
     model_validator,
 )
 
-from domain.draw import parse_ratio, validate_stratum, validate_task_id
+from domain.draw import NO_ENTROPY, parse_ratio, validate_stratum, validate_task_id
+from domain.text import TextRefused, check_line
 
 # R9 (企业公示信息抽查办法 Art.4): at least 3% of enterprises for public-information checks.
 PUBLIC_INFO_FLOOR = Fraction(3, 100)
+
+# Every stratum an entity can be in (contract.md entities.csv: risk_class A-D, empty is U), lowest risk first.
+STRATA = ("A", "B", "C", "D", "U")
+_STRATUM_MEANING = {"A": "low risk", "B": "normal risk", "C": "elevated risk", "D": "high risk",
+                    "U": "not yet classified"}  # named in refusals
+
+# Caps on a plan's size. Generous for any real bureau, so only a mistaken or hostile file meets them,
+# and it is refused before it costs memory, a database row or a page nobody can read.
+MAX_FILE_BYTES = 8 * 1024 * 1024  # a plan or task file; a province's plan of 1,000 lines is under 1 MB
+MAX_TASKS = 2000  # per plan: a province's ~100 counties times ~10 business lines is about 1,000 lines
+MAX_ITEMS = 200  # per task: a joint "综合查一次" task lists tens; a provincial item list holds a few hundred
+MAX_PARTNERS = 100  # partner units of one joint task; a county has about 30 departments
+MAX_FILTER_VALUES = 2000  # per filter key: GB/T 4754 has about 1,400 industry classes, listed one by one
+MAX_TASK_CODE = 100  # characters; official numbers such as 景市监抽查〔2025〕1号 are about 15
+MAX_NAME = 200  # characters; task names run to about 40
+MAX_ENTROPY_SOURCE = 200  # characters; e.g. 福利彩票3D 2025091期开奖号码, with its date
 
 _TASK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # only to name a task in an error; draw.py validates
 _T = TypeVar("_T")
@@ -67,6 +96,33 @@ def _alternatives(values: list[_T]) -> list[_T]:
     return _distinct(values)
 
 
+def _at_most(cap: int, what: str) -> BeforeValidator:
+    """Refuse a list longer than `cap` before its entries are validated one by one."""
+    def check(values: object) -> object:
+        if isinstance(values, list) and len(values) > cap:
+            raise ValueError(f"lists {len(values)}; the cap is {cap} {what}")
+        return values
+    return BeforeValidator(check)
+
+
+def _bounded(cap: int) -> AfterValidator:
+    """One line of at most `cap` characters, no control or bidi character (domain/text.py)."""
+    def check(text: str) -> str:
+        try:
+            return check_line(text, "text", cap)
+        except TextRefused as refused:
+            raise ValueError(refused.reason) from None
+    return AfterValidator(check)
+
+
+def _entropy_source(text: str) -> str:
+    # Anything but "none" names a public value the draw waits for: "None" would make it wait for one.
+    if text != NO_ENTROPY and text.strip().lower() == NO_ENTROPY:
+        raise ValueError(f'write "{NO_ENTROPY}" exactly for no external entropy; any other text names a '
+                         "public value the draw waits for")
+    return text
+
+
 def _ratio_text(text: str) -> str:
     parse_ratio(text)  # the draw's grammar; the string itself is kept, exact
     return text
@@ -81,6 +137,9 @@ def _iso_date(value: object) -> object:
 
 _Str = Annotated[str, StringConstraints(strict=True)]
 Text = Annotated[_Str, AfterValidator(_not_blank)]
+TaskCode = Annotated[Text, _bounded(MAX_TASK_CODE)]
+Name = Annotated[Text, _bounded(MAX_NAME)]
+EntropySource = Annotated[Text, _bounded(MAX_ENTROPY_SOURCE), AfterValidator(_entropy_source)]
 # Unit, item, tag and label codes (contract.md, CSV files).
 Code = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9._-]{1,32}$")]
 TaskId = Annotated[_Str, AfterValidator(validate_task_id)]
@@ -89,7 +148,8 @@ Ratio = Annotated[_Str, AfterValidator(_ratio_text)]
 RegionPrefix = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9]{1,6}$")]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Count = Annotated[int, Field(strict=True, le=2**31 - 1)]  # stored in INTEGER columns (dispatch_pools)
-Alternatives = Annotated[list[_T], AfterValidator(_alternatives)]
+Alternatives = Annotated[list[_T], _at_most(MAX_FILTER_VALUES, "values per filter key"),
+                         AfterValidator(_alternatives)]
 
 Level = Literal["province", "city", "county", "station"]
 SubjectType = Literal["enterprise", "individual", "cooperative", "foreign_rep"]
@@ -117,11 +177,13 @@ class PlanTask(_Frozen):
     """One line of the plan: a task (抽查任务)."""
 
     task_id: TaskId
-    task_code: Text  # the official number, display only (never hashed)
-    name: Text
-    items: Annotated[list[Code], Field(min_length=1), AfterValidator(_distinct)]
+    task_code: TaskCode  # the official number, display only (never hashed)
+    name: Name
+    items: Annotated[list[Code], Field(min_length=1), _at_most(MAX_ITEMS, "items per task"),
+                     AfterValidator(_distinct)]
     unit: Code  # the lead unit (发起部门)
-    partner_units: Annotated[list[Code], AfterValidator(_distinct)]  # 配合部门, joint checks
+    partner_units: Annotated[list[Code], _at_most(MAX_PARTNERS, "partner units per task"),
+                             AfterValidator(_distinct)]  # 配合部门, joint checks
     level: Level  # the level that inspects
     draw_level: Level  # the level that draws
     filter: TaskFilter
@@ -129,7 +191,7 @@ class PlanTask(_Frozen):
     frequency_cap: Annotated[Count, Field(ge=1)]  # R14
     team_size: Annotated[Count, Field(ge=2)]  # R15: at least two officers per target
     load_cap: Annotated[Count, Field(ge=0)]  # 0: no cap (sc-dispatch-v1)
-    entropy_source: Text  # "none" or the public value to come (draw-protocol.md)
+    entropy_source: EntropySource  # "none" or the public value to come (draw-protocol.md)
     starts: IsoDate
     ends: IsoDate
 
@@ -174,7 +236,7 @@ class PlanFile(_Frozen):
     # Two-digit years are typos; a window may end in year + 1, which a date must hold.
     year: Annotated[Count, Field(ge=2000, le=2999)]
     owner_unit: Code
-    tasks: Annotated[list[PlanTask], Field(min_length=1)]
+    tasks: Annotated[list[PlanTask], Field(min_length=1), _at_most(MAX_TASKS, "tasks per plan")]
 
     @field_validator("tasks")
     @classmethod
@@ -249,6 +311,11 @@ def parse_task(raw: bytes | str, source: str) -> PlanTask:
 
 
 def _parse(raw: bytes | str, source: str, model: type[PlanFile] | type[PlanTask]) -> Any:
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILE_BYTES:
+        where = "plan" if model is PlanFile else "task"
+        raise PlanInvalid([PlanProblem(where, "", None, f"the file is {size} bytes; the cap is {MAX_FILE_BYTES} "
+                                                        "bytes for a plan or task file")], source)
     data = _load_json(raw, source)
     unstorable = _unstorable(data, model)
     if unstorable:
@@ -423,26 +490,31 @@ def _shown(value: Any) -> str | None:
 
 
 # --- rules --------------------------------------------------------------------------------------
-def check_plan(plan: PlanFile, directory: PlanDirectory) -> None:
-    """Raise PlanInvalid listing every rule the plan breaks against its year and the directories."""
+def check_plan(plan: PlanFile, directory: PlanDirectory, *, today: date | None = None,
+               allow_past: bool = False) -> None:
+    """Raise PlanInvalid listing every rule the plan breaks against its year, the directories and
+    `today` (the caller's date: a task whose window ended before it is refused unless `allow_past`,
+    e.g. a past year entered for the record). Without `today` the past is not judged."""
     problems = []
     if plan.owner_unit not in directory.units:
         problems.append(PlanProblem("plan", "owner_unit", _shown(plan.owner_unit), "no such unit in the directory"))
     for task in plan.tasks:
-        problems += _task_problems(task, plan.year, directory)
+        problems += _task_problems(task, plan.year, directory, None if allow_past else today)
     if problems:
         raise PlanInvalid(problems)
 
 
-def check_task(task: PlanTask, plan_year: int, directory: PlanDirectory) -> None:
+def check_task(task: PlanTask, plan_year: int, directory: PlanDirectory, *, today: date | None = None,
+               allow_past: bool = False) -> None:
     """`check_plan` for one task, e.g. one added by an adjustment (R5)."""
-    problems = _task_problems(task, plan_year, directory)
+    problems = _task_problems(task, plan_year, directory, None if allow_past else today)
     if problems:
         raise PlanInvalid(problems)
 
 
-def _task_problems(task: PlanTask, plan_year: int, directory: PlanDirectory) -> list[PlanProblem]:
-    """Every rule one task breaks.
+def _task_problems(task: PlanTask, plan_year: int, directory: PlanDirectory,
+                   today: date | None) -> list[PlanProblem]:
+    """Every rule one task breaks; `today` None: the past is not judged.
 
     R9 is read per stratum: when an item of the task is a public-information check and the
     filter admits enterprises (it names them, or does not restrict subject_type), every
@@ -459,6 +531,10 @@ def _task_problems(task: PlanTask, plan_year: int, directory: PlanDirectory) -> 
         problem("starts", task.starts.isoformat(), f"must fall in the plan year {plan_year}")
     if task.ends.year not in (plan_year, plan_year + 1):
         problem("ends", task.ends.isoformat(), f"must fall in {plan_year} or {plan_year + 1}")
+    if today is not None and task.ends < today:
+        problem("ends", task.ends.isoformat(),
+                f"the window {task.starts} to {task.ends} is wholly in the past (today is {today}); such a task "
+                "is refused unless past windows are explicitly allowed")
 
     for field, unit in [("unit", task.unit)] + [(f"partner_units[{i}]", u) for i, u in enumerate(task.partner_units)]:
         if unit not in directory.units:
@@ -476,6 +552,7 @@ def _task_problems(task: PlanTask, plan_year: int, directory: PlanDirectory) -> 
                     f"in effect {span}, not over the whole window {task.starts} to {task.ends} (R1)")
         found.append(facts)
 
+    problems += _strata_problems(task)
     ratios = task.ratio_fractions()
     public_info = [f.item_code for f in found if f.public_info_check]
     if public_info and task.filter.includes_enterprises:
@@ -493,9 +570,43 @@ def _task_problems(task: PlanTask, plan_year: int, directory: PlanDirectory) -> 
                 problem(f"ratios.{stratum}", task.ratios[stratum],
                         f"above the cap {cap_text} of general item {item_code} (R13)")
 
-    if "A" in ratios and "B" in ratios and ratios["A"] > ratios["B"]:
-        problem("ratios.A", task.ratios["A"],
-                f"above B's {task.ratios['B']}: low-risk A entities are checked less, never more (R10)")
+    return problems + _r10_problems(task)
+
+
+def _strata_problems(task: PlanTask) -> list[PlanProblem]:
+    """Every stratum an entity can be in has a ratio (the draw stops on one without), and no other."""
+    where, known = f"task {task.task_id}", ", ".join(STRATA)
+    problems = [PlanProblem(where, f"ratios.{stratum}", None,
+                            f"is required: stratum {stratum} ({_STRATUM_MEANING[stratum]}) can occur, and every "
+                            f"stratum that can occur ({known}) needs a ratio, or the draw stops on it")
+                for stratum in STRATA if stratum not in task.ratios]
+    problems += [PlanProblem(where, f"ratios.{stratum}", _shown(task.ratios[stratum]),
+                             f"no entity is ever in stratum {stratum}: the strata are {known} "
+                             "(credit-risk classes A-D, U not yet classified)")
+                 for stratum in task.ratios if stratum not in STRATA]
+    return problems
+
+
+# R10, as the module docstring reads it: (lower, higher, the stratum named, why), each a breach of its own.
+_RISING = (
+    ("A", "B", "A", "low-risk A entities are checked less than normal-risk B ones, never more"),
+    ("B", "C", "B", "normal-risk B entities are checked no more than elevated-risk C ones"),
+    ("C", "D", "C", "elevated-risk C entities are checked no more than high-risk D ones"),
+    ("B", "U", "U", "entities not yet classified (U) are checked at least as normal-risk B ones; "
+                    "only a low-risk classification earns A's reduction"),
+    ("U", "D", "U", "entities not yet classified (U) are checked no more than high-risk D ones"),
+)
+
+
+def _r10_problems(task: PlanTask) -> list[PlanProblem]:
+    """Each pair of strata whose ratios fall where the risk rises (R10)."""
+    ratios, problems = task.ratio_fractions(), []
+    for lower, higher, named, why in _RISING:
+        if lower in ratios and higher in ratios and ratios[lower] > ratios[higher]:
+            other = higher if named == lower else lower
+            side = "above" if named == lower else "below"
+            problems.append(PlanProblem(f"task {task.task_id}", f"ratios.{named}", _shown(task.ratios[named]),
+                                        f"{side} {other}'s {task.ratios[other]}: {why} (R10)"))
     return problems
 
 

@@ -1,15 +1,19 @@
-"""The plan file: its shape (parse_plan) and its rules (check_plan: R1, R3, R9, R10, R13)."""
+"""The plan file: its shape (parse_plan), its caps, and its rules (check_plan: R1, R3, R9, R10, R13, strata,
+windows in the past), and the entropy value a task's announced source needs."""
 from __future__ import annotations
 
 import json
 from datetime import date
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.draw import DrawError, check_entropy_value
 from domain.plan import (
+    MAX_FILE_BYTES,
     ItemFacts,
     PlanDirectory,
     PlanFile,
@@ -47,6 +51,11 @@ DIRECTORY = PlanDirectory(
 )
 
 
+def rates(**changes):
+    """The contract's example ratios, with changes."""
+    return {"A": "0.03", "B": "0.05", "C": "0.10", "D": "0.20", "U": "0.05", **changes}
+
+
 def task_doc(**changes):
     """The contract's example task, with changes."""
     doc = {
@@ -59,7 +68,7 @@ def task_doc(**changes):
         "level": "county",
         "draw_level": "city",
         "filter": {"subject_type": ["enterprise"], "region": ["3602"]},
-        "ratios": {"A": "0.03", "B": "0.05", "C": "0.10", "D": "0.20", "U": "0.05"},
+        "ratios": rates(),
         "frequency_cap": 1,
         "team_size": 2,
         "load_cap": 0,
@@ -297,63 +306,141 @@ def test_a_window_may_end_in_the_next_year():
 
 # --- R9: 3% floor of enterprise public-information checks -----------------------------------------
 def test_public_information_check_below_three_percent_names_the_task_the_stratum_and_the_rule():
-    problems = rule_problems(task_doc(ratios={"A": "0.02", "B": "0.05"}))
+    problems = rule_problems(task_doc(ratios=rates(A="0.02")))
     problem = only(problems, "task JDZ-2025-0001", "ratios.A")
     assert str(problem) == ('task JDZ-2025-0001 ratios.A "0.02": below the 3% floor of enterprise '
                             'public-information checks (GS-001; R9)')
 
 
 def test_the_floor_applies_when_subject_type_is_not_restricted():
-    assert not passes(task_doc(filter={"region": ["3602"]}, ratios={"U": "0.01"}))
+    problems = rule_problems(task_doc(filter={"region": ["3602"]}, ratios=rates(A="0.01")))
+    assert "R9" in only(problems, "task JDZ-2025-0001", "ratios.A").reason
+
+
+LOW = rates(A="0.001", B="0.003", C="0.003", D="0.003", U="0.003")
 
 
 def test_the_floor_does_not_apply_to_other_subject_types():
-    assert passes(task_doc(filter={"subject_type": ["individual", "cooperative"]}, ratios={"U": "0.003"}))
+    assert passes(task_doc(filter={"subject_type": ["individual", "cooperative"]}, ratios=LOW))
 
 
 def test_the_floor_applies_to_every_stratum():
-    problems = rule_problems(task_doc(ratios={"A": "0", "B": "0.01", "C": "0.5", "D": "0.029999"}))
-    assert {p.field for p in problems} == {"ratios.A", "ratios.B", "ratios.D"}
+    problems = rule_problems(task_doc(ratios=rates(A="0", B="0.01", C="0.03", D="0.5", U="0.029999")))
+    assert {p.field for p in problems} == {"ratios.A", "ratios.B", "ratios.U"}
 
 
 def test_no_floor_without_a_public_information_item():
-    assert passes(task_doc(items=["KEY-001"], ratios={"A": "0", "B": "0.01"}))
+    assert passes(task_doc(items=["KEY-001"], ratios=LOW))
 
 
 # --- R13: a general item's cap; key items have none -----------------------------------------------
 def test_a_general_item_caps_every_ratio():
-    problems = rule_problems(task_doc(items=["GEN-002"], ratios={"A": "0.05", "B": "0.050001", "D": "1"}))
-    assert {p.field for p in problems} == {"ratios.B", "ratios.D"}
-    assert problems[0].reason == "above the cap 0.05 of general item GEN-002 (R13)"
+    problems = rule_problems(task_doc(items=["GEN-002"], ratios=rates(A="0.05", B="0.050001", C="0.06", D="1",
+                                                                     U="0.06")))
+    assert {p.field for p in problems} == {"ratios.B", "ratios.C", "ratios.D", "ratios.U"}
+    assert {p.reason for p in problems} == {"above the cap 0.05 of general item GEN-002 (R13)"}
 
 
 def test_the_lowest_cap_of_the_general_items_binds():
-    problems = rule_problems(task_doc(items=["GEN-003", "GEN-002"], ratios={"A": "0.06"}))
-    assert "GEN-002" in only(problems, "task JDZ-2025-0001", "ratios.A").reason
+    problems = rule_problems(task_doc(items=["GEN-003", "GEN-002"], ratios={s: "0.06" for s in "ABCDU"}))
+    assert len(problems) == 5 and all("GEN-002" in p.reason for p in problems)
 
 
 def test_a_key_item_has_no_cap_even_if_one_is_listed():
-    assert passes(task_doc(items=["KEY-001"], ratios={"A": "0.5", "B": "1", "D": "1.000000"}))
+    assert passes(task_doc(items=["KEY-001"], ratios=rates(A="0.5", B="1", C="1", D="1.000000", U="1")))
 
 
-# --- R10: A not above B ---------------------------------------------------------------------------
-def test_a_above_b_is_refused():
-    problem = only(rule_problems(task_doc(ratios={"A": "0.10", "B": "0.05"})), "task JDZ-2025-0001", "ratios.A")
-    assert "R10" in problem.reason and "0.05" in problem.reason
+# --- R10: the ratios rise with the risk; U between B and D -----------------------------------------
+@pytest.mark.parametrize(("changes", "refusal"), [
+    ({"A": "0.10"}, 'task JDZ-2025-0001 ratios.A "0.10": above B\'s 0.05: low-risk A entities are checked less '
+                    'than normal-risk B ones, never more (R10)'),
+    ({"B": "0.11", "U": "0.11"}, 'task JDZ-2025-0001 ratios.B "0.11": above C\'s 0.10: normal-risk B entities are '
+                                 'checked no more than elevated-risk C ones (R10)'),
+    ({"C": "0.25"}, 'task JDZ-2025-0001 ratios.C "0.25": above D\'s 0.20: elevated-risk C entities are checked no '
+                    'more than high-risk D ones (R10)'),
+    ({"U": "0.04"}, 'task JDZ-2025-0001 ratios.U "0.04": below B\'s 0.05: entities not yet classified (U) are '
+                    'checked at least as normal-risk B ones; only a low-risk classification earns A\'s reduction '
+                    '(R10)'),
+    ({"U": "0.21"}, 'task JDZ-2025-0001 ratios.U "0.21": above D\'s 0.20: entities not yet classified (U) are '
+                    'checked no more than high-risk D ones (R10)'),
+])
+def test_each_r10_breach_is_named(changes, refusal):
+    assert [str(p) for p in rule_problems(task_doc(ratios=rates(**changes)))] == [refusal]
+
+
+def test_every_r10_breach_of_a_task_is_named_apart():
+    problems = rule_problems(task_doc(items=["KEY-001"], ratios=rates(A="0.9", B="0.8", C="0.7", D="0.6", U="0.05")))
+    assert [(p.field, p.reason.split(":")[0]) for p in problems] == [
+        ("ratios.A", "above B's 0.8"), ("ratios.B", "above C's 0.7"), ("ratios.C", "above D's 0.6"),
+        ("ratios.U", "below B's 0.8")]
 
 
 def test_a_equal_to_b_written_differently_passes():
-    assert passes(task_doc(ratios={"A": "0.050", "B": "0.05"}))
+    assert passes(task_doc(ratios=rates(A="0.050", B="0.05")))
 
 
-def test_r10_needs_both_a_and_b():
-    assert passes(task_doc(ratios={"A": "0.1", "C": "0.05"}))
+def test_u_may_be_anywhere_from_b_to_d():
+    assert passes(task_doc(ratios=rates(U="0.05")), task_doc(task_id="JDZ-2025-0002", ratios=rates(U="0.2")))
+
+
+# --- every stratum that can occur has a ratio, and no other -----------------------------------------
+def test_a_task_without_a_ratio_for_u_is_refused_before_the_draw():
+    ratios = rates()
+    del ratios["U"]
+    assert [str(p) for p in rule_problems(task_doc(ratios=ratios))] == [
+        "task JDZ-2025-0001 ratios.U: is required: stratum U (not yet classified) can occur, and every stratum "
+        "that can occur (A, B, C, D, U) needs a ratio, or the draw stops on it"]
+
+
+def test_each_missing_stratum_is_named():
+    problems = rule_problems(task_doc(items=["KEY-001"], ratios={"A": "0.1", "C": "0.05"}))
+    assert [p.field for p in problems] == ["ratios.B", "ratios.D", "ratios.U"]
+    assert all(p.reason.startswith("is required: stratum ") for p in problems)
+
+
+def test_a_stratum_no_entity_is_ever_in_is_refused():
+    problem = only(rule_problems(task_doc(ratios=rates(E="0.5"))), "task JDZ-2025-0001", "ratios.E")
+    assert str(problem) == ('task JDZ-2025-0001 ratios.E "0.5": no entity is ever in stratum E: the strata are '
+                            "A, B, C, D, U (credit-risk classes A-D, U not yet classified)")
+
+
+# --- windows wholly in the past ----------------------------------------------------------------------
+def past_problems(task, today, **options) -> list[PlanProblem]:
+    try:
+        check_plan(parse(plan_doc(task)), DIRECTORY, today=today, **options)
+    except PlanInvalid as error:
+        return error.problems
+    return []
+
+
+def test_a_window_wholly_in_the_past_is_refused():
+    assert [str(p) for p in past_problems(task_doc(), date(2025, 11, 11))] == [
+        'task JDZ-2025-0001 ends "2025-11-10": the window 2025-04-01 to 2025-11-10 is wholly in the past '
+        "(today is 2025-11-11); such a task is refused unless past windows are explicitly allowed"]
+
+
+def test_a_past_window_passes_when_allowed():
+    assert past_problems(task_doc(), date(2026, 12, 2), allow_past=True) == []
+
+
+@pytest.mark.parametrize("today", [date(2025, 11, 10), date(2025, 6, 1), date(2025, 1, 2)])
+def test_a_window_open_today_or_later_passes(today):
+    assert past_problems(task_doc(), today) == []
+
+
+def test_an_added_task_in_the_past_is_refused_too():
+    task = parse_task(json.dumps(task_doc()), "add.json")
+    with pytest.raises(PlanInvalid) as caught:
+        check_task(task, 2025, DIRECTORY, today=date(2026, 1, 1))
+    assert [p.field for p in caught.value.problems] == ["ends"]
+    check_task(task, 2025, DIRECTORY, today=date(2026, 1, 1), allow_past=True)
 
 
 # --- every violation at once ----------------------------------------------------------------------
 def test_check_plan_lists_every_violation_of_every_task():
-    second = task_doc(task_id="JDZ-2025-0002", items=["GEN-002", "NOPE"], unit="Z", ratios={"A": "0.2", "B": "0.1"})
-    problems = rule_problems(task_doc(ratios={"A": "0.01"}), second, owner_unit="Q")
+    second = task_doc(task_id="JDZ-2025-0002", items=["GEN-002", "NOPE"], unit="Z",
+                      ratios={"A": "0.2", "B": "0.1", "C": "0.04", "D": "0.05", "U": "0.05"})
+    problems = rule_problems(task_doc(ratios=rates(A="0.01")), second, owner_unit="Q")
     assert [str(p) for p in problems] == [
         'plan owner_unit "Q": no such unit in the directory',
         'task JDZ-2025-0001 ratios.A "0.01": below the 3% floor of enterprise public-information checks (GS-001; R9)',
@@ -361,12 +448,17 @@ def test_check_plan_lists_every_violation_of_every_task():
         'task JDZ-2025-0002 items[1] "NOPE": no such item in the published item list (R1)',
         'task JDZ-2025-0002 ratios.A "0.2": above the cap 0.05 of general item GEN-002 (R13)',
         'task JDZ-2025-0002 ratios.B "0.1": above the cap 0.05 of general item GEN-002 (R13)',
-        'task JDZ-2025-0002 ratios.A "0.2": above B\'s 0.1: low-risk A entities are checked less, never more (R10)',
+        'task JDZ-2025-0002 ratios.A "0.2": above B\'s 0.1: low-risk A entities are checked less than normal-risk '
+        'B ones, never more (R10)',
+        'task JDZ-2025-0002 ratios.B "0.1": above C\'s 0.04: normal-risk B entities are checked no more than '
+        'elevated-risk C ones (R10)',
+        'task JDZ-2025-0002 ratios.U "0.05": below B\'s 0.1: entities not yet classified (U) are checked at least '
+        'as normal-risk B ones; only a low-risk classification earns A\'s reduction (R10)',
     ]
 
 
 def test_check_task_is_the_same_rules_for_an_added_task():
-    added = parse_task(json.dumps(task_doc(task_id="JDZ-2025-0100", ratios={"A": "0.01"})), "add.json")
+    added = parse_task(json.dumps(task_doc(task_id="JDZ-2025-0100", ratios=rates(A="0.01"))), "add.json")
     with pytest.raises(PlanInvalid) as caught:
         check_task(added, 2025, DIRECTORY)
     assert [p.field for p in caught.value.problems] == ["ratios.A"]
@@ -407,23 +499,115 @@ def ratio_texts(draw) -> tuple[str, Fraction]:
 @given(ratio_texts())
 def test_r9_floor_is_exact(ratio):
     text, value = ratio
-    assert passes(task_doc(ratios={"B": text})) is (value >= Fraction(3, 100))
+    assert passes(task_doc(ratios=rates(A=text, B=text, C="1", D="1", U="1"))) is (value >= Fraction(3, 100))
 
 
 @given(ratio_texts(), ratio_texts())
 def test_r10_comparison_is_exact(a, b):
-    ok = passes(task_doc(items=["KEY-001"], ratios={"A": a[0], "B": b[0]}))
+    ok = passes(task_doc(items=["KEY-001"], ratios=rates(A=a[0], B=b[0], C="1", D="1", U="1")))
     assert ok is (a[1] <= b[1])
 
 
 @given(ratio_texts())
 def test_r13_cap_is_exact(ratio):
     text, value = ratio
-    assert passes(task_doc(items=["GEN-002"], ratios={"C": text})) is (value <= Fraction(5, 100))
+    assert passes(task_doc(items=["GEN-002"], ratios=rates(A="0", B="0", C=text, D=text, U="0"))) is (
+        value <= Fraction(5, 100))
 
 
 def test_r9_boundaries():
-    assert passes(task_doc(ratios={"B": "0.03"}))
-    assert passes(task_doc(ratios={"B": "0.030000"}))
-    assert not passes(task_doc(ratios={"B": "0.029999"}))
+    assert passes(task_doc(ratios=rates(A="0.03", B="0.03")))
+    assert passes(task_doc(ratios=rates(A="0.030000", B="0.030000")))
+    assert not passes(task_doc(ratios=rates(A="0.029999", B="0.029999")))
 
+
+
+# --- caps on a plan's size ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("changes", "field", "reason"), [
+    ({"items": [f"GS-{i:03d}" for i in range(201)]}, "items", "lists 201; the cap is 200 items per task"),
+    ({"partner_units": [f"U{i}" for i in range(101)]}, "partner_units",
+     "lists 101; the cap is 100 partner units per task"),
+    ({"filter": {"industry": [f"I{i}" for i in range(2001)]}}, "filter.industry",
+     "lists 2001; the cap is 2000 values per filter key"),
+    ({"task_code": "号" * 101}, "task_code", "is 101 characters; the cap is 100"),
+    ({"name": "抽" * 120000}, "name", "is 120000 characters; the cap is 200"),
+    ({"entropy_source": "x" * 201}, "entropy_source", "is 201 characters; the cap is 200"),
+])
+def test_a_list_or_text_beyond_its_cap_is_refused_naming_the_cap(changes, field, reason):
+    assert only(shape_problems(plan_doc(task_doc(**changes))), "task JDZ-2025-0001", field).reason == reason
+
+
+def test_a_plan_of_more_than_2000_tasks_is_refused():
+    tasks = [task_doc(task_id=f"JDZ-2025-{i:04d}") for i in range(2001)]
+    assert only(shape_problems(plan_doc(*tasks)), "plan", "tasks").reason == "lists 2001; the cap is 2000 tasks per plan"
+
+
+def test_the_caps_themselves_pass():
+    tasks = [task_doc(task_id=f"JDZ-2025-{i:04d}") for i in range(2000)]
+    assert len(parse(plan_doc(*tasks)).tasks) == 2000
+    parse(plan_doc(task_doc(task_code="号" * 100, name="抽" * 200, partner_units=[f"U{i}" for i in range(100)])))
+
+
+@pytest.mark.parametrize("as_task", [False, True])
+def test_a_file_beyond_the_byte_cap_is_refused_before_it_is_read(as_task):
+    raw = b" " * (MAX_FILE_BYTES + 1)
+    with pytest.raises(PlanInvalid) as caught:
+        (parse_task if as_task else parse_plan)(raw, "big.json")
+    assert str(caught.value) == (f"big.json: {'task' if as_task else 'plan'}: the file is {MAX_FILE_BYTES + 1} bytes; "
+                                 f"the cap is {MAX_FILE_BYTES} bytes for a plan or task file")
+
+
+# --- text that would mislead a reader -----------------------------------------------------------------
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("name", "年度抽查\u202eTXT.exe", "holds U+202E at character 5: RIGHT-TO-LEFT OVERRIDE, a bidirectional or "
+                                   "line control that reorders or breaks what a reader sees; it is refused"),
+    ("task_code", "抽查\x1b[2J1号", "holds U+001B at character 3: a control character (terminal escape sequences "
+                                   "start with one); it is refused"),
+    ("entropy_source", "福利彩票\n3D", "holds U+000A at character 5: a line break or tab; this field is one line; "
+                                    "it is refused"),
+])
+def test_control_and_bidi_characters_in_a_text_field_are_refused(field, value, reason):
+    assert only(shape_problems(plan_doc(task_doc(**{field: value}))), "task JDZ-2025-0001", field).reason == reason
+
+
+# --- entropy ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("source", ["None", "NONE", " none", "none "])
+def test_an_entropy_source_written_like_none_is_refused(source):
+    problem = only(shape_problems(plan_doc(task_doc(entropy_source=source))), "task JDZ-2025-0001", "entropy_source")
+    assert problem.reason == ('write "none" exactly for no external entropy; any other text names a public value '
+                              "the draw waits for")
+
+
+LOTTERY = "福利彩票3D 2025091期开奖号码"
+
+
+@pytest.mark.parametrize(("source", "value", "refusal"), [
+    (LOTTERY, "", f"entropy '': empty; the task announced the entropy source {LOTTERY!r}, enter its published value"),
+    (LOTTERY, "   ", f"entropy '   ': empty; the task announced the entropy source {LOTTERY!r}, enter its published "
+                     "value"),
+    (LOTTERY, " 123", "entropy ' 123': starts or ends with a space; enter the published value exactly, as a verifier "
+                      "will type it"),
+    (LOTTERY, "12\n3", "entropy '12\\n3': must be at most 256 printable ASCII characters, no line feed"),
+    (LOTTERY, "一二三", "entropy '一二三': must be at most 256 printable ASCII characters, no line feed"),
+    (LOTTERY, "9" * 257, "entropy is 257 characters; the cap is 256"),
+    (LOTTERY, 123, "entropy must be text, not int"),
+    ("none", "123", 'entropy \'123\': the task announced no entropy source ("none"), so it takes no value'),
+])
+def test_an_entropy_value_that_does_not_fit_its_source_is_refused(source, value, refusal):
+    with pytest.raises(DrawError) as caught:
+        check_entropy_value(source, value)
+    assert str(caught.value) == refusal
+
+
+@pytest.mark.parametrize(("source", "value"), [(LOTTERY, "123"), (LOTTERY, "~" * 256), ("none", "")])
+def test_an_entropy_value_that_fits_its_source_passes(source, value):
+    assert check_entropy_value(source, value) == value
+
+
+def test_the_demo_template_keeps_every_rule_that_needs_no_directory():
+    """examples/plan-template.json: every stratum, R10, the caps; its items and units stand in as given."""
+    template = parse_plan((Path(__file__).parents[2] / "examples" / "plan-template.json").read_bytes(), "template")
+    directory = PlanDirectory(
+        items={code: item(code, category="key") for task in template.tasks for code in task.items},
+        units=frozenset({template.owner_unit, *(unit for task in template.tasks for unit in task.all_units)}))
+    check_plan(template, directory, today=date(template.year, 1, 1))
