@@ -410,7 +410,7 @@ async def cmd_case_recheck(args, settings):
 
 
 async def cmd_draw_target(args, settings):
-    from activities.directory import entity_name
+    from store.directory import entity_name
     from domain.records import TargetedEntity
     from domain.uscc import uscc_problem
     from runtime.client import connect
