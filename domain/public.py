@@ -71,7 +71,7 @@ def task_announced(task_id: str, line: Mapping, draw_seq: int, stored_draw: Mapp
 
 
 def frozen(task_id: str, draw_seq: int, freeze: FreezeSummary) -> dict:
-    """The population's digest and counts, before the reveal (never its rows, its salt or its strata' members)."""
+    """The population's digest and counts, before the reveal; never its rows or its salt."""
     return {"task_id": task_id, "draw_seq": draw_seq, "frozen_at": freeze.frozen_at.isoformat(),
             "population_digest": freeze.population_digest, "population": freeze.population,
             "exclusions": freeze.exclusions}
