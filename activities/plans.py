@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timezone
 from sqlalchemy import Engine, select, update
 from temporalio import activity
 
-from activities.register import publish
+from store.register import publish
 from activities.common import not_found, workflow_id
 from store.common import insert_once, one_by
 from db import schema

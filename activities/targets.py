@@ -3,28 +3,18 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Connection, Engine, exists, func, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.directory import entity_name, in_force, items_of, people_with_role, review_required, split, task_line
+from activities.common import found, not_found, workflow_id
 from activities.handoff import Notifier
-from activities.register import publish
-from activities.common import not_found, workflow_id
-from store.common import insert_once, one_by
-from db import schema
-from domain.categories import category
-from domain.records import (
-    Alert,
-    CheckRecorded,
-    Stage,
-    TargetContext,
-    TargetCounts,
-    TargetStep,
-    Team,
-    WorkingDaysLater,
-)
+from db.engine import Engine
+from domain import public
+from domain.records import Alert, CheckRecorded, TargetContext, TargetStep, WorkingDaysLater
 from domain.workdays import SHANGHAI, CalendarYearUnknown, Deadlines
+from store import draws, targets
+from store.directory import entity_name, entity_region, items_of, people_with_role, review_required, split, task_line
+from store.register import publish
 
 PUBLICATION_WORKING_DAYS = 20  # R21
 REMINDER_WORKING_DAYS = 3
@@ -38,31 +28,23 @@ class TargetActivities:
 
     @activity.defn
     def open_target(self, step: TargetStep) -> TargetContext:
-        with self._engine.begin() as connection:
+        with found(), self._engine.begin() as connection:
             line, _ = task_line(connection, step.task_id)
             now = datetime.now(timezone.utc)
-            draw = connection.execute(
-                select(schema.draws.c.frozen_at).where(schema.draws.c.task_id == step.task_id)
-                .order_by(schema.draws.c.draw_seq.desc())
-            ).first()
-            if draw is None:
-                raise not_found(f"draw of task {step.task_id}")
+            frozen_at = draws.latest_frozen_at(connection, step.task_id)
             window_end = self._due(step.task_id, step.uscc, lambda: self._deadlines.window_end(
-                date.fromisoformat(line["starts"]), date.fromisoformat(line["ends"]), draw.frozen_at))
+                date.fromisoformat(line["starts"]), date.fromisoformat(line["ends"]), frozen_at))
             reminder_at = self._due(step.task_id, step.uscc, lambda: self._deadlines.reminder_before(
                 window_end, REMINDER_WORKING_DAYS))
-            entity = connection.execute(
-                select(schema.entities.c.region).where(schema.entities.c.uscc == step.uscc,
-                                                       in_force(schema.entities, now))
-            ).first()
-            target = one_by(connection, schema.targets, task_id=step.task_id, uscc=step.uscc)
-            if entity is None or target is None:
+            region = entity_region(connection, step.uscc, now)
+            target = targets.target(connection, step.task_id, step.uscc)
+            if region is None or target is None:
                 raise not_found(f"target {step.uscc} of task {step.task_id}")
-            teams, unstaffed = current_teams(connection, step.task_id, step.uscc)
+            teams, unstaffed = targets.current_teams(connection, step.task_id, step.uscc)
             unit = line["unit"]
             items = items_of(connection, line["items"], now)
             context = TargetContext(
-                task_code=line["task_code"], unit=unit, region=entity.region, kind=target.kind, teams=teams,
+                task_code=line["task_code"], unit=unit, region=region, kind=target.kind, teams=teams,
                 unstaffed_units=unstaffed, reviewers=people_with_role(connection, unit, "reviewer", now),
                 supervisors=people_with_role(connection, unit, "supervisor", now),
                 review_required=review_required(connection, unit, now),
@@ -80,9 +62,9 @@ class TargetActivities:
             return compute()
         except CalendarYearUnknown as unknown:
             with self._engine.begin() as alerting:
-                insert_once(alerting, schema.alerts, dict(
-                    workflow_id=workflow_id(), step=f"calendar-{unknown.year}", kind="calendar",
-                    task_id=task_id, uscc=uscc, at=datetime.now(timezone.utc), details=str(unknown)))
+                targets.record_alert(alerting, workflow_id=workflow_id(), step=f"calendar-{unknown.year}",
+                                     kind="calendar", task_id=task_id, uscc=uscc, at=datetime.now(timezone.utc),
+                                     details=str(unknown))
             raise ApplicationError(str(unknown), type="CalendarYearUnknown") from unknown
 
     @activity.defn
@@ -123,11 +105,9 @@ class TargetActivities:
         assignment = step.assignment
         assert assignment
         with self._engine.begin() as connection:
-            insert_once(connection, schema.teams, dict(
-                task_id=step.task_id, uscc=step.uscc, unit_code=assignment.unit,
-                inspectors=";".join(assignment.inspectors), source="manual", reason=assignment.reason,
-                assigned_by=assignment.by, at=step.at, workflow_id=workflow_id(), step=step.step,
-            ), keys=("workflow_id", "step", "uscc", "unit_code"))
+            targets.assign_team(connection, task_id=step.task_id, uscc=step.uscc, unit=assignment.unit,
+                                inspectors=assignment.inspectors, reason=assignment.reason, by=assignment.by,
+                                at=step.at, workflow_id=workflow_id(), step=step.step)
 
     @activity.defn
     def record_stage(self, step: TargetStep) -> None:
@@ -143,20 +123,17 @@ class TargetActivities:
         fill the task's history, and a burst of them (a deadline shared by thousands of targets) keeps it
         from continuing as new. Finishes of one task take turns on the task's row, so exactly one of them
         sees none left; a retry after the commit answers the same."""
-        assert step.stage in FINAL_STAGES
+        assert step.stage in targets.FINAL_STAGES
         with self._engine.begin() as connection:
             self._project(connection, step, stage=step.stage.value)  # first: on SQLite the write lock comes here
-            connection.execute(select(schema.plan_tasks.c.task_id)
-                               .where(schema.plan_tasks.c.task_id == step.task_id).with_for_update())
-            # Whether one is open, not how many: the lock is held while this runs, for each of a burst.
-            return not connection.execute(select(exists().where(*open_targets(step.task_id)))).scalar()
+            return targets.none_open(connection, step.task_id)
 
     @activity.defn
     def publish_result(self, step: TargetStep) -> None:
         """The result in the public register: task, entity, category, date, unit; no inspector's data (R23)."""
-        with self._engine.begin() as connection:
+        with found(), self._engine.begin() as connection:
             line, year = task_line(connection, step.task_id)
-            target = one_by(connection, schema.targets, task_id=step.task_id, uscc=step.uscc)
+            target = targets.target(connection, step.task_id, step.uscc)
             if target is None or target.category is None:
                 raise not_found(f"entered result of {step.uscc} in task {step.task_id}")
             name = entity_name(connection, step.uscc)
@@ -167,10 +144,7 @@ class TargetActivities:
                 connection, workflow_id=workflow_id(), step="publish-result", kind="result", at=now,
                 year=target.check_date.year, task_id=step.task_id, uscc=step.uscc, category=target.category,
                 unit=line["unit"], due_at=step.due_at, on_time=on_time,
-                payload={"task_id": step.task_id, "task_code": line["task_code"], "uscc": step.uscc,
-                         "entity_name": name, "category": target.category,
-                         "category_zh": category(target.category).name_zh,
-                         "check_date": target.check_date.isoformat(), "unit": line["unit"]})
+                payload=public.result(step.task_id, line, step.uscc, name, target))
             if inserted:
                 self._project(connection, step, stage="published", published_at=now,
                               overdue=target.overdue or not on_time)
@@ -179,9 +153,8 @@ class TargetActivities:
     def alert(self, alert: Alert) -> None:
         """A reminder, an escalation or a notice: recorded, then sent through the outbox."""
         with self._engine.begin() as connection:
-            insert_once(connection, schema.alerts, dict(
-                workflow_id=workflow_id(), step=alert.step, kind=alert.kind, task_id=alert.task_id,
-                uscc=alert.uscc, at=alert.at, details=alert.details))
+            targets.record_alert(connection, workflow_id=workflow_id(), step=alert.step, kind=alert.kind,
+                                 task_id=alert.task_id, uscc=alert.uscc, at=alert.at, details=alert.details)
             if alert.kind == "escalation" and alert.uscc:
                 self._project(connection, TargetStep(task_id=alert.task_id, uscc=alert.uscc, step=alert.step,
                                                      at=alert.at), overdue=True)
@@ -190,37 +163,6 @@ class TargetActivities:
                                     "to": alert.notify, "text": alert.details})
         self._notifier.deliver(workflow_id(), alert.step)
 
-    def _project(self, connection: Connection, step: TargetStep, **values) -> None:
-        connection.execute(update(schema.targets).where(
-            schema.targets.c.task_id == step.task_id, schema.targets.c.uscc == step.uscc,
-        ).values(updated_at=step.at, **values))
+    def _project(self, connection, step: TargetStep, **values) -> None:
+        targets.project(connection, step.task_id, step.uscc, step.at, **values)
 
-
-FINAL_STAGES = (Stage.CLOSED.value, Stage.CANCELLED.value)
-
-
-def open_targets(task_id: str) -> list:
-    """The condition on `targets` of the task's targets not in a final stage."""
-    t = schema.targets
-    return [t.c.task_id == task_id, t.c.stage.not_in(FINAL_STAGES)]
-
-
-def target_counts(connection: Connection, task_id: str) -> TargetCounts:
-    """How many of the task's targets are in a final stage, of how many."""
-    t = schema.targets
-    finished, total = connection.execute(
-        select(func.count().filter(t.c.stage.in_(FINAL_STAGES)), func.count()).where(t.c.task_id == task_id)
-    ).one()
-    return TargetCounts(finished=finished, total=total)
-
-
-def current_teams(connection: Connection, task_id: str, uscc: str) -> tuple[list[Team], list[str]]:
-    """Each unit's latest team for the target (a manual assignment supersedes the draw); units left unstaffed."""
-    t = schema.teams
-    latest = (select(t.c.unit_code, func.max(t.c.team_id).label("team_id"))
-              .where(t.c.task_id == task_id, t.c.uscc == uscc).group_by(t.c.unit_code).subquery())
-    rows = connection.execute(
-        select(t.c.unit_code, t.c.inspectors).join(latest, latest.c.team_id == t.c.team_id).order_by(t.c.unit_code)
-    ).all()
-    teams = [Team(unit=r.unit_code, inspectors=r.inspectors.split(";")) for r in rows if r.inspectors]
-    return teams, [r.unit_code for r in rows if not r.inspectors]

@@ -97,7 +97,7 @@ def prepare_directories(engine, entities: int) -> list[str]:
 def seed_task(engine, usccs: list[str], tag: str, teams_out: dict | None = None) -> tuple[str, str, int]:
     """A plan with one task, in the state the dispatch activity leaves it: a draw, one target row and one
     team of two per entity. (plan_code, task_id, plan_year); each target's team into `teams_out`."""
-    from activities.directory import people_with_role
+    from store.directory import people_with_role
     from runtime.examples import shifted_plan
     from runtime.plans import load_plan
     from workflows.common import task_workflow_id

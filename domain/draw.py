@@ -265,3 +265,24 @@ def check_entropy_value(entropy_source: str, value: object) -> str:
         raise DrawError(f"entropy {value!r}: starts or ends with a space; enter the published value exactly, "
                         "as a verifier will type it")
     return value
+
+
+# --- the public record ----------------------------------------------------------------------------
+def public_record(*, task_id: str, task_code: str, draw_seq: int, reason: str | None, approver: str | None,
+                  freeze: Mapping, strata: Mapping[str, StratumPlan], commitment: str, entropy_source: str,
+                  entropy: str, nonce: str, seed: str, selection_digest: str) -> dict:
+    """The sc-draw-v1 record published at the reveal: everything the public needs to recompute the seed.
+
+    `freeze` is the freeze as stored (`frozen_at` as text, `population_digest`, `exclusions`); a redraw
+    names the draw it supersedes.
+    """
+    return {
+        "protocol": PROTOCOL, "task_id": task_id, "task_code": task_code,
+        "draw_seq": draw_seq, "supersedes": draw_seq - 1 if draw_seq > 1 else None,
+        "reason": reason, "approver": approver, "frozen_at": freeze["frozen_at"],
+        "population_digest": freeze["population_digest"],
+        "strata": {s: {"population": p.population, "ratio": p.ratio, "quota": p.quota} for s, p in strata.items()},
+        "exclusions": freeze["exclusions"], "commitment": commitment,
+        "entropy_source": entropy_source, "entropy": entropy, "nonce": nonce,
+        "seed": seed, "selection_digest": selection_digest,
+    }

@@ -23,9 +23,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, String, and_, case, cast, exists, func, literal, or_, select
+from sqlalchemy import Connection, Engine, func, select
 
-from activities.directory import has_any_label, in_force, items_of, split, task_line
+from store.directory import items_of, split, task_line
+from store.draws import eligible_population
 from audit.verify import SHOWN, PackageError, VerifyReport, read_population_csv, verify_draw
 from db import schema
 
@@ -321,7 +322,7 @@ def verify_against_database(engine: Engine, task_id: str, draw_seq: int | None =
         rows = _stored_population(connection, task_id, row["draw_seq"])
         comparison = None
         if frozen_at is not None:
-            rebuilt = rebuilt_candidates(connection, row["task_id"], line, year, frozen_at)
+            rebuilt = eligible_population(connection, row["task_id"], line, year, frozen_at)
             comparison = _FreezeComparison(connection.execute(
                 rebuilt.order_by(_byte_order(connection, e.c.uscc)).execution_options(yield_per=_FETCH)))
             rows = comparison.merge(rows)
@@ -351,54 +352,7 @@ def _frozen_at(record: dict) -> tuple[datetime | None, str]:
     return frozen_at, ""
 
 
-# --- the freeze, rebuilt from the directory's history ---------------------------------------------
-def rebuilt_candidates(connection: Connection, task_id: str, line: dict, year: int, frozen_at: datetime):
-    """(uscc, stratum, reason) of every entity the task's filter matched at `frozen_at`, reason NULL when eligible.
-
-    The freeze's rules (activities/draws.py `_freeze_population`) evaluated as of `frozen_at`:
-    entity and item versions in force then, and other tasks' selections as they stood then —
-    drawn by then, not yet superseded, their task not yet cancelled — not as they stand now.
-    """
-    conditions = [in_force(e, frozen_at)]
-    task_filter = line.get("filter", {})
-    if task_filter.get("subject_type"):
-        conditions.append(e.c.subject_type.in_(task_filter["subject_type"]))
-    for column in ("region", "industry"):
-        if task_filter.get(column):
-            conditions.append(or_(*(e.c[column].startswith(p) for p in task_filter[column])))
-    if task_filter.get("labels"):
-        conditions.append(has_any_label(e.c.labels, task_filter["labels"]))
-    for item in items_of(connection, line["items"], frozen_at):
-        if item["target_labels"]:
-            conditions.append(has_any_label(e.c.labels, split(item["target_labels"])))
-
-    pub, pt, plans = schema.publications, schema.plan_tasks, schema.plans
-    superseded_by_then = exists().where(
-        pub.c.kind == "draw", pub.c.task_id == d.c.task_id,
-        pub.c.step == literal("supersede-") + cast(d.c.draw_seq, String), pub.c.published_at <= frozen_at)
-    selected_then = (
-        select(dp.c.uscc, func.count().label("times"))
-        .join(d, and_(d.c.task_id == dp.c.task_id, d.c.draw_seq == dp.c.draw_seq))
-        .join(pt, pt.c.task_id == dp.c.task_id)
-        .join(plans, plans.c.plan_code == pt.c.plan_code)
-        .where(dp.c.selected, d.c.state.in_(EXPORTABLE), d.c.drawn_at <= frozen_at, ~superseded_by_then,
-               plans.c.year == year, or_(pt.c.cancelled_at.is_(None), pt.c.cancelled_at > frozen_at),
-               dp.c.task_id != task_id)
-        .group_by(dp.c.uscc)
-        .subquery()
-    )
-    reason = case(
-        (e.c.status != "active", e.c.status),
-        (and_(e.c.risk_class == "A", selected_then.c.times.is_not(None)), literal("a_class_already_drawn")),
-        (selected_then.c.times >= int(line["frequency_cap"]), literal("frequency_cap")),
-        else_=literal(None, String),
-    ).label("reason")
-    stratum = case((e.c.risk_class == "", literal("U")), else_=e.c.risk_class).label("stratum")
-    return (select(e.c.uscc, stratum, reason)
-            .select_from(e.outerjoin(selected_then, selected_then.c.uscc == e.c.uscc))
-            .where(*conditions))
-
-
+# --- the freeze, rebuilt from the directory's history (store.draws.eligible_population) --------------
 class _Differences:
     """How many rows differ one way, and the first few."""
 
@@ -563,4 +517,4 @@ def _check_published(report, connection, row, record, frozen_at) -> None:
 
 
 __all__ = ["export_draw", "export_dispatch", "verify_from_files", "verify_against_database", "read_record",
-           "rebuilt_candidates", "report_json", "PackageError", "VerifyReport"]
+           "report_json", "PackageError", "VerifyReport"]

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Engine, insert, select
 
-from activities.directory import split
+from store.directory import split
 from db import schema
 from domain.plan import (
     ItemFacts,

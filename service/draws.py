@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from temporalio.client import Client
 
-from activities.directory import entity_name
+from store.directory import entity_name
 from domain.access import Actor
 from domain.commands import command_key
 from domain.records import EntropyEntry, Redraw, TargetedEntity

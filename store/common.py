@@ -27,3 +27,11 @@ def insert_once(connection: Connection, table: Table, values: dict, keys: tuple[
 def one_by(connection: Connection, table: Table, **keys):
     row = connection.execute(select(table).where(and_(*(table.c[k] == v for k, v in keys.items())))).mappings().first()
     return row
+
+
+class NotFound(LookupError):
+    """A row the caller needs is not stored (activities make it the non-retryable `NotFound` failure)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+        self.what = what

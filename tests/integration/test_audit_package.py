@@ -22,7 +22,6 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from temporalio.testing import ActivityEnvironment
 
-from activities.directory import in_force, task_line
 from activities.draws import DrawActivities, parse_pool
 from audit.verify import PackageError, verify_dispatch
 from db import schema
@@ -32,13 +31,14 @@ from domain.workdays import SHANGHAI
 from runtime.audit_package import (
     export_dispatch,
     export_draw,
-    rebuilt_candidates,
     verify_against_database,
     verify_from_files,
 )
 from runtime.examples import shifted_plan
 from runtime.plans import load_plan
 from service.imports import import_directory, import_examples
+from store.directory import in_force, task_line
+from store.draws import eligible_population
 from tests.conftest import own_schema
 
 pytestmark = pytest.mark.postgres
@@ -348,7 +348,7 @@ def test_other_tasks_selections_count_as_they_stood_at_the_freeze(fresh_pg_engin
     # though as of now it would be.
     with engine.connect() as connection:
         line, year = task_line(connection, first)
-        now = rebuilt_candidates(connection, first, line, year, datetime.now(timezone.utc)).subquery()
+        now = eligible_population(connection, first, line, year, datetime.now(timezone.utc)).subquery()
         assert connection.execute(select(func.count()).select_from(now).where(now.c.reason.in_(
             ["frequency_cap", "a_class_already_drawn"]))).scalar() > 0
     report = verify_against_database(engine, first)

@@ -28,7 +28,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.directory import people_with_role
+from store.directory import people_with_role
 from activities.handoff import JsonlReceiver, Receiver
 from db import schema
 from domain.records import PlanRun

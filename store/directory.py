@@ -1,4 +1,4 @@
-"""Reading the directories (as in force at an instant) and the plan, for the activities."""
+"""The directories as in force at an instant (entities, items, inspectors, units) and the plan's task lines."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, literal, or_, select
 
-from activities.common import not_found
 from db import schema
+from store.common import NotFound
 
 
 def task_line(connection: Connection, task_id: str) -> tuple[dict, int]:
@@ -18,7 +18,7 @@ def task_line(connection: Connection, task_id: str) -> tuple[dict, int]:
         .where(schema.plan_tasks.c.task_id == task_id)
     ).first()
     if row is None:
-        raise not_found(f"task {task_id}")
+        raise NotFound(f"task {task_id}")
     return json.loads(row.document), row.year
 
 
@@ -40,6 +40,7 @@ def items_of(connection: Connection, codes: list[str], at: datetime) -> list:
 
 
 def split(value: str) -> list[str]:
+    """A directory column's `;`-joined list."""
     return [v for v in value.split(";") if v]
 
 
@@ -48,6 +49,14 @@ def people_with_role(connection: Connection, unit: str, role: str, at: datetime)
     return [r.inspector_id for r in connection.execute(
         select(i.c.inspector_id).where(i.c.unit_code == unit, in_force(i, at), i.c.status == "active",
                                        has_any_label(i.c.roles, [role])).order_by(i.c.inspector_id))]
+
+
+def inspectors_of(connection: Connection, unit: str, at: datetime) -> list:
+    """The unit's inspectors (the role, whatever their status) in force at `at`."""
+    i = schema.inspectors
+    return connection.execute(
+        select(i).where(i.c.unit_code == unit, in_force(i, at), has_any_label(i.c.roles, ["inspector"]))
+    ).mappings().all()
 
 
 def review_required(connection: Connection, unit: str, at: datetime) -> bool:
@@ -60,3 +69,9 @@ def entity_name(connection: Connection, uscc: str) -> str:
     row = connection.execute(select(schema.entities.c.name).where(
         schema.entities.c.uscc == uscc, schema.entities.c.valid_to.is_(None))).first()
     return row.name if row else ""
+
+
+def entity_region(connection: Connection, uscc: str, at: datetime) -> str | None:
+    """The entity's region in force at `at`; None when it is not in the directory then."""
+    return connection.execute(select(schema.entities.c.region).where(
+        schema.entities.c.uscc == uscc, in_force(schema.entities, at))).scalar()

@@ -5,14 +5,15 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from store.common import canonical_json, insert_once
 from db import schema
+from domain import public
+from store.common import canonical_json, insert_once
 
 
 def publish(connection: Connection, *, workflow_id: str, step: str, kind: str, at: datetime, year: int,
             payload: dict, **columns) -> bool:
-    """One register row per (workflow, step). Callers never put an entity's credit-risk class in it (R29)."""
+    """One register row per (workflow, step); the payload passes the never-public check first (R23, R29)."""
     return insert_once(connection, schema.publications, dict(
         workflow_id=workflow_id, step=step, kind=kind, published_at=at, year=year,
-        payload=canonical_json(payload), **columns,
+        payload=canonical_json(public.check(payload)), **columns,
     ))

@@ -1,0 +1,110 @@
+"""Every payload that leaves for the public register (公示) or an outside system, and what never may.
+
+One builder per kind, each taking what the activity holds (a plan line, a stored row) and picking
+the public fields. The sc-draw-v1 record is built by `domain.draw.public_record`. `check` is the
+gate the register's writer passes every payload through (store/register.py), and the follow-up
+handoff before it is queued.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+
+from domain import draw
+from domain.categories import category
+from domain.records import Adjustment, FreezeSummary
+
+# Keys that may never be public, at any depth: inspectors' identities and data (R23), an entity's
+# credit-risk class (R29), the draw's secrets and the files only auditors get (draw-protocol.md).
+NEVER_PUBLIC = frozenset({
+    "inspector", "inspectors", "inspector_id", "inspector_name", "entered_by", "reviewed_by", "reviewer",
+    "assigned_by", "team", "teams", "recusal", "qualifications", "cert_expiry",
+    "risk_class", "credit_risk", "credit_class", "stratum",
+    "salt", "population_salt", "pool_file", "population_file",
+    "nonce",
+})
+# The nonce is public once revealed, and it is revealed in the draw record only.
+REVEALED_IN_DRAW_RECORD = frozenset({"nonce"})
+
+
+class NotPublic(ValueError):
+    """A payload holds something that may never be public: a defect in its builder, never published."""
+
+
+def check(payload: Mapping) -> Mapping:
+    """`payload` unchanged when nothing in it is on the never-public list; NotPublic otherwise."""
+    allowed = REVEALED_IN_DRAW_RECORD if payload.get("protocol") == draw.PROTOCOL else frozenset()
+    _check(payload, NEVER_PUBLIC - allowed, "")
+    return payload
+
+
+def _check(value: object, forbidden: frozenset, path: str) -> None:
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            if key in forbidden:
+                raise NotPublic(f"{path}{key} may never be public")
+            _check(inner, forbidden, f"{path}{key}.")
+    elif isinstance(value, (list, tuple)):
+        for n, inner in enumerate(value):
+            _check(inner, forbidden, f"{path}{n}.")
+
+
+# --- the plan (R3, R5) ------------------------------------------------------------------------------
+def plan(*, plan_code: str, year: int, owner_unit: str, tasks: list[str], document_sha256: str) -> dict:
+    return {"plan_code": plan_code, "year": year, "owner_unit": owner_unit, "tasks": tasks,
+            "document_sha256": document_sha256}
+
+
+def adjustment(plan_code: str, change: Adjustment) -> dict:
+    """An added or cancelled task; the added task's document is published with the task itself."""
+    return {"plan_code": plan_code, "adjustment": change.kind, "task_id": change.task_id, "reason": change.reason,
+            "approver": change.approver}
+
+
+# --- the task and its draws (draw-protocol.md) ----------------------------------------------------------
+def task_announced(task_id: str, line: Mapping, draw_seq: int, stored_draw: Mapping) -> dict:
+    """The task and the commitment to its draw's nonce (the nonce itself stays secret until the draw)."""
+    return {"task_id": task_id, "task_code": line["task_code"], "name": line["name"], "items": line["items"],
+            "unit": line["unit"], "partner_units": line.get("partner_units", []), "ratios": line["ratios"],
+            "starts": line["starts"], "ends": line["ends"], "draw_seq": draw_seq,
+            "commitment": stored_draw["commitment"], "entropy_source": stored_draw["entropy_source"]}
+
+
+def frozen(task_id: str, draw_seq: int, freeze: FreezeSummary) -> dict:
+    """The population's digest and counts, before the reveal; never its rows or its salt."""
+    return {"task_id": task_id, "draw_seq": draw_seq, "frozen_at": freeze.frozen_at.isoformat(),
+            "population_digest": freeze.population_digest, "population": freeze.population,
+            "exclusions": freeze.exclusions}
+
+
+def superseded(task_id: str, draw_seq: int, reason: str | None, approver: str | None) -> dict:
+    return {"task_id": task_id, "draw_seq": draw_seq, "state": "superseded", "superseded_by": draw_seq + 1,
+            "reason": reason, "approver": approver}
+
+
+def task_closed(task_id: str, line: Mapping, selected: list[str], cancelled: bool, reason: str | None) -> dict:
+    """The close: the selected list becomes public now (draw-protocol.md), or the cancellation."""
+    payload = {"task_id": task_id, "task_code": line["task_code"], "state": "cancelled" if cancelled else "closed",
+               "selected": selected}
+    if reason:
+        payload["reason"] = reason
+    return payload
+
+
+# --- a target's result and its follow-up --------------------------------------------------------------
+def result(task_id: str, line: Mapping, uscc: str, entity_name: str, target: Mapping) -> dict:
+    """Task, entity, category, date, unit; never who checked or reviewed (R23)."""
+    check_date: date = target["check_date"]
+    return {"task_id": task_id, "task_code": line["task_code"], "uscc": uscc, "entity_name": entity_name,
+            "category": target["category"], "category_zh": category(target["category"]).name_zh,
+            "check_date": check_date.isoformat(), "unit": line["unit"]}
+
+
+def follow_up(*, lead_id: str, kind: str, task_id: str, line: Mapping, uscc: str, entity_name: str,
+              result_category: str, due_at: datetime | None) -> dict:
+    """A case lead, listing, order or credit feedback as handed to the receiving system."""
+    payload = {"lead_id": lead_id, "kind": kind, "task_id": task_id, "task_code": line["task_code"], "uscc": uscc,
+               "entity_name": entity_name, "category": result_category}
+    if due_at is not None:
+        payload["due_at"] = due_at.isoformat()
+    return payload

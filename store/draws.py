@@ -1,0 +1,209 @@
+"""Draws (draw-protocol.md): announcements, frozen populations and pools, selections, dispatched teams.
+
+The eligibility filter lives here once, `eligible_population`: the freeze writes what it returns,
+and `draw verify` rebuilds a freeze with it as of the recorded `frozen_at`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from sqlalchemy import Connection, Select, String, and_, case, cast, exists, func, insert, literal, or_, select, update
+
+from db import schema
+from store.common import NotFound, canonical_json, insert_once, one_by
+from store.directory import has_any_label, in_force, items_of, split
+
+d, dp, e = schema.draws, schema.draw_population, schema.entities
+COUNTED = ("drawn", "superseded")  # states of a draw that selected (a superseded one did, until superseded)
+_BATCH = 10_000
+
+
+def announce(connection: Connection, *, task_id: str, draw_seq: int, commitment: str, nonce: bytes,
+             entropy_source: str, reason: str | None, approver: str | None, workflow_id: str, step: str):
+    """The announced draw, stored once: a retry finds the first attempt's nonce and returns that row."""
+    insert_once(connection, d, dict(
+        task_id=task_id, draw_seq=draw_seq, state="announced", commitment=commitment, nonce=nonce.hex(),
+        entropy_source=entropy_source, reason=reason, approver=approver, workflow_id=workflow_id, step=step,
+    ), keys=("task_id", "draw_seq"))
+    return draw(connection, task_id, draw_seq)
+
+
+def draw(connection: Connection, task_id: str, draw_seq: int):
+    row = one_by(connection, d, task_id=task_id, draw_seq=draw_seq)
+    if row is None:
+        raise NotFound(f"announcement of task {task_id} draw {draw_seq}")
+    return row
+
+
+def save(connection: Connection, task_id: str, draw_seq: int, *, record: dict, **columns) -> None:
+    """The draw's stored record (and state, times, secrets) after a step."""
+    connection.execute(update(d).where(d.c.task_id == task_id, d.c.draw_seq == draw_seq)
+                       .values(record=canonical_json(record), **columns))
+
+
+def supersede(connection: Connection, task_id: str, draw_seq: int) -> None:
+    connection.execute(update(d).where(d.c.task_id == task_id, d.c.draw_seq == draw_seq, d.c.state == "drawn")
+                       .values(state="superseded"))
+
+
+def latest_frozen_at(connection: Connection, task_id: str) -> datetime | None:
+    """When the task's latest draw was frozen (None while it is announced only)."""
+    row = connection.execute(select(d.c.frozen_at).where(d.c.task_id == task_id).order_by(d.c.draw_seq.desc())).first()
+    if row is None:
+        raise NotFound(f"draw of task {task_id}")
+    return row.frozen_at
+
+
+def lock_year(connection: Connection, year: int) -> None:
+    """R12 across tasks: freezes, draws and supersessions of one plan year take turns, so each freeze sees
+    every selection committed before its `frozen_at` and none after it."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(7233100 + year)))
+
+
+def record_targeted(connection: Connection, task_id: str, uscc: str, reason: str, at: datetime) -> None:
+    insert_once(connection, schema.targeted, dict(task_id=task_id, uscc=uscc, reason=reason, added_at=at),
+                keys=("task_id", "uscc"))
+
+
+# --- the population ---------------------------------------------------------------------------
+def selections(year: int, other_than_task: str, as_of: datetime | None = None):
+    """How often each entity was selected in the plan year by tasks other than this one.
+
+    Without `as_of`, as the draws stand now: drawn, their task not cancelled. With it, as they stood
+    then: drawn by then, not superseded by then, their task not cancelled by then — what a freeze at
+    `as_of` saw, whatever happened since.
+    """
+    pt, plans = schema.plan_tasks, schema.plans
+    if as_of is None:
+        counted = [d.c.state == "drawn", pt.c.cancelled_at.is_(None)]
+    else:
+        pub = schema.publications
+        superseded_by_then = exists().where(
+            pub.c.kind == "draw", pub.c.task_id == d.c.task_id,
+            pub.c.step == literal("supersede-") + cast(d.c.draw_seq, String), pub.c.published_at <= as_of)
+        counted = [d.c.state.in_(COUNTED), d.c.drawn_at <= as_of, ~superseded_by_then,
+                   or_(pt.c.cancelled_at.is_(None), pt.c.cancelled_at > as_of)]
+    return (
+        select(dp.c.uscc, func.count().label("times"))
+        .join(d, and_(d.c.task_id == dp.c.task_id, d.c.draw_seq == dp.c.draw_seq))
+        .join(pt, pt.c.task_id == dp.c.task_id)
+        .join(plans, plans.c.plan_code == pt.c.plan_code)
+        .where(dp.c.selected, plans.c.year == year, dp.c.task_id != other_than_task, *counted)
+        .group_by(dp.c.uscc)
+        .subquery()
+    )
+
+
+def eligible_population(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> Select:
+    """(uscc, stratum, reason) of every entity the task's filter matches at `at`; reason NULL when eligible.
+
+    The filter: entity and item versions in force at `at`, the task line's subject types, region and
+    industry prefixes and labels, each item's target labels. The exclusions, by reason: not active;
+    an A-class entity another task already drew this year (R14); the year's frequency cap (R12).
+    """
+    conditions = [in_force(e, at)]
+    task_filter = line.get("filter", {})
+    if task_filter.get("subject_type"):
+        conditions.append(e.c.subject_type.in_(task_filter["subject_type"]))
+    for column in ("region", "industry"):
+        if task_filter.get(column):
+            conditions.append(or_(*(e.c[column].startswith(p) for p in task_filter[column])))
+    if task_filter.get("labels"):
+        conditions.append(has_any_label(e.c.labels, task_filter["labels"]))
+    for item in items_of(connection, line["items"], at):
+        if item["target_labels"]:
+            conditions.append(has_any_label(e.c.labels, split(item["target_labels"])))
+
+    selected = selections(year, task_id, as_of=at)
+    reason = case(
+        (e.c.status != "active", e.c.status),
+        (and_(e.c.risk_class == "A", selected.c.times.is_not(None)), literal("a_class_already_drawn")),
+        (selected.c.times >= int(line["frequency_cap"]), literal("frequency_cap")),
+        else_=literal(None, String),
+    ).label("reason")
+    stratum = case((e.c.risk_class == "", literal("U")), else_=e.c.risk_class).label("stratum")
+    return (select(e.c.uscc, stratum, reason)
+            .select_from(e.outerjoin(selected, selected.c.uscc == e.c.uscc))
+            .where(*conditions))
+
+
+def freeze_population(connection: Connection, task_id: str, draw_seq: int, line: dict, year: int,
+                      frozen_at: datetime) -> dict[str, int]:
+    """Store the eligible population as of `frozen_at`; the excluded entities counted by reason."""
+    candidates = eligible_population(connection, task_id, line, year, frozen_at).subquery()
+    connection.execute(insert(dp).from_select(
+        ["task_id", "draw_seq", "uscc", "stratum", "selected"],
+        select(literal(task_id), literal(draw_seq), candidates.c.uscc, candidates.c.stratum,
+               literal(False)).where(candidates.c.reason.is_(None)),
+    ))
+    counted = connection.execute(
+        select(candidates.c.reason, func.count()).where(candidates.c.reason.is_not(None))
+        .group_by(candidates.c.reason)
+    ).all()
+    return {r: n for r, n in sorted(counted)}
+
+
+def population(connection: Connection, task_id: str, draw_seq: int) -> Iterator[tuple[str, str]]:
+    """(uscc, stratum) of the frozen population in USCC order, streamed."""
+    return connection.execute(
+        select(dp.c.uscc, dp.c.stratum).where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq).order_by(dp.c.uscc)
+    ).yield_per(_BATCH)
+
+
+def mark_selected(connection: Connection, task_id: str, draw_seq: int, selected: list[str]) -> None:
+    for start in range(0, len(selected), 1000):
+        connection.execute(
+            update(dp).where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq,
+                             dp.c.uscc.in_(selected[start:start + 1000])).values(selected=True)
+        )
+
+
+def conflicts(connection: Connection, task_id: str, draw_seq: int, year: int, frequency_cap: int) -> int:
+    """Selected entities another task drew after this freeze, which R12 or R14 now exclude.
+
+    Freezes and draws of a year hold one lock, but a freeze waits for its entropy before drawing:
+    two frozen tasks can both hold an A-class entity. The later draw then is superseded and a
+    new freeze excludes it, so the record of every draw stays reproducible.
+    """
+    others = selections(year, task_id)
+    return connection.execute(
+        select(func.count()).select_from(dp.join(others, others.c.uscc == dp.c.uscc)).where(
+            dp.c.task_id == task_id, dp.c.draw_seq == draw_seq, dp.c.selected,
+            or_(dp.c.stratum == "A", others.c.times >= frequency_cap))
+    ).scalar()
+
+
+# --- inspector pools and dispatch (sc-dispatch-v1) --------------------------------------------------
+def save_pool(connection: Connection, *, task_id: str, unit: str, pool_digest: str, pool_file: bytes,
+              team_size: int, load_cap: int, frozen_at: datetime) -> None:
+    insert_once(connection, schema.dispatch_pools, dict(
+        task_id=task_id, unit_code=unit, pool_digest=pool_digest, pool_file=pool_file.decode("ascii"),
+        team_size=team_size, load_cap=load_cap, frozen_at=frozen_at,
+    ), keys=("task_id", "unit_code"))
+
+
+def pools(connection: Connection, task_id: str) -> list:
+    p = schema.dispatch_pools
+    return connection.execute(select(p).where(p.c.task_id == task_id).order_by(p.c.unit_code)).mappings().all()
+
+
+def dispatched(connection: Connection, task_id: str) -> dict[str, int] | None:
+    """The task's dispatched teams counted by source (draw, unstaffed); None before its dispatch."""
+    t = schema.teams
+    existing = connection.execute(
+        select(t.c.source, func.count()).where(t.c.task_id == task_id, t.c.step == "dispatch").group_by(t.c.source)
+    ).all()
+    return dict(existing) if existing else None
+
+
+def save_dispatch(connection: Connection, task_id: str, teams: Iterable[tuple[str, str, list[str] | None, str | None]],
+                  at: datetime, workflow_id: str) -> None:
+    """(uscc, unit, team or None, reason unstaffed) rows of the dispatch, as one step."""
+    rows = [dict(task_id=task_id, uscc=uscc, unit_code=unit, inspectors=";".join(team or []),
+                 source="draw" if team else "unstaffed", reason=reason, at=at, workflow_id=workflow_id,
+                 step="dispatch")
+            for uscc, unit, team, reason in teams]
+    if rows:
+        connection.execute(insert(schema.teams), rows)

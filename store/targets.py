@@ -1,0 +1,115 @@
+"""Targets: the projection row of each drawn or targeted entity, its teams and its alerts."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, exists, func, insert, select, update
+
+from db import schema
+from domain.records import Stage, TargetCounts, Team
+from store.common import insert_once, one_by
+
+FINAL_STAGES = (Stage.CLOSED.value, Stage.CANCELLED.value)
+t = schema.targets
+
+
+def add_drawn(connection: Connection, task_id: str, selected: list[str], at: datetime) -> int:
+    """Rows for the drawn entities and for targeted ones that were not drawn; how many of the latter."""
+    chosen = set(selected)
+    extra = [r.uscc for r in connection.execute(
+        select(schema.targeted.c.uscc).where(schema.targeted.c.task_id == task_id).order_by(schema.targeted.c.uscc)
+    ) if r.uscc not in chosen]
+    rows = [dict(task_id=task_id, uscc=u, workflow_id="", kind=kind, stage="drawn", overdue=False, updated_at=at)
+            for kind, usccs in (("random", selected), ("targeted", extra)) for u in usccs]
+    if rows:
+        connection.execute(insert(t), rows)
+    return len(extra)
+
+
+def remove_unstarted(connection: Connection, task_id: str) -> None:
+    """A superseded draw's targets that no target workflow has taken up yet."""
+    connection.execute(delete(t).where(t.c.task_id == task_id, t.c.workflow_id == ""))
+
+
+def target(connection: Connection, task_id: str, uscc: str):
+    return one_by(connection, t, task_id=task_id, uscc=uscc)
+
+
+def project(connection: Connection, task_id: str, uscc: str, at: datetime, **values) -> None:
+    """A step of the target's workflow onto its row."""
+    connection.execute(update(t).where(t.c.task_id == task_id, t.c.uscc == uscc).values(updated_at=at, **values))
+
+
+def page(connection: Connection, task_id: str, after: str | None, limit: int) -> list[str]:
+    """The task's targets after `after`, in USCC order."""
+    query = select(t.c.uscc).where(t.c.task_id == task_id).order_by(t.c.uscc).limit(limit)
+    if after is not None:
+        query = query.where(t.c.uscc > after)
+    return [r.uscc for r in connection.execute(query)]
+
+
+def task_targets(connection: Connection, task_id: str) -> list[str]:
+    return [r.uscc for r in connection.execute(select(t.c.uscc).where(t.c.task_id == task_id).order_by(t.c.uscc))]
+
+
+def randomly_selected(connection: Connection, task_id: str) -> list[str]:
+    """The task's drawn targets (not the targeted ones), in USCC order."""
+    return [r.uscc for r in connection.execute(
+        select(t.c.uscc).where(t.c.task_id == task_id, t.c.kind == "random").order_by(t.c.uscc))]
+
+
+def _open(task_id: str) -> list:
+    """The condition on `targets` of the task's targets not in a final stage."""
+    return [t.c.task_id == task_id, t.c.stage.not_in(FINAL_STAGES)]
+
+
+def cancel_open(connection: Connection, task_id: str, after: str | None, at: datetime) -> None:
+    """The task's open targets (after `after`, in USCC order) cancelled."""
+    condition = _open(task_id)
+    if after is not None:
+        condition.append(t.c.uscc > after)
+    connection.execute(update(t).where(*condition).values(stage=Stage.CANCELLED.value, updated_at=at))
+
+
+def none_open(connection: Connection, task_id: str) -> bool:
+    """Whether no target of the task is open, asked in turn: the task's row stays locked until the commit."""
+    connection.execute(select(schema.plan_tasks.c.task_id)
+                       .where(schema.plan_tasks.c.task_id == task_id).with_for_update())
+    # Whether one is open, not how many: the lock is held while this runs, for each of a burst.
+    return not connection.execute(select(exists().where(*_open(task_id)))).scalar()
+
+
+def counts(connection: Connection, task_id: str) -> TargetCounts:
+    """How many of the task's targets are in a final stage, of how many."""
+    finished, total = connection.execute(
+        select(func.count().filter(t.c.stage.in_(FINAL_STAGES)), func.count()).where(t.c.task_id == task_id)
+    ).one()
+    return TargetCounts(finished=finished, total=total)
+
+
+def current_teams(connection: Connection, task_id: str, uscc: str) -> tuple[list[Team], list[str]]:
+    """Each unit's latest team for the target (a manual assignment supersedes the draw); units left unstaffed."""
+    teams = schema.teams
+    latest = (select(teams.c.unit_code, func.max(teams.c.team_id).label("team_id"))
+              .where(teams.c.task_id == task_id, teams.c.uscc == uscc).group_by(teams.c.unit_code).subquery())
+    rows = connection.execute(
+        select(teams.c.unit_code, teams.c.inspectors).join(latest, latest.c.team_id == teams.c.team_id)
+        .order_by(teams.c.unit_code)
+    ).all()
+    return ([Team(unit=r.unit_code, inspectors=r.inspectors.split(";")) for r in rows if r.inspectors],
+            [r.unit_code for r in rows if not r.inspectors])
+
+
+def assign_team(connection: Connection, *, task_id: str, uscc: str, unit: str, inspectors: list[str], reason: str,
+                by: str, at: datetime, workflow_id: str, step: str) -> None:
+    """A supervisor's recorded manual assignment (once per workflow step and unit)."""
+    insert_once(connection, schema.teams, dict(
+        task_id=task_id, uscc=uscc, unit_code=unit, inspectors=";".join(inspectors), source="manual", reason=reason,
+        assigned_by=by, at=at, workflow_id=workflow_id, step=step,
+    ), keys=("workflow_id", "step", "uscc", "unit_code"))
+
+
+def record_alert(connection: Connection, *, workflow_id: str, step: str, kind: str, task_id: str, uscc: str | None,
+                 at: datetime, details: str) -> None:
+    insert_once(connection, schema.alerts, dict(
+        workflow_id=workflow_id, step=step, kind=kind, task_id=task_id, uscc=uscc, at=at, details=details))
