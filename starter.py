@@ -124,7 +124,7 @@ async def cmd_plan_start(args, settings):
 
     from domain.records import PlanRun
     from runtime.client import connect
-    from runtime.plans import load_plan
+    from store.plans import load_plan
     from workflows.common import TASK_QUEUE, plan_workflow_id
     from workflows.plan import AnnualPlanWorkflow
 
@@ -146,7 +146,7 @@ async def cmd_plan_adjust(args, settings):
     from domain.records import Adjustment
     from domain.plan import canonical_json
     from runtime.client import connect
-    from runtime.plans import validate_added_task
+    from store.plans import validate_added_task
     from workflows.common import plan_workflow_id
     from workflows.plan import AnnualPlanWorkflow
 
@@ -754,7 +754,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from domain.plan import PlanInvalid
     from registry.importer import ImportRejected
-    from runtime.plans import PlanConflict
+    from store.plans import PlanConflict
     from runtime.server import ServerError
 
     args = parser().parse_args(argv)

@@ -35,9 +35,9 @@ from runtime.client import connect
 from runtime.archive import verify_chain
 from runtime.commands import CommandRefused, send, target_status
 from runtime.examples import import_examples, shifted_plan
-from runtime.plans import load_plan
 from runtime.queries import year_summary
 from runtime.server import server_running, start_server_background
+from store.plans import load_plan
 from workflows.common import TASK_QUEUE, plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 

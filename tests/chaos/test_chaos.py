@@ -69,8 +69,8 @@ from runtime.client import WORKFLOWS
 from runtime.commands import send, target_status
 from runtime.config import read_server_file
 from runtime.examples import import_examples, shifted_plan
-from runtime.plans import load_plan
 from runtime.server import start_server_background, stop_server
+from store.plans import load_plan
 from tests.chaos.audit import audit, read_deliveries
 from tests.replay.upstream import known_upstream
 from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id

@@ -29,8 +29,8 @@ from runtime.client import WORKFLOWS
 from runtime.codec import AesGcmCodec, converter_with, new_key
 from runtime.commands import send, target_status
 from runtime.examples import import_examples
-from runtime.plans import load_plan
 from runtime.timeline import execution_chain, timeline
+from store.plans import load_plan
 from tests.conftest import own_schema
 from tests.integration.devserver import Cli, workers
 from tests.workflows.support import people, plan_file, wait_for, waiting_targets

@@ -38,7 +38,7 @@ from runtime.audit_package import (
     verify_from_files,
 )
 from runtime.examples import import_examples, shifted_plan
-from runtime.plans import load_plan
+from store.plans import load_plan
 from tests.conftest import own_schema
 
 pytestmark = pytest.mark.postgres

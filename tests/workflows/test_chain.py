@@ -11,7 +11,7 @@ from db import schema
 from domain.records import CheckRecord, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI
 from runtime.commands import CommandRefused, send, target_status
-from runtime.plans import load_plan
+from store.plans import load_plan
 from tests.workflows.support import make_workers, people, plan_file, wait_for, waiting_targets
 from workflows.common import plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow

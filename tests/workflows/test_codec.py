@@ -48,8 +48,8 @@ from runtime.codec import (ENCODING, KEY_ID, AesGcmCodec, CodecKeyError, convert
 from runtime.codec_server import CodecServer
 from runtime.commands import CommandRefused, send, target_status
 from runtime.examples import import_examples
-from runtime.plans import load_plan
 from runtime.timeline import timeline
+from store.plans import load_plan
 from tests.conftest import venv_binary
 from tests.workflows.support import (
     ALL_PASS,

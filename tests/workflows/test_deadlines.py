@@ -35,7 +35,7 @@ from domain.workdays import (
 )
 from runtime.commands import send, target_status
 from runtime.examples import import_examples
-from runtime.plans import load_plan
+from store.plans import load_plan
 from tests.workflows.support import (
     ALL_PASS,
     alerts_of,

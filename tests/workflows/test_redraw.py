@@ -12,8 +12,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from db import schema
 from domain.records import Adjustment, CheckRecord, PlanRun, Redraw, ResultEntry, Review, Stage, TargetedEntity
 from domain.workdays import SHANGHAI
-from runtime.plans import load_plan
 from runtime.commands import send, target_status
+from store.plans import load_plan
 from tests.workflows.support import (
     ALL_PASS,
     history_events,

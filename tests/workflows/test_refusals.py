@@ -48,7 +48,7 @@ from domain.workdays import Deadlines, calendar_from_env
 from runtime.client import build_worker
 from runtime.commands import CommandRefused, send, target_status
 from runtime.examples import import_examples
-from runtime.plans import load_plan
+from store.plans import load_plan
 from tests.conftest import own_schema
 from tests.workflows.support import (
     ALL_PASS,

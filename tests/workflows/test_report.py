@@ -33,9 +33,9 @@ from domain.records import Adjustment, CheckRecord, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI
 from runtime.commands import send, target_status
 from runtime.examples import shifted_plan
-from runtime.plans import load_plan
 from runtime.queries import metrics
 from runtime.report import render_report
+from store.plans import load_plan
 from tests.workflows.support import make_workers, people, wait_for, waiting_targets
 from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow

@@ -20,8 +20,8 @@ from temporalio.worker import Replayer
 from domain.records import CheckRecord, FieldSignal, ResultEntry, Review, Stage
 from domain.workdays import Deadlines, calendar_from_env
 from runtime.commands import send, target_status
-from runtime.plans import load_plan
 from runtime.timeline import execution_chain
+from store.plans import load_plan
 from workflows.common import STAGE, TASK_ID, target_workflow_id
 from workflows.target import CONTINUES_AT_WAITS, TargetInspectionWorkflow
 from tests.workflows.support import (

@@ -16,8 +16,8 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from domain.records import CheckRecord, FieldSignal, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI, Deadlines, calendar_from_env
 from runtime.commands import send, target_status
-from runtime.plans import load_plan
 from runtime.timeline import timeline
+from store.plans import load_plan
 from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 from workflows.target import TargetInspectionWorkflow
