@@ -78,6 +78,12 @@ def validate_added_task(engine: Engine, plan_code: str, raw: bytes, source: str)
     return task
 
 
+def planned_task_count(engine: Engine, plan_code: str) -> int:
+    """How many tasks the stored plan file has (the launcher's report of a plan loaded by hand)."""
+    with engine.connect() as connection:
+        return len(planned_tasks(connection, plan_code))
+
+
 def plan_directory(engine: Engine) -> PlanDirectory:
     """The current item list and unit codes."""
     with engine.connect() as connection:
@@ -103,7 +109,8 @@ def _listed(value: str) -> list[str]:
     return [v for v in value.split(";") if v]
 
 
-# --- the plan workflow's reads and writes (in the caller's transaction, with its register row) -----
+# --- the plan workflow's reads and writes --------------------------------------------------------
+# They take the caller's connection: the activity writes the register row in the same transaction.
 def stored_plan(connection: Connection, plan_code: str) -> RowMapping | None:
     """The plans row: plan_code, year, owner_unit, document, document_sha256, loaded_at."""
     return one_by(connection, schema.plans, plan_code=plan_code)
@@ -114,11 +121,6 @@ def planned_tasks(connection: Connection, plan_code: str) -> list[Row]:
     t = schema.plan_tasks
     return connection.execute(select(t.c.task_id, t.c.document)
                               .where(t.c.plan_code == plan_code, t.c.origin == "plan").order_by(t.c.task_id)).all()
-
-
-def planned_task_count(engine: Engine, plan_code: str) -> int:
-    with engine.connect() as connection:
-        return len(planned_tasks(connection, plan_code))
 
 
 def add_task(connection: Connection, plan_code: str, task_id: str, document: str) -> None:
