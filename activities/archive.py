@@ -1,16 +1,8 @@
 """The history archive (architecture.md, Retention): each closed workflow's event history, kept as JSON in
 the project database in one hash chain, so the audit trail outlives the namespace retention.
 
-Table `history_archive` (db/schema.py), append-only, one chain in `seq` order:
-
-    history_sha256 = sha256(history)          history: WorkflowHistory.to_json(), keys sorted (history_text)
-    entry_hash     = sha256(prev_hash "\\n" workflow_id "\\n" run_id "\\n" history_sha256)
-    prev_hash      = the entry_hash of the entry before it; 64 zeros for the first entry
-
-Appending: one transaction per entry, under a lock (PostgreSQL: the advisory lock CHAIN_LOCK; SQLite:
-the database's write lock), which reads the head and inserts after it; `prev_hash` is also unique, so
-even a writer that bypassed the lock cannot fork the chain. Nothing
-here updates or deletes a row. `runtime/archive.py` reads the archive back and verifies the chain.
+The chain's hashes are domain/archive.py; its table, the append under the chain lock and the reads are
+store/archive.py. `runtime/archive.py` reads the archive back and verifies the chain.
 
 Histories are stored as Temporal returns them: with SPOTCHECK_CODEC_KEYS set (runtime/codec.py)
 their payloads are encrypted, exactly as in the live history, so an archived history replays and
@@ -29,23 +21,20 @@ robust to any outage of the archiver); `full=True` lists every closed run the se
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, Engine, false, func, select
 from temporalio import activity
 from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
-from db import schema
+from db.engine import Engine
+from domain.archive import ClosedRun
+from store.archive import append_entry, archived_keys, chain_head, newest_closed_at
 
-GENESIS = "0" * 64  # the first entry's prev_hash
-CHAIN_LOCK = 7233002  # pg_advisory_xact_lock key of the chain (7233001: migrations; 7233100 + year: draws)
 CATCH_UP_MARGIN = timedelta(days=1)  # visibility lags by seconds; a day of overlap costs one listing of a day
 ARCHIVER_WORKFLOW_TYPE = "HistoryArchiverWorkflow"  # workflows/archiver.py: its own runs are not archived
 
@@ -56,14 +45,6 @@ def history_text(history: WorkflowHistory) -> str:
     metadata) in no fixed order, so two fetches of one history give two texts; sorted, the archived text
     and its sha256 can be recomputed from the server for as long as it keeps the history."""
     return json_format.MessageToJson(History(events=history.events), sort_keys=True)
-
-
-def history_digest(history: str) -> str:
-    return hashlib.sha256(history.encode("utf-8")).hexdigest()
-
-
-def entry_digest(prev_hash: str, workflow_id: str, run_id: str, history_sha256: str) -> str:
-    return hashlib.sha256(f"{prev_hash}\n{workflow_id}\n{run_id}\n{history_sha256}".encode("utf-8")).hexdigest()
 
 
 class ArchiveBatch(BaseModel):
@@ -96,70 +77,6 @@ class ArchiveSummary(BaseModel):
             already=self.already, gone=self.gone + later.gone, more=later.more,
             head_seq=later.head_seq if later.head_seq is not None else self.head_seq,
             head_hash=later.head_hash if later.head_hash is not None else self.head_hash)
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedRun:
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    closed_at: datetime
-
-
-# --- the chain (synchronous: called in threads) ----------------------------------------------------
-def append_entry(engine: Engine, run: ClosedRun, history: str) -> int | None:
-    """Append one history at the head of the chain, in one transaction; its seq, or None when that run
-    is archived already (by an earlier pass, or a concurrent one)."""
-    t = schema.history_archive
-    history_sha256 = history_digest(history)
-    with engine.begin() as connection:
-        _lock_chain(connection)
-        if connection.execute(select(t.c.seq).where(t.c.workflow_id == run.workflow_id,
-                                                    t.c.run_id == run.run_id)).first() is not None:
-            return None
-        prev_hash = connection.execute(select(t.c.entry_hash).order_by(t.c.seq.desc()).limit(1)).scalar()
-        prev_hash = prev_hash or GENESIS
-        inserted = connection.execute(t.insert().values(
-            workflow_id=run.workflow_id, run_id=run.run_id, workflow_type=run.workflow_type,
-            closed_at=run.closed_at, history=history, history_sha256=history_sha256, prev_hash=prev_hash,
-            entry_hash=entry_digest(prev_hash, run.workflow_id, run.run_id, history_sha256)))
-        return inserted.inserted_primary_key[0]
-
-
-def _lock_chain(connection: Connection) -> None:
-    """Appenders take turns: the head each one reads is still the head when it inserts after it."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
-    else:
-        # SQLite has no advisory locks and starts a transaction at its first write: a write that changes
-        # nothing takes the database's write lock (waiting busy_timeout for it) before the head is read.
-        connection.execute(schema.history_archive.delete().where(false()))
-
-
-def archived_keys(engine: Engine, runs: Iterable[ClosedRun], chunk: int = 500) -> set[tuple[str, str]]:
-    """Which of these runs are in the archive already."""
-    t = schema.history_archive
-    runs = list(runs)
-    found: set[tuple[str, str]] = set()
-    with engine.connect() as connection:
-        for start in range(0, len(runs), chunk):
-            part = runs[start:start + chunk]
-            rows = connection.execute(select(t.c.workflow_id, t.c.run_id).where(
-                t.c.run_id.in_(sorted({r.run_id for r in part})))).all()
-            found |= {(r.workflow_id, r.run_id) for r in rows}
-    return found
-
-
-def newest_closed_at(engine: Engine) -> datetime | None:
-    with engine.connect() as connection:
-        return connection.execute(select(func.max(schema.history_archive.c.closed_at))).scalar()
-
-
-def chain_head(engine: Engine) -> tuple[int, str] | None:
-    t = schema.history_archive
-    with engine.connect() as connection:
-        row = connection.execute(select(t.c.seq, t.c.entry_hash).order_by(t.c.seq.desc()).limit(1)).first()
-    return (row.seq, row.entry_hash) if row else None
 
 
 # --- one pass --------------------------------------------------------------------------------------

@@ -6,21 +6,13 @@ of the command line that stored the template.
 """
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from db import schema
+from db.engine import Engine
 from domain.launch import LoadedPlan, TemplateLoad, plan_bytes_for_year, plan_code_for_year
 from domain.plan import PlanInvalid, parse_plan
-from runtime.plans import PlanConflict, load_plan
-
-
-def stored_template(connection: Connection, name: str) -> bytes | None:
-    """The template file stored as NAME, byte for byte; None when there is none."""
-    document = connection.execute(select(schema.plan_templates.c.document).where(
-        schema.plan_templates.c.name == name)).scalar_one_or_none()
-    return None if document is None else document.encode("utf-8")
+from store import plans
 
 
 def invalid(message: str) -> ApplicationError:
@@ -34,8 +26,7 @@ class LauncherActivities:
     @activity.defn
     def load_plan_template(self, step: TemplateLoad) -> LoadedPlan:
         """Store the year's plan from the template (idempotent: a retry or a second run finds it stored)."""
-        with self._engine.connect() as connection:
-            raw = stored_template(connection, step.template)
+        raw = plans.stored_template(self._engine, step.template)
         if raw is None:
             raise ApplicationError(
                 f"plan template {step.template} not found in the database; store it with "
@@ -47,17 +38,15 @@ class LauncherActivities:
             raise invalid(str(error)) from None
         source = f"template {step.template} for {step.year}"
         try:
-            plan, created = load_plan(self._engine, plan_bytes_for_year(raw, step.year), source)
-        except PlanConflict:
+            plan, created = plans.load_plan(self._engine, plan_bytes_for_year(raw, step.year), source)
+        except plans.PlanConflict:
             # That year's plan was loaded by hand (`plan start`) with other content: it is the plan
             # of the year; the template does not replace it, and its workflow is not started twice.
             code = plan_code_for_year(template.plan_code, template.year, step.year)
-            with self._engine.connect() as connection:
-                tasks = connection.execute(select(schema.plan_tasks.c.task_id).where(
-                    schema.plan_tasks.c.plan_code == code, schema.plan_tasks.c.origin == "plan")).all()
+            tasks = plans.planned_task_count(self._engine, code)
             activity.logger.warning("plan %s already loaded with other content than template %s; keeping it",
                                     code, step.template)
-            return LoadedPlan(plan_code=code, year=step.year, tasks=len(tasks), created=False,
+            return LoadedPlan(plan_code=code, year=step.year, tasks=tasks, created=False,
                               template_differs=True)
         except PlanInvalid as error:
             raise invalid(str(error)) from None

@@ -4,15 +4,14 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, time, timezone
 
-from sqlalchemy import Engine, select, update
 from temporalio import activity
 
-from store.register import publish
 from activities.common import not_found, workflow_id
-from store.common import insert_once, one_by
-from db import schema
+from db.engine import Engine
 from domain.records import AdjustmentPublished, AdjustmentStep, PlanPublished, PlanRun, TaskSlot
 from domain.workdays import SHANGHAI
+from store import plans
+from store.register import publish
 
 MARCH_31 = (3, 31)  # R3: provincial plans are published by the end of March
 
@@ -30,22 +29,17 @@ class PlanActivities:
     @activity.defn
     def publish_plan(self, run: PlanRun) -> PlanPublished:
         with self._engine.begin() as connection:
-            plan = one_by(connection, schema.plans, plan_code=run.plan_code)
+            plan = plans.stored_plan(connection, run.plan_code)
             if plan is None:
                 raise not_found(f"plan {run.plan_code}")
-            tasks = connection.execute(
-                select(schema.plan_tasks.c.task_id, schema.plan_tasks.c.document)
-                .where(schema.plan_tasks.c.plan_code == run.plan_code, schema.plan_tasks.c.origin == "plan")
-                .order_by(schema.plan_tasks.c.task_id)
-            ).all()
+            tasks = plans.planned_tasks(connection, run.plan_code)
             now = datetime.now(timezone.utc)
             due = datetime.combine(date(plan.year, *MARCH_31), time(23, 59, 59), SHANGHAI)
             publish(connection, workflow_id=workflow_id(), step="publish-plan", kind="plan", at=now,
                     year=plan.year, plan_code=run.plan_code, unit=plan.owner_unit, due_at=due, on_time=now <= due,
                     payload={"plan_code": run.plan_code, "year": plan.year, "owner_unit": plan.owner_unit,
                              "tasks": [t.task_id for t in tasks], "document_sha256": plan.document_sha256})
-            published_at = one_by(connection, schema.publications, workflow_id=workflow_id(),
-                                  step="publish-plan").published_at
+            published_at = plans.published_at(connection, workflow_id(), "publish-plan")
         on_time = published_at.astimezone(SHANGHAI).date() <= date(plan.year, *MARCH_31)
         return PlanPublished(plan_code=run.plan_code, year=plan.year, published_at=published_at, on_time=on_time,
                              tasks=[task_slot(t.task_id, t.document) for t in tasks])
@@ -54,28 +48,21 @@ class PlanActivities:
     def publish_adjustment(self, step: AdjustmentStep) -> AdjustmentPublished:
         adjustment = step.adjustment
         with self._engine.begin() as connection:
-            plan = one_by(connection, schema.plans, plan_code=step.plan_code)
+            plan = plans.stored_plan(connection, step.plan_code)
             if plan is None:
                 raise not_found(f"plan {step.plan_code}")
             now = datetime.now(timezone.utc)
             if adjustment.kind == "add":
                 if adjustment.task_document is None:
                     raise not_found(f"the document of added task {adjustment.task_id}")
-                insert_once(connection, schema.plan_tasks, dict(
-                    task_id=adjustment.task_id, plan_code=step.plan_code, document=adjustment.task_document,
-                    origin="adjustment"), keys=("task_id",))
+                plans.add_task(connection, step.plan_code, adjustment.task_id, adjustment.task_document)
             else:
-                connection.execute(
-                    update(schema.plan_tasks)
-                    .where(schema.plan_tasks.c.task_id == adjustment.task_id,
-                           schema.plan_tasks.c.cancelled_at.is_(None))
-                    .values(cancelled_at=now, cancel_reason=adjustment.reason)
-                )
+                plans.cancel_task(connection, adjustment.task_id, now, adjustment.reason)
             publish(connection, workflow_id=workflow_id(), step=f"adjustment-{step.seq}", kind="adjustment", at=now,
                     year=plan.year, plan_code=step.plan_code, task_id=adjustment.task_id,
                     payload={"plan_code": step.plan_code, "adjustment": adjustment.kind,
                              "task_id": adjustment.task_id, "reason": adjustment.reason,
                              "approver": adjustment.approver})
-            document = one_by(connection, schema.plan_tasks, task_id=adjustment.task_id).document
+            document = plans.task_document(connection, adjustment.task_id)
         slot = task_slot(adjustment.task_id, document) if adjustment.kind == "add" else None
         return AdjustmentPublished(slot=slot)

@@ -99,7 +99,7 @@ def seed_task(engine, usccs: list[str], tag: str, teams_out: dict | None = None)
     team of two per entity. (plan_code, task_id, plan_year); each target's team into `teams_out`."""
     from store.directory import people_with_role
     from runtime.examples import shifted_plan
-    from runtime.plans import load_plan
+    from store.plans import load_plan
     from workflows.common import task_workflow_id
 
     today = datetime.now(timezone.utc).date()

@@ -16,7 +16,7 @@ from domain.plan import PlanInvalid
 from service.imports import ImportRejected
 from runtime import config
 from runtime.context import Context
-from runtime.plans import PlanConflict
+from store.plans import PlanConflict
 from runtime.server import ServerError
 from service.errors import CommandError, Refused
 

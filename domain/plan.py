@@ -28,6 +28,7 @@ file says; a cap per class would be a new key of the plan file (contract.md).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -625,3 +626,14 @@ def canonical_json(model: BaseModel) -> str:
     so parsing it gives the same model back."""
     return json.dumps(model.model_dump(mode="json", exclude_none=True),
                       sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def plan_document(plan: PlanFile) -> tuple[str, str]:
+    """The plan as stored (canonical_json) and its sha256: loading the same plan again finds the same digest."""
+    document = canonical_json(plan)
+    return document, hashlib.sha256(document.encode()).hexdigest()
+
+
+def task_taken(task_id: str, plan_code: str) -> PlanProblem:
+    """A task id names one task, of one plan, for good (a task added by an adjustment too)."""
+    return PlanProblem(f"task {task_id}", "task_id", None, f"already used by plan {plan_code}")

@@ -2,9 +2,9 @@
 Temporal no longer has a workflow), the chain's verification (`task history --verify-archive`), and the
 Schedule "history-archive" that keeps the archive current (`spotcheck archive schedule`).
 
-Writing is activities/archive.py (the format and the chain are described there). The Schedule is
-created by the operator, not by the worker: `spotcheck archive schedule` creates it, or updates it
-in place (hourly by default; a paused schedule stays paused). `spotcheck archive run` archives now,
+Writing is activities/archive.py; the chain's hashes are domain/archive.py, its table store/archive.py.
+The Schedule is created by the operator, not by the worker: `spotcheck archive schedule` creates it, or
+updates it in place (hourly by default; a paused schedule stays paused). `spotcheck archive run` archives now,
 in the command-line process, with the same code the scheduled workflow runs.
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import (
     Client,
@@ -32,9 +31,11 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from activities.archive import GENESIS, ArchiveBatch, entry_digest, history_digest
-from db import schema
+from activities.archive import ArchiveBatch
+from db.engine import Engine
+from domain.archive import GENESIS, entry_digest, history_digest
 from runtime.schedule import check_time_zone, refused_cron
+from store.archive import chain_entries, runs_of
 from workflows.archiver import HistoryArchiverWorkflow
 from workflows.common import TASK_QUEUE
 
@@ -70,12 +71,8 @@ class ArchivedRun:
 def read_runs(engine: Engine, workflow_id: str) -> list[ArchivedRun]:
     """Every archived run of a workflow id, in archive order. An entry whose history no longer matches its
     sha256 is refused (ArchiveAltered): a timeline from altered evidence would mislead."""
-    t = schema.history_archive
-    with engine.connect() as connection:
-        rows = connection.execute(select(t.c.seq, t.c.run_id, t.c.closed_at, t.c.history, t.c.history_sha256)
-                                  .where(t.c.workflow_id == workflow_id).order_by(t.c.seq)).all()
     runs = []
-    for row in rows:
+    for row in runs_of(engine, workflow_id):
         if history_digest(row.history) != row.history_sha256:
             raise ArchiveAltered(f"the archived history of {workflow_id} run {row.run_id} (entry {row.seq}) does not "
                                  "match its sha256: the archive was altered (spotcheck task history TASK_ID "
@@ -169,12 +166,8 @@ def verify_chain(engine: Engine, batch: int = 100) -> ChainCheck:
     Gaps in seq are fine (a rolled-back insert uses a number up); what counts is that each entry links to
     the one before it. A deleted or reordered entry shows as a broken link at the entry after it.
     """
-    t = schema.history_archive
     expected_prev, entries, last = GENESIS, 0, None
-    with engine.connect() as connection:
-        rows = connection.execution_options(yield_per=batch).execute(
-            select(t.c.seq, t.c.workflow_id, t.c.run_id, t.c.history, t.c.history_sha256, t.c.prev_hash,
-                   t.c.entry_hash).order_by(t.c.seq))
+    with chain_entries(engine, batch) as rows:
         for row in rows:
             reason = None
             actual = history_digest(row.history)
@@ -187,7 +180,6 @@ def verify_chain(engine: Engine, batch: int = 100) -> ChainCheck:
             elif entry_digest(row.prev_hash, row.workflow_id, row.run_id, row.history_sha256) != row.entry_hash:
                 reason = "entry hash altered: it does not match prev_hash, workflow_id, run_id and history_sha256"
             if reason is not None:
-                rows.close()
                 return ChainCheck(entries, last[0] if last else None, last[1] if last else None,
                                   BrokenLink(row.seq, row.workflow_id, row.run_id, reason))
             entries += 1

@@ -37,7 +37,7 @@ from service.errors import Refused
 from service.targets import send, status as target_status
 from service.imports import import_examples
 from runtime.examples import shifted_plan
-from runtime.plans import load_plan
+from store.plans import load_plan
 from read.metrics import year_summary
 from runtime.server import server_running, start_server_background
 from workflows.common import TASK_QUEUE, plan_workflow_id

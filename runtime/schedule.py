@@ -11,11 +11,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine
-from sqlalchemy.dialects import postgresql, sqlite
 from temporalio.client import (
     Client,
     Schedule,
@@ -30,11 +28,10 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.launcher import stored_template
-from db import schema
+from db.engine import Engine
 from domain.launch import LaunchInput, plan_bytes_for_year, valid_template_name
 from domain.plan import PlanInvalid, check_plan, parse_plan
-from runtime.plans import plan_directory
+from store.plans import plan_directory, put_template, stored_template
 from workflows.common import TASK_QUEUE
 from workflows.launcher import PlanLauncherWorkflow
 
@@ -84,32 +81,17 @@ def check_template_name(name: str, option: str = "--template") -> None:
 
 
 def store_template(engine: Engine, name: str, raw: bytes, source: str) -> bool:
-    """Validate the plan file and store it as template NAME, replacing an older one of that name.
-
-    One statement (insert, or update on the name), so a launch reads the old template or the new
-    one, never half of one. The same content again changes nothing (not even `stored_at`); True
-    when the row was inserted or replaced.
-    """
+    """Validate the plan file and store it as template NAME, replacing an older one of that name
+    (store.plans.put_template); True when the row was inserted or replaced."""
     check_template(name, raw, source)
     document = raw.decode("utf-8")  # parse_plan refused anything else
-    table = schema.plan_templates
-    values = {"name": name, "document": document, "document_sha256": hashlib.sha256(raw).hexdigest(),
-              "stored_at": datetime.now(timezone.utc)}
-    with engine.begin() as connection:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(table).values(**values)
-        statement = insert.on_conflict_do_update(
-            index_elements=[table.c.name],
-            set_={k: insert.excluded[k] for k in ("document", "document_sha256", "stored_at")},
-            where=table.c.document_sha256 != insert.excluded.document_sha256)
-        return connection.execute(statement).rowcount == 1
+    return put_template(engine, name, document, hashlib.sha256(raw).hexdigest())
 
 
 def read_template(engine: Engine, name: str) -> bytes:
     """The template stored as NAME (`--template NAME`), refused when there is none."""
     check_template_name(name)
-    with engine.connect() as connection:
-        raw = stored_template(connection, name)
+    raw = stored_template(engine, name)
     if raw is None:
         raise ScheduleRefused(f"--template {name}: no stored template {name} "
                               "(store one with --file FILE, named after the file)")
@@ -120,11 +102,10 @@ def read_template(engine: Engine, name: str) -> bytes:
 def template_problems(engine: Engine, raw: bytes, year: int) -> list[str]:
     """What the directories say against the template's plan for `year` (it is launched only if none)."""
     plan = parse_plan(plan_bytes_for_year(raw, year), f"plan for {year}")
-    with engine.connect() as connection:
-        try:
-            check_plan(plan, plan_directory(connection))
-        except PlanInvalid as error:
-            return [f"{plan.plan_code}: {problem}" for problem in error.problems]
+    try:
+        check_plan(plan, plan_directory(engine))
+    except PlanInvalid as error:
+        return [f"{plan.plan_code}: {problem}" for problem in error.problems]
     return []
 
 

@@ -12,7 +12,7 @@ from domain.access import Actor
 from domain.commands import command_key
 from domain.plan import canonical_json
 from domain.records import Adjustment, PlanRun
-from runtime.plans import load_plan, validate_added_task
+from store.plans import load_plan, validate_added_task
 from runtime.schedule import ScheduleResult, check_template, read_template, store_template, template_problems, \
     upsert_schedule
 from runtime.context import Context

@@ -69,7 +69,7 @@ from runtime.client import WORKFLOWS
 from service.targets import send, status as target_status
 from runtime.config import read_server_file
 from runtime.examples import shifted_plan
-from runtime.plans import load_plan
+from store.plans import load_plan
 from runtime.server import start_server_background, stop_server
 from service.imports import import_examples
 from tests.chaos.audit import audit, read_deliveries

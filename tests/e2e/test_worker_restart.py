@@ -21,7 +21,7 @@ from domain.records import CheckRecord, PlanRun, Recheck, ResultEntry, Review, S
 from domain.workdays import SHANGHAI
 from service.targets import send, status as target_status
 from service.imports import import_examples
-from runtime.plans import load_plan
+from store.plans import load_plan
 from tests.conftest import venv_binary
 from tests.workflows.support import plan_file
 from workflows.common import SEARCH_ATTRIBUTES, TASK_QUEUE, plan_workflow_id

@@ -19,16 +19,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer, Worker
 
-from activities.archive import (
-    GENESIS,
-    ArchiveBatch,
-    archive_pass,
-    closed_query,
-    entry_digest,
-    history_digest,
-    history_text,
-)
+from activities.archive import ArchiveBatch, archive_pass, closed_query, history_text
 from db import schema
+from domain.archive import GENESIS, entry_digest, history_digest
 from domain.records import CheckRecord, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI
 from runtime.archive import SCHEDULE_ID, HistoryArchive, upsert_archive_schedule
@@ -36,7 +29,7 @@ from runtime.client import WORKFLOWS
 from runtime.codec import AesGcmCodec, converter_with, new_key
 from service.targets import send, status as target_status
 from service.imports import import_examples
-from runtime.plans import load_plan
+from store.plans import load_plan
 from read.timeline import execution_chain, timeline
 from tests.conftest import own_schema
 from tests.integration.devserver import Cli, workers

@@ -13,9 +13,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent, WorkflowExecutionStartedEventAttributes
 from temporalio.client import WorkflowHistory
 
-from activities.archive import GENESIS, ClosedRun, append_entry, entry_digest, history_digest
 from db import schema
+from domain.archive import GENESIS, ClosedRun, entry_digest, history_digest
 from runtime.archive import ArchiveAltered, HistoryArchive, verify_chain
+from store.archive import append_entry
 
 ENGINES = ["sqlite_engine", pytest.param("fresh_pg_engine", marks=pytest.mark.postgres)]
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)

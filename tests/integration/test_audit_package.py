@@ -35,7 +35,7 @@ from runtime.audit_package import (
     verify_from_files,
 )
 from runtime.examples import shifted_plan
-from runtime.plans import load_plan
+from store.plans import load_plan
 from service.imports import import_directory, import_examples
 from store.directory import in_force, task_line
 from store.draws import eligible_population

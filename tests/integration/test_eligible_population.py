@@ -22,7 +22,7 @@ from domain.records import TaskStep
 from domain.workdays import SHANGHAI
 from runtime.audit_package import verify_against_database
 from runtime.examples import EXAMPLES, import_examples, shifted_plan
-from runtime.plans import load_plan
+from store.plans import load_plan
 from store.directory import task_line
 from store.draws import eligible_population
 from tests.integration.test_audit_package import ENTROPY, ENTROPY_SOURCE, run_activity

@@ -15,7 +15,7 @@ from domain.records import CheckRecord, PlanRun, ResultEntry
 from domain.workdays import SHANGHAI
 from service.targets import send, status as target_status
 from service.imports import import_examples
-from runtime.plans import load_plan
+from store.plans import load_plan
 from tests.conftest import own_schema
 from tests.integration.devserver import Cli, workers
 from tests.workflows.support import plan_file, wait_for, waiting_targets

@@ -12,7 +12,7 @@ from domain.records import CheckRecord, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI
 from service.errors import Refused
 from service.targets import send, status as target_status
-from runtime.plans import load_plan
+from store.plans import load_plan
 from tests.workflows.support import make_workers, people, plan_file, wait_for, waiting_targets
 from workflows.common import plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow

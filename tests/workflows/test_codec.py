@@ -49,7 +49,7 @@ from runtime.codec_server import CodecServer
 from service.errors import Refused
 from service.targets import send, status as target_status
 from service.imports import import_examples
-from runtime.plans import load_plan
+from store.plans import load_plan
 from read.timeline import timeline
 from tests.conftest import venv_binary
 from tests.workflows.support import (

@@ -13,7 +13,7 @@ from db import schema
 from domain.records import EntropyEntry, PlanRun, Stage
 from domain.workdays import SHANGHAI
 from runtime.examples import shifted_plan
-from runtime.plans import load_plan
+from store.plans import load_plan
 from tests.workflows.support import make_workers, wait_for
 from workflows.common import plan_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow

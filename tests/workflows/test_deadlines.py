@@ -35,7 +35,7 @@ from domain.workdays import (
 )
 from service.targets import send, status as target_status
 from service.imports import import_examples
-from runtime.plans import load_plan
+from store.plans import load_plan
 from tests.workflows.support import (
     ALL_PASS,
     alerts_of,

@@ -12,7 +12,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from db import schema
 from domain.records import Adjustment, CheckRecord, PlanRun, Redraw, ResultEntry, Review, Stage, TargetedEntity
 from domain.workdays import SHANGHAI
-from runtime.plans import load_plan
+from store.plans import load_plan
 from service.targets import send, status as target_status
 from tests.workflows.support import (
     ALL_PASS,

@@ -49,7 +49,7 @@ from runtime.client import build_worker
 from service.errors import Refused
 from service.targets import send, status as target_status
 from service.imports import import_examples
-from runtime.plans import load_plan
+from store.plans import load_plan
 from tests.conftest import own_schema
 from tests.workflows.support import (
     ALL_PASS,

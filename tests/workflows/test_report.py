@@ -33,7 +33,7 @@ from domain.records import Adjustment, CheckRecord, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI
 from service.targets import send, status as target_status
 from runtime.examples import shifted_plan
-from runtime.plans import load_plan
+from store.plans import load_plan
 from read.metrics import metrics
 from read.report import render_report
 from tests.workflows.support import make_workers, people, wait_for, waiting_targets

@@ -20,7 +20,7 @@ from temporalio.worker import Replayer
 from domain.records import CheckRecord, FieldSignal, ResultEntry, Review, Stage
 from domain.workdays import Deadlines, calendar_from_env
 from service.targets import send, status as target_status
-from runtime.plans import load_plan
+from store.plans import load_plan
 from read.timeline import execution_chain
 from workflows.common import STAGE, TASK_ID, target_workflow_id
 from workflows.target import CONTINUES_AT_WAITS, TargetInspectionWorkflow

@@ -16,7 +16,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from domain.records import CheckRecord, FieldSignal, PlanRun, ResultEntry, Review
 from domain.workdays import SHANGHAI, Deadlines, calendar_from_env
 from service.targets import send, status as target_status
-from runtime.plans import load_plan
+from store.plans import load_plan
 from read.timeline import timeline
 from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
