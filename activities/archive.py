@@ -25,7 +25,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from google.protobuf import json_format
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHistory
@@ -33,6 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from db.engine import Engine
 from domain.archive import ClosedRun
+from domain.messages.archiver import ArchiveBatch, ArchiveSummary
 from store.archive import append_entry, archived_keys, chain_head, newest_closed_at
 
 CATCH_UP_MARGIN = timedelta(days=1)  # visibility lags by seconds; a day of overlap costs one listing of a day
@@ -45,38 +45,6 @@ def history_text(history: WorkflowHistory) -> str:
     metadata) in no fixed order, so two fetches of one history give two texts; sorted, the archived text
     and its sha256 can be recomputed from the server for as long as it keeps the history."""
     return json_format.MessageToJson(History(events=history.events), sort_keys=True)
-
-
-class ArchiveBatch(BaseModel):
-    """One archiving pass: the input of the activity, of HistoryArchiverWorkflow and of `archive run`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    # Only runs closed after this instant. None: after the archive's newest entry minus CATCH_UP_MARGIN
-    # (everything when the archive is empty).
-    after_close_time: datetime | None = None
-    limit: int = Field(default=500, ge=1)  # at most this many new entries per pass; `more` says if some are left
-    full: bool = False  # list every closed run the server still has (ignores the archive's newest entry)
-
-
-class ArchiveSummary(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    listed: int = 0  # closed runs listed by visibility
-    archived: int = 0  # appended by this pass
-    already: int = 0  # listed and already in the archive
-    gone: int = 0  # listed, but the server no longer had the history (deleted, or past retention meanwhile)
-    more: bool = False  # runs left for another pass (over `limit`)
-    head_seq: int | None = None  # the chain's newest entry after the pass
-    head_hash: str | None = None
-
-    def plus(self, later: ArchiveSummary) -> ArchiveSummary:
-        """Two passes in a row, as one (the first pass's listing is the backlog)."""
-        return ArchiveSummary(
-            listed=self.listed, archived=self.archived + later.archived,
-            already=self.already, gone=self.gone + later.gone, more=later.more,
-            head_seq=later.head_seq if later.head_seq is not None else self.head_seq,
-            head_hash=later.head_hash if later.head_hash is not None else self.head_hash)
 
 
 # --- one pass --------------------------------------------------------------------------------------

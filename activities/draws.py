@@ -18,7 +18,7 @@ from db.engine import Engine
 from domain import dispatch as dispatch_protocol
 from domain import draw as draw_protocol
 from domain import public
-from domain.records import (
+from domain.messages.task import (
     Announcement,
     DispatchSummary,
     DrawSummary,

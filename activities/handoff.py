@@ -18,7 +18,7 @@ from activities.common import found, workflow_id
 from db.engine import Engine
 from domain import public
 from domain.categories import ORDER_KINDS, ORDER_WORKING_DAYS, FollowUpKind
-from domain.records import Delivery, FollowUpClosing, FollowUpOpened, FollowUpStep
+from domain.messages.target import Delivery, FollowUpClosing, FollowUpOpened, FollowUpStep
 from domain.workdays import Deadlines
 from store import outbox, targets
 from store.common import canonical_json

@@ -10,7 +10,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db.engine import Engine
-from domain.launch import LoadedPlan, TemplateLoad, plan_bytes_for_year, plan_code_for_year
+from domain.launch import plan_bytes_for_year, plan_code_for_year
+from domain.messages.launcher import LoadedPlan, TemplateLoad
 from domain.plan import PlanInvalid, parse_plan
 from store import plans
 

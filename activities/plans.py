@@ -8,7 +8,7 @@ from temporalio import activity
 
 from activities.common import not_found, workflow_id
 from db.engine import Engine
-from domain.records import AdjustmentPublished, AdjustmentStep, PlanPublished, PlanRun, TaskSlot
+from domain.messages.plan import AdjustmentPublished, AdjustmentStep, PlanPublished, PlanRun, TaskSlot
 from domain.workdays import SHANGHAI
 from store import plans
 from store.register import publish

@@ -10,7 +10,8 @@ from activities.common import found, not_found, workflow_id
 from activities.handoff import Notifier
 from db.engine import Engine
 from domain import public
-from domain.records import Alert, CheckRecorded, TargetContext, TargetStep, WorkingDaysLater
+from domain.messages.target import Alert, CheckRecorded, TargetContext, TargetStep
+from domain.messages.task import WorkingDaysLater
 from domain.workdays import SHANGHAI, CalendarYearUnknown, Deadlines
 from store import draws, targets
 from store.directory import entity_name, entity_region, items_of, people_with_role, review_required, split, task_line

@@ -2,7 +2,7 @@
 
 Defined inside bench/bare.py they would be new classes in every workflow's sandbox, and the pydantic
 data converter (which caches one TypeAdapter per type) would build a new adapter for every workflow:
-a cost the real workflows, whose models come from the passed-through domain.records, do not pay.
+a cost the real workflows, whose models come from the passed-through domain.messages, do not pay.
 """
 from __future__ import annotations
 

@@ -49,7 +49,9 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from bare import PlanStub  # noqa: E402
 from db.engine import make_engine, migrate  # noqa: E402
-from domain.records import CheckRecord, Stage, TaskProgress, TaskRun  # noqa: E402
+from domain.messages.target import CheckRecord
+from domain.messages.task import TaskProgress, TaskRun
+from domain.stages import Stage
 from workflows.common import SEARCH_ATTRIBUTES, plan_workflow_id, target_workflow_id, task_workflow_id  # noqa: E402
 from workflows.target import TargetInspectionWorkflow  # noqa: E402
 from workflows.task import InspectionTaskWorkflow  # noqa: E402

@@ -62,7 +62,9 @@ from bare import BareTaskWorkflow, PlanStub, bare_target_id  # noqa: E402
 from bare_types import BareTaskRun  # noqa: E402
 from db.engine import make_engine, migrate  # noqa: E402
 from domain.categories import ORDER_KINDS, category  # noqa: E402
-from domain.records import CheckRecord, ResultEntry, Review, Stage, TaskProgress, TaskRun  # noqa: E402
+from domain.messages.target import CheckRecord, ResultEntry, Review
+from domain.messages.task import TaskProgress, TaskRun
+from domain.stages import Stage
 from service.targets import send  # noqa: E402
 from workflows.common import SEARCH_ATTRIBUTES, plan_workflow_id, target_workflow_id, task_workflow_id  # noqa: E402
 from workflows.target import TargetInspectionWorkflow  # noqa: E402

@@ -15,41 +15,9 @@ import re
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from domain.messages.launcher import TEMPLATE_NAME
 
-TEMPLATE_NAME = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"  # a template name in the plan_templates table, never a path
 _TEMPLATE_NAME = re.compile(TEMPLATE_NAME)
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LaunchInput(_Record):
-    """The Schedule's argument: which stored template becomes each year's plan."""
-
-    template: str = Field(pattern=TEMPLATE_NAME)
-
-
-class TemplateLoad(_Record):
-    template: str
-    year: int
-
-
-class LoadedPlan(_Record):
-    plan_code: str
-    year: int
-    tasks: int
-    created: bool  # False: the year's plan was stored before (an earlier run, or a manual `plan start`)
-    template_differs: bool = False  # the stored plan of that code is not the template's (loaded by hand)
-
-
-class LaunchOutcome(_Record):
-    template: str
-    year: int
-    plan_code: str
-    plan_started: bool  # False: plan/{plan_code} was already there (a manual start, or an earlier run)
-    plan_created: bool
 
 
 def valid_template_name(name: str) -> bool:

@@ -12,7 +12,8 @@ from datetime import date, datetime
 
 from domain import draw
 from domain.categories import category
-from domain.records import Adjustment, FreezeSummary
+from domain.messages.plan import Adjustment
+from domain.messages.task import FreezeSummary
 
 # Keys that may never be public, at any depth: inspectors' identities and data (R23), an entity's
 # credit-risk class (R29), the draw's secrets and the files only auditors get (draw-protocol.md).

@@ -1,7 +1,7 @@
 """The rules of a target's inspection: its check, its result (抽查检查结果), its review, its team, its re-check.
 
 Each rule is a function that raises `Refused`, its message saying what to change, and returns nothing
-when the command may be recorded. Two callers: the records' field validators (domain.records: what a
+when the command may be recorded. Two callers: the records' field validators (domain.messages.target: what a
 command must say on its own) and the target workflow's update validators (workflows.target: what it must
 say where the target stands, `Standing`). The messages are compared by tests and read by people at the
 command line: they do not change.
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from domain.categories import CATEGORIES, ORDER_KINDS, category
 from domain.stages import Stage
 
-if TYPE_CHECKING:  # annotations only: domain.records calls these rules from its validators
-    from domain.records import CheckRecord, ManualAssignment, Recheck, ResultEntry, Review, TargetContext
+if TYPE_CHECKING:  # annotations only: domain.messages.target calls these rules from its validators
+    from domain.messages.target import CheckRecord, ManualAssignment, Recheck, ResultEntry, Review, TargetContext
 
 EVIDENCE = re.compile(r"^\S+#[0-9a-f]{64}$")
 # Once its result is approved, the team that inspected is the one on record.

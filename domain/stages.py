@@ -1,5 +1,5 @@
 """Where a task or a target stands: its own module so the rules (domain.results) and the records
-(domain.records, whose validators call those rules) can both use it without importing each other."""
+(domain.messages.target, whose validators call those rules) can both use it without importing each other."""
 from __future__ import annotations
 
 from enum import Enum

@@ -33,7 +33,7 @@ _FORBIDDEN_IN_NOTES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\u2028\u20
 # User and inspector ids (shared/spec/api.md, draw-protocol.md).
 _ID = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
-# Evidence is `URI#sha256` (contract.md `check record --evidence`, domain/records.py CheckRecord): a
+# Evidence is `URI#sha256` (contract.md `check record --evidence`, domain/messages/target.py CheckRecord): a
 # file where the bureau stores it, pinned by the hash of its content. Only these schemes name such a
 # file; `javascript:`, `file:`, `data:` and the rest are refused. http is kept: bureau intranets
 # serve files over it, and the hash, not the transport, vouches for the content.

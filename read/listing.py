@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from temporalio.client import Client
 
-from domain.records import Stage
+from domain.stages import Stage
 from workflows.common import OVERDUE, PLAN_YEAR, REGION, STAGE, TASK_ID, UNIT
 
 TASK_TYPE = "InspectionTaskWorkflow"

@@ -31,7 +31,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from activities.archive import ArchiveBatch
+from domain.messages.archiver import ArchiveBatch
 from db.engine import Engine
 from domain.archive import GENESIS, entry_digest, history_digest
 from runtime.schedule import check_time_zone, refused_cron

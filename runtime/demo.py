@@ -24,11 +24,15 @@ from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from activities.archive import ArchiveBatch, ArchiveSummary, archive_pass
+from activities.archive import archive_pass
+
+from domain.messages.archiver import ArchiveBatch, ArchiveSummary
 from db import schema
 from db.engine import make_engine, migrate
 from domain.categories import ORDER_KINDS, category
-from domain.records import CheckRecord, PlanRun, Recheck, ResultEntry, Review, Stage, TargetStatus
+from domain.messages.plan import PlanRun
+from domain.messages.target import CheckRecord, Recheck, ResultEntry, Review, TargetStatus
+from domain.stages import Stage
 from domain.workdays import SHANGHAI
 from runtime import config
 from runtime.client import connect

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from activities.archive import ArchiveBatch, ArchiveSummary, archive_pass
+from activities.archive import archive_pass
+
+from domain.messages.archiver import ArchiveBatch, ArchiveSummary
 from domain.access import Actor
 from runtime.archive import ArchiveScheduleResult, upsert_archive_schedule
 from runtime.context import Context

@@ -6,7 +6,7 @@ from temporalio.client import Client
 from store.directory import entity_name
 from domain.access import Actor
 from domain.commands import command_key
-from domain.records import EntropyEntry, Redraw, TargetedEntity
+from domain.messages.task import EntropyEntry, Redraw, TargetedEntity
 from domain.uscc import uscc_problem
 from runtime.context import Context
 from service import gateway

@@ -11,7 +11,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from domain.access import Actor
 from domain.commands import command_key
 from domain.plan import canonical_json
-from domain.records import Adjustment, PlanRun
+from domain.messages.plan import Adjustment, PlanRun
 from store.plans import load_plan, validate_added_task
 from runtime.schedule import ScheduleResult, check_template, read_template, store_template, template_problems, \
     upsert_schedule

@@ -14,7 +14,15 @@ from temporalio.client import Client
 
 from domain.access import Actor
 from domain.commands import command_key, command_text
-from domain.records import CheckRecord, FieldSignal, ManualAssignment, Recheck, ResultEntry, Review, TargetStatus
+from domain.messages.target import (
+    CheckRecord,
+    FieldSignal,
+    ManualAssignment,
+    Recheck,
+    ResultEntry,
+    Review,
+    TargetStatus,
+)
 from runtime.context import Context
 from service import gateway
 from workflows.common import target_workflow_id

@@ -6,7 +6,9 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, exists, func, insert, select, update
 
 from db import schema
-from domain.records import Stage, TargetCounts, Team
+from domain.messages.target import Team
+from domain.messages.task import TargetCounts
+from domain.stages import Stage
 from store.common import insert_once, one_by
 
 FINAL_STAGES = (Stage.CLOSED.value, Stage.CANCELLED.value)

@@ -11,7 +11,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.archive import ArchiveActivities, ArchiveBatch, ArchiveSummary
+    from activities.archive import ArchiveActivities
+    from domain.messages.archiver import ArchiveBatch, ArchiveSummary
     from workflows.common import RETRY
 
 MAX_PASSES = 20  # of ArchiveBatch.limit entries each

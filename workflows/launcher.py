@@ -15,8 +15,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.launcher import LauncherActivities
-    from domain.launch import LaunchInput, LaunchOutcome, LoadedPlan, TemplateLoad
-    from domain.records import PlanRun
+    from domain.messages.launcher import LaunchInput, LaunchOutcome, LoadedPlan, TemplateLoad
+    from domain.messages.plan import PlanRun
     from domain.workdays import SHANGHAI
     from workflows.common import LIGHT, plan_workflow_id
     from workflows.plan import AnnualPlanWorkflow

@@ -14,17 +14,17 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.plans import PlanActivities
-    from domain.records import (
+    from domain.messages.plan import (
         Adjustment,
         AdjustmentPublished,
         AdjustmentStep,
         PlanOutcome,
         PlanPublished,
         PlanRun,
-        Stage,
-        TaskRun,
         TaskSlot,
     )
+    from domain.messages.task import TaskRun
+    from domain.stages import Stage
     from domain.results import Refused
     from workflows.common import LIGHT, PLAN_YEAR, STAGE, task_workflow_id, wait_until
     from workflows.task import InspectionTaskWorkflow

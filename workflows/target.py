@@ -18,7 +18,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.targets import TargetActivities
     from domain import results
     from domain.categories import ORDER_KINDS, category
-    from domain.records import (
+    from domain.commands import command_text
+    from domain.messages.target import (
         Alert,
         CheckRecord,
         CheckRecorded,
@@ -31,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         Recheck,
         ResultEntry,
         Review,
-        Stage,
         TargetContext,
         TargetRun,
         TargetState,
@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         TargetStep,
         Team,
     )
+    from domain.stages import Stage
     from workflows.common import (
         LIGHT,
         OVERDUE,
@@ -363,7 +364,7 @@ class TargetInspectionWorkflow:
 
     def _remember(self, verb: str, command) -> None:
         self._seq += 1
-        self._last_command = f"{verb}:{command.model_dump_json()}"
+        self._last_command = command_text(verb, command)
 
     def _standing(self) -> results.Standing:
         return results.Standing(stage=self._stage, ctx=self._ctx, team=frozenset(self._team_ids()),

@@ -16,18 +16,17 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from activities.draws import SYSTEM_APPROVER, DrawActivities, conflict_reason
     from activities.targets import TargetActivities
-    from domain.records import (
+    from domain.messages.target import TargetRun
+    from domain.messages.task import (
         Announcement,
         DispatchSummary,
         DrawSummary,
         EntropyEntry,
         FreezeSummary,
         Redraw,
-        Stage,
-        TargetedEntity,
         TargetCounts,
+        TargetedEntity,
         TargetedStep,
-        TargetRun,
         TargetsPage,
         TaskClosing,
         TaskRun,
@@ -36,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         TaskTargets,
         WorkingDaysLater,
     )
+    from domain.stages import Stage
     from domain.results import Refused
     from domain.uscc import uscc_problem
     from workflows.common import (

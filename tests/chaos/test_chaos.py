@@ -63,7 +63,9 @@ from temporalio.worker import Replayer
 
 from db import schema
 from db.engine import make_engine, migrate, normalize_url
-from domain.records import CheckRecord, PlanRun, Recheck, ResultEntry, Review, Stage
+from domain.messages.plan import PlanRun
+from domain.messages.target import CheckRecord, Recheck, ResultEntry, Review
+from domain.stages import Stage
 from domain.workdays import SHANGHAI, calendar_from_env
 from runtime.client import WORKFLOWS
 from service.targets import send, status as target_status

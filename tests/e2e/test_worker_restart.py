@@ -17,7 +17,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from db import schema
-from domain.records import CheckRecord, PlanRun, Recheck, ResultEntry, Review, Stage
+from domain.messages.plan import PlanRun
+from domain.messages.target import CheckRecord, Recheck, ResultEntry, Review
+from domain.stages import Stage
 from domain.workdays import SHANGHAI
 from service.targets import send, status as target_status
 from service.imports import import_examples

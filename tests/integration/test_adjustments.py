@@ -18,7 +18,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from db import schema
-from domain.records import Adjustment, PlanPublished
+from domain.messages.plan import Adjustment, PlanPublished
 from domain.workdays import SHANGHAI
 from runtime.examples import EXAMPLES
 from service.imports import import_examples

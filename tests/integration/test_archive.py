@@ -19,10 +19,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer, Worker
 
-from activities.archive import ArchiveBatch, archive_pass, closed_query, history_text
+from activities.archive import archive_pass, closed_query, history_text
+
+from domain.messages.archiver import ArchiveBatch
 from db import schema
 from domain.archive import GENESIS, entry_digest, history_digest
-from domain.records import CheckRecord, PlanRun, ResultEntry, Review
+from domain.messages.plan import PlanRun
+from domain.messages.target import CheckRecord, ResultEntry, Review
 from domain.workdays import SHANGHAI
 from runtime.archive import SCHEDULE_ID, HistoryArchive, upsert_archive_schedule
 from runtime.client import WORKFLOWS

@@ -26,7 +26,7 @@ from activities.draws import DrawActivities, parse_pool
 from audit.verify import PackageError, verify_dispatch
 from db import schema
 from db.engine import normalize_url
-from domain.records import TargetedStep, TaskStep
+from domain.messages.task import TargetedStep, TaskStep
 from domain.workdays import SHANGHAI
 from runtime.audit_package import (
     export_dispatch,

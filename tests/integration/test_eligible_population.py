@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from activities.draws import DrawActivities
 from db import schema
-from domain.records import TaskStep
+from domain.messages.task import TaskStep
 from domain.workdays import SHANGHAI
 from runtime.audit_package import verify_against_database
 from runtime.examples import EXAMPLES, import_examples, shifted_plan

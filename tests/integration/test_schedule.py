@@ -19,7 +19,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 
 from db import schema
-from domain.launch import LaunchInput, LaunchOutcome
+from domain.messages.launcher import LaunchInput, LaunchOutcome
 from domain.plan import PlanInvalid
 from domain.workdays import SHANGHAI
 from runtime.examples import EXAMPLES

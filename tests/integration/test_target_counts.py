@@ -17,7 +17,9 @@ from sqlalchemy import insert, select
 from activities.draws import DrawActivities
 from activities.targets import TargetActivities
 from db import schema
-from domain.records import Stage, TargetCounts, TargetStep, TaskTargets
+from domain.messages.target import TargetStep
+from domain.messages.task import TargetCounts, TaskTargets
+from domain.stages import Stage
 
 ENGINES = ["sqlite_engine", pytest.param("fresh_pg_engine", marks=pytest.mark.postgres)]
 NOW = datetime(2026, 5, 11, 2, 0, tzinfo=timezone.utc)

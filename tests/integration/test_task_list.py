@@ -11,7 +11,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from domain.records import CheckRecord, PlanRun, ResultEntry
+from domain.messages.plan import PlanRun
+
+from domain.messages.target import CheckRecord, ResultEntry
 from domain.workdays import SHANGHAI
 from service.targets import send, status as target_status
 from service.imports import import_examples

@@ -6,7 +6,7 @@ exception.
   example with one thing broken (a wrong type, a bad date or ratio, an unknown or missing key, a
   huge or exotic string, raw-text damage) raise only `PlanInvalid`; every problem names where
   (plan, task or position) and the key that is wrong, and no line of the message is huge.
-- Update and signal payloads (domain/records.py): a broken payload raises only pydantic's
+- Update and signal payloads (domain/messages/): a broken payload raises only pydantic's
   ValidationError, each error locating the field; text that cannot be stored or sent (a NUL, a
   lone surrogate such as a non-UTF-8 command-line argument decodes to) is refused there too.
 - USCCs (domain/uscc.py) and ratios (domain/draw.py `parse_ratio`): a reason or their own error.
@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from domain import records
+from domain.messages.plan import Adjustment
+from domain.messages.target import CheckRecord, FieldSignal, ManualAssignment, Recheck, ResultEntry, Review
+from domain.messages.task import EntropyEntry, Redraw, TargetedEntity
 from domain.draw import DrawError, parse_ratio
 from domain.plan import PlanFile, PlanInvalid, PlanTask, TaskFilter, parse_plan, parse_task
 from domain.uscc import ALPHABET, InvalidUSCC, check_char, make_uscc, uscc_problem
@@ -309,18 +311,18 @@ def test_the_example_still_passes():
 
 # --- update and signal payloads ----------------------------------------------------------------
 GOOD_PAYLOADS = {
-    records.CheckRecord: {"inspectors": ["I001", "I002"], "method": "onsite", "certificates_shown": True,
+    CheckRecord: {"inspectors": ["I001", "I002"], "method": "onsite", "certificates_shown": True,
                           "evidence": ["s3://bucket/a.jpg#" + "0" * 64]},
-    records.ResultEntry: {"inspector": "I001", "category": "no_issue", "note": "", "findings": {"CP1": "pass"}},
-    records.Review: {"reviewer": "R001", "approve": False, "note": "补充照片"},
-    records.ManualAssignment: {"unit": "360202-SCJ", "inspectors": ["I001", "I002"], "by": "S001",
+    ResultEntry: {"inspector": "I001", "category": "no_issue", "note": "", "findings": {"CP1": "pass"}},
+    Review: {"reviewer": "R001", "approve": False, "note": "补充照片"},
+    ManualAssignment: {"unit": "360202-SCJ", "inspectors": ["I001", "I002"], "by": "S001",
                                "reason": "回避"},
-    records.Recheck: {"inspector": "I001", "passed": True, "note": ""},
-    records.FieldSignal: {"kind": "arrive", "inspector": "I001"},
-    records.Adjustment: {"kind": "cancel", "task_id": "JDZ-2025-0001", "reason": "上级通知", "approver": "S001"},
-    records.Redraw: {"reason": "系统故障", "approver": "S001"},
-    records.TargetedEntity: {"uscc": "91360200104133633W", "reason": "投诉举报"},
-    records.EntropyEntry: {"value": "2025-04-01 SSE close 3245.67"},
+    Recheck: {"inspector": "I001", "passed": True, "note": ""},
+    FieldSignal: {"kind": "arrive", "inspector": "I001"},
+    Adjustment: {"kind": "cancel", "task_id": "JDZ-2025-0001", "reason": "上级通知", "approver": "S001"},
+    Redraw: {"reason": "系统故障", "approver": "S001"},
+    TargetedEntity: {"uscc": "91360200104133633W", "reason": "投诉举报"},
+    EntropyEntry: {"value": "2025-04-01 SSE close 3245.67"},
 }
 PAYLOADS = sorted(GOOD_PAYLOADS, key=lambda model: model.__name__)
 
@@ -419,8 +421,8 @@ def test_text_no_store_can_hold_is_refused_in_every_text_field(model, data):
     assert all(e["loc"][0] == field for e in errors), errors
 
 
-@pytest.mark.parametrize("model, field", [(records.ManualAssignment, "reason"), (records.TargetedEntity, "reason"),
-                                          (records.Adjustment, "reason"), (records.Redraw, "reason")])
+@pytest.mark.parametrize("model, field", [(ManualAssignment, "reason"), (TargetedEntity, "reason"),
+                                          (Adjustment, "reason"), (Redraw, "reason")])
 @pytest.mark.parametrize("blank", [" ", "\t", "\u3000", "\n"])
 def test_a_blank_reason_is_refused(model, field, blank):
     errors = validation_errors(model, {**GOOD_PAYLOADS[model], field: blank})

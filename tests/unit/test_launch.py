@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from domain.launch import LaunchInput, plan_bytes_for_year, plan_code_for_year, plan_for_year, task_id_for_year
+from domain.launch import plan_bytes_for_year, plan_code_for_year, plan_for_year, task_id_for_year
+
+from domain.messages.launcher import LaunchInput
 from domain.plan import parse_plan
 from runtime.examples import EXAMPLES
 

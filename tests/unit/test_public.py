@@ -7,7 +7,8 @@ from datetime import date, datetime, timezone
 import pytest
 
 from domain import draw, public
-from domain.records import Adjustment, FreezeSummary
+from domain.messages.plan import Adjustment
+from domain.messages.task import FreezeSummary
 from store.register import publish
 
 NONCE = bytes(range(32, 64)).hex()

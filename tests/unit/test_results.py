@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pydantic
 import pytest
 
-from domain.records import CheckRecord, ManualAssignment, Recheck, ResultEntry, Review, TargetContext, Team
+from domain.messages.target import CheckRecord, ManualAssignment, Recheck, ResultEntry, Review, TargetContext, Team
 from domain.results import (
     Refused,
     Standing,

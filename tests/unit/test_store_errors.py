@@ -6,7 +6,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.draws import DrawActivities
-from domain.records import TaskStep
+from domain.messages.task import TaskStep
 
 
 @pytest.mark.parametrize("method", ["announce", "freeze", "supersede_draw"])

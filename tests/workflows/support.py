@@ -31,7 +31,7 @@ from temporalio.worker import Worker
 from store.directory import people_with_role
 from activities.handoff import JsonlReceiver, Receiver
 from db import schema
-from domain.records import PlanRun
+from domain.messages.plan import PlanRun
 from domain.workdays import SHANGHAI, Deadlines, calendar_from_env
 from runtime.client import build_worker
 from runtime.examples import shifted_plan

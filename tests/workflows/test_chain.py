@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from db import schema
-from domain.records import CheckRecord, PlanRun, ResultEntry, Review
+from domain.messages.plan import PlanRun
+from domain.messages.target import CheckRecord, ResultEntry, Review
 from domain.workdays import SHANGHAI
 from service.errors import Refused
 from service.targets import send, status as target_status

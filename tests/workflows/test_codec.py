@@ -39,7 +39,8 @@ from temporalio.worker import Replayer
 
 from activities.handoff import JsonlReceiver
 from db import schema
-from domain.records import CheckRecord, PlanOutcome, PlanRun, ResultEntry, Review
+from domain.messages.plan import PlanOutcome, PlanRun
+from domain.messages.target import CheckRecord, ResultEntry, Review
 from domain.workdays import Deadlines, calendar_from_env
 from runtime import config
 from runtime.client import WORKFLOWS, build_worker

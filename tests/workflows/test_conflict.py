@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from db import schema
-from domain.records import EntropyEntry, PlanRun, Stage
+from domain.messages.plan import PlanRun
+from domain.messages.task import EntropyEntry
+from domain.stages import Stage
 from domain.workdays import SHANGHAI
 from runtime.examples import shifted_plan
 from store.plans import load_plan

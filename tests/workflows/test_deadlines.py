@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 
 from db import schema
-from domain.records import CheckRecord, ResultEntry, Review
+from domain.messages.target import CheckRecord, ResultEntry, Review
 from domain.workdays import (
     PACKAGED_HOLIDAY_DIR,
     SHANGHAI,

@@ -10,7 +10,10 @@ from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
 from db import schema
-from domain.records import Adjustment, CheckRecord, PlanRun, Redraw, ResultEntry, Review, Stage, TargetedEntity
+from domain.messages.plan import Adjustment, PlanRun
+from domain.messages.target import CheckRecord, ResultEntry, Review
+from domain.messages.task import Redraw, TargetedEntity
+from domain.stages import Stage
 from domain.workdays import SHANGHAI
 from store.plans import load_plan
 from service.targets import send, status as target_status

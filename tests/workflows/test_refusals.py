@@ -33,7 +33,7 @@ from temporalio.worker import Worker
 from activities.handoff import HandoffActivities, JsonlReceiver, Notifier, WebhookReceiver
 from activities.targets import TargetActivities
 from db import schema
-from domain.records import (
+from domain.messages.target import (
     CheckRecord,
     FollowUpOpened,
     FollowUpStep,

@@ -29,7 +29,8 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from db import schema
-from domain.records import Adjustment, CheckRecord, PlanRun, ResultEntry, Review
+from domain.messages.plan import Adjustment, PlanRun
+from domain.messages.target import CheckRecord, ResultEntry, Review
 from domain.workdays import SHANGHAI
 from service.targets import send, status as target_status
 from runtime.examples import shifted_plan

@@ -17,7 +17,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from domain.records import CheckRecord, FieldSignal, ResultEntry, Review, Stage
+from domain.messages.target import CheckRecord, FieldSignal, ResultEntry, Review
+
+from domain.stages import Stage
 from domain.workdays import Deadlines, calendar_from_env
 from service.targets import send, status as target_status
 from store.plans import load_plan

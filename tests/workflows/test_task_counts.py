@@ -14,7 +14,8 @@ from sqlalchemy import update
 from temporalio.service import RPCError
 
 from db import schema
-from domain.records import Stage, TaskProgress, TaskRun
+from domain.messages.task import TaskProgress, TaskRun
+from domain.stages import Stage
 from tests.integration.test_target_counts import seed_task
 from tests.workflows.support import make_workers, wait_for
 from workflows.task import InspectionTaskWorkflow

@@ -13,7 +13,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from domain.records import CheckRecord, FieldSignal, PlanRun, ResultEntry, Review
+from domain.messages.plan import PlanRun
+
+from domain.messages.target import CheckRecord, FieldSignal, ResultEntry, Review
 from domain.workdays import SHANGHAI, Deadlines, calendar_from_env
 from service.targets import send, status as target_status
 from store.plans import load_plan
