@@ -18,7 +18,7 @@ import structlog
 
 from db.engine import make_engine, migrate
 from runtime import config, logs
-from runtime.archive import SCHEDULE_ID, ensure_archive_schedule
+from service.archive import SCHEDULE_ID, ensure_archive_schedule
 from runtime.client import build_worker, connect, deadlines_for, receiver_for
 from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE
 

@@ -2,7 +2,7 @@
 the project database in one hash chain, so the audit trail outlives the namespace retention.
 
 The chain's hashes are domain/archive.py; its table, the append under the chain lock and the reads are
-store/archive.py. `runtime/archive.py` reads the archive back and verifies the chain.
+store/archive.py. `read/archive.py` reads the archive back and verifies the chain.
 
 Histories are stored as Temporal returns them: with SPOTCHECK_CODEC_KEYS set (runtime/codec.py)
 their payloads are encrypted, exactly as in the live history, so an archived history replays and

@@ -7,7 +7,7 @@ from cli.common import EXIT_FAILED, UsageError, Verbs, emit, fail, year
 from read.listing import BadFilter, TaskFilters, list_tasks
 from read.tasks import task_rows, task_summary
 from read.timeline import timeline
-from runtime.archive import ArchiveAltered, HistoryArchive, verify_chain
+from read.archive import ArchiveAltered, HistoryArchive, verify_chain
 from service import gateway
 from workflows.common import task_workflow_id
 from workflows.task import InspectionTaskWorkflow

@@ -15,7 +15,7 @@ histories are kept for years and must stay readable after the models change. Eve
 `{"at", "event", "actor", "target", "details"}` (contract.md, `task history`), sorted by time.
 
 A history Temporal no longer has (past the namespace retention, or deleted) is read from the history
-archive when one is given (runtime/archive.py): the same events, so the same timeline.
+archive when one is given (read/archive.py): the same events, so the same timeline.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from workflows.common import target_workflow_id, task_workflow_id
 
 if TYPE_CHECKING:
-    from runtime.archive import HistoryArchive
+    from read.archive import HistoryArchive
 
 FETCH_CONCURRENCY = 16  # target histories fetched at once
 

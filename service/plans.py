@@ -13,8 +13,15 @@ from domain.commands import command_key
 from domain.plan import canonical_json
 from domain.messages.plan import Adjustment, PlanRun
 from store.plans import load_plan, validate_added_task
-from runtime.schedule import ScheduleResult, check_template, read_template, store_template, template_problems, \
-    upsert_schedule
+from service import gateway
+from service.plan_schedule import (
+    ScheduleResult,
+    check_template,
+    read_template,
+    store_template,
+    template_problems,
+    upsert_schedule,
+)
 from runtime.context import Context
 from service import gateway
 from workflows.common import TASK_QUEUE, plan_workflow_id

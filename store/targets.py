@@ -115,3 +115,25 @@ def record_alert(connection: Connection, *, workflow_id: str, step: str, kind: s
                  at: datetime, details: str) -> None:
     insert_once(connection, schema.alerts, dict(
         workflow_id=workflow_id, step=step, kind=kind, task_id=task_id, uscc=uscc, at=at, details=details))
+
+
+# --- what the demo watches ---------------------------------------------------------------------
+def opened_targets(connection: Connection) -> list[tuple[str, str]]:
+    """(task_id, uscc) of every target whose workflow has started, in order."""
+    t = schema.targets
+    return [tuple(r) for r in connection.execute(
+        select(t.c.task_id, t.c.uscc).where(t.c.workflow_id != "").order_by(t.c.task_id, t.c.uscc))]
+
+
+def alerted(connection: Connection, task_id: str, uscc: str, step: str) -> bool:
+    a = schema.alerts
+    return connection.execute(select(func.count()).where(
+        a.c.task_id == task_id, a.c.uscc == uscc, a.c.step == step)).scalar() > 0
+
+
+def stage_and_alert_counts(connection: Connection) -> tuple[dict[str, int], dict[str, int]]:
+    """Targets per stage and alerts per kind, over the whole database."""
+    t, a = schema.targets, schema.alerts
+    stages = dict(connection.execute(select(t.c.stage, func.count()).group_by(t.c.stage)).all())
+    alerts = dict(connection.execute(select(a.c.kind, func.count()).group_by(a.c.kind)).all())
+    return stages, alerts

@@ -1,4 +1,4 @@
-"""The history archiver (Schedule "history-archive", runtime/archive.py): passes of `archive_closed` until
+"""The history archiver (Schedule "history-archive", service/archive.py): passes of `archive_closed` until
 nothing is left, or MAX_PASSES of them (the next scheduled run goes on from there).
 
 Short and stateless: every pass lists what the archive lacks, so a failed or skipped run loses

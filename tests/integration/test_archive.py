@@ -27,7 +27,8 @@ from domain.archive import GENESIS, entry_digest, history_digest
 from domain.messages.plan import PlanRun
 from domain.messages.target import CheckRecord, ResultEntry, Review
 from domain.workdays import SHANGHAI
-from runtime.archive import SCHEDULE_ID, HistoryArchive, upsert_archive_schedule
+from read.archive import HistoryArchive
+from service.archive import SCHEDULE_ID, upsert_archive_schedule
 from runtime.client import WORKFLOWS
 from runtime.codec import AesGcmCodec, converter_with, new_key
 from service.targets import send, status as target_status

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHistory
 
 from db import schema
 from domain.archive import GENESIS, ClosedRun, entry_digest, history_digest
-from runtime.archive import ArchiveAltered, HistoryArchive, verify_chain
+from read.archive import ArchiveAltered, HistoryArchive, verify_chain
 from store.archive import append_entry
 
 ENGINES = ["sqlite_engine", pytest.param("fresh_pg_engine", marks=pytest.mark.postgres)]

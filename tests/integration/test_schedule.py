@@ -23,7 +23,7 @@ from domain.messages.launcher import LaunchInput, LaunchOutcome
 from domain.plan import PlanInvalid
 from domain.workdays import SHANGHAI
 from runtime.examples import EXAMPLES
-from runtime.schedule import SCHEDULE_ID, ScheduleRefused, read_template, store_template
+from service.plan_schedule import SCHEDULE_ID, ScheduleRefused, read_template, store_template
 from service.imports import import_examples
 from tests.integration.devserver import Cli, workers
 from tests.workflows.support import wait_for

@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from activities.archive import archive_pass
 
 from domain.messages.archiver import ArchiveBatch, ArchiveSummary
-from db import schema
 from db.engine import make_engine, migrate
 from domain.categories import ORDER_KINDS, category
 from domain.messages.plan import PlanRun
@@ -36,11 +34,12 @@ from domain.stages import Stage
 from domain.workdays import SHANGHAI
 from runtime import config
 from runtime.client import connect
-from runtime.archive import verify_chain
+from read.archive import verify_chain
 from service.errors import Refused
 from service.targets import send, status as target_status
 from service.imports import import_examples
 from runtime.examples import shifted_plan
+from store import targets as targets_store
 from store.plans import load_plan
 from read.metrics import year_summary
 from runtime.server import server_running, start_server_background
@@ -129,16 +128,12 @@ class Demo:
         return True
 
     def alerted(self, task_id: str, uscc: str, step: str) -> bool:
-        a = schema.alerts
         with self.engine.connect() as connection:
-            return connection.execute(select(func.count()).where(
-                a.c.task_id == task_id, a.c.uscc == uscc, a.c.step == step)).scalar() > 0
+            return targets_store.alerted(connection, task_id, uscc, step)
 
     def progress(self) -> str:
-        t, a = schema.targets, schema.alerts
         with self.engine.connect() as connection:
-            stages = dict(connection.execute(select(t.c.stage, func.count()).group_by(t.c.stage)).all())
-            alerts = dict(connection.execute(select(a.c.kind, func.count()).group_by(a.c.kind)).all())
+            stages, alerts = targets_store.stage_and_alert_counts(connection)
         order = ["drawn", "unstaffed", "dispatched", "checked", "entered", "approved", "published", "follow_up",
                  "closed"]
         return (" ".join(f"{s}={stages[s]}" for s in order if stages.get(s)) +
@@ -232,8 +227,7 @@ async def drive(client: Client, engine, out, worker_ok) -> None:
     last = 0.0
     while not plan_done.done():
         with engine.connect() as connection:
-            opened = connection.execute(select(schema.targets.c.task_id, schema.targets.c.uscc).where(
-                schema.targets.c.workflow_id != "").order_by(schema.targets.c.task_id, schema.targets.c.uscc)).all()
+            opened = targets_store.opened_targets(connection)
         for index, (task_id, uscc) in enumerate(opened):
             if (task_id, uscc) not in players:
                 players[(task_id, uscc)] = asyncio.ensure_future(demo.play(task_id, uscc, role_for(task_id, uscc, index)))
