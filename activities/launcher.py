@@ -12,7 +12,8 @@ from temporalio.exceptions import ApplicationError
 from db.engine import Engine
 from domain.launch import plan_bytes_for_year, plan_code_for_year
 from domain.messages.launcher import LoadedPlan, TemplateLoad
-from domain.plan import PlanInvalid, parse_plan
+from domain.plan import PlanInvalid
+from domain.plan_file import parse_plan
 from store import plans
 
 

@@ -31,7 +31,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from db.engine import Engine
 from domain.launch import plan_bytes_for_year, valid_template_name
 from domain.messages.launcher import LaunchInput
-from domain.plan import PlanInvalid, check_plan, parse_plan
+from domain.plan import PlanInvalid, check_plan
+from domain.plan_file import parse_plan
 from store.plans import plan_directory, put_template, stored_template
 from workflows.common import TASK_QUEUE
 from workflows.launcher import PlanLauncherWorkflow

@@ -21,11 +21,10 @@ from domain.plan import (
     canonical_json,
     check_plan,
     check_task,
-    parse_plan,
-    parse_task,
     plan_document,
     task_taken,
 )
+from domain.plan_file import parse_plan, parse_task
 from store.common import insert_once, one_by
 
 

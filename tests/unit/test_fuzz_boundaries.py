@@ -26,7 +26,8 @@ from domain.messages.plan import Adjustment
 from domain.messages.target import CheckRecord, FieldSignal, ManualAssignment, Recheck, ResultEntry, Review
 from domain.messages.task import EntropyEntry, Redraw, TargetedEntity
 from domain.draw import DrawError, parse_ratio
-from domain.plan import PlanFile, PlanInvalid, PlanTask, TaskFilter, parse_plan, parse_task
+from domain.plan import PlanFile, PlanInvalid, PlanTask, TaskFilter
+from domain.plan_file import parse_plan, parse_task
 from domain.uscc import ALPHABET, InvalidUSCC, check_char, make_uscc, uscc_problem
 
 LINE_LIMIT = 1_000  # no line of an error message longer than this, whatever the input's size

@@ -8,7 +8,7 @@ import pytest
 from domain.launch import plan_bytes_for_year, plan_code_for_year, plan_for_year, task_id_for_year
 
 from domain.messages.launcher import LaunchInput
-from domain.plan import parse_plan
+from domain.plan_file import parse_plan
 from runtime.examples import EXAMPLES
 
 

@@ -22,11 +22,10 @@ from domain.plan import (
     canonical_json,
     check_plan,
     check_task,
-    parse_plan,
-    parse_task,
     plan_deadline,
     published_on_time,
 )
+from domain.plan_file import parse_plan, parse_task
 
 
 def item(code, *, category="general", public_info_check=False, ratio_cap=None,
