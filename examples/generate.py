@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Generate the sample directories shipped in examples/ for the demo (景德镇市, synthetic).
 
+One file on purpose (over 500 lines): a standalone script a bureau can read top to bottom and run
+without the project installed; most of its length is the synthetic place, industry and item tables.
+
 Deterministic: one ``random.Random(seed)``, no clock, no environment. Running it twice with the
 same seed writes byte-identical files (UTF-8 without BOM, LF line ends, header row), in the CSV
 formats of the operator contract (shared spec ``contract.md``):
