@@ -3,7 +3,7 @@
     .venv/bin/python bench/pyspy_summary.py PROFILE.txt [--top 25]
 
 Each stack is put in the first category (in the order below) that one of its frames matches, and
-every frame of ours (activities/, workflows/, domain/, runtime/, db/, registry/) gets the stack's
+every frame of ours (activities/, workflows/, domain/, runtime/, db/, store/, service/, read/, cli/) gets the stack's
 samples inclusively. Threads: `workflow` is the SDK's workflow-activation threads (sandboxed workflow
 code, queries, update validators), `activity` the activity ThreadPoolExecutor threads (the synchronous
 activities), `loop` the asyncio thread (the SDK's Core bridge, activity and workflow task dispatch).
@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
-OURS = ("activities/", "workflows/", "domain/", "runtime/", "db/", "registry/")
+OURS = ("activities/", "workflows/", "domain/", "runtime/", "db/", "store/", "service/", "read/", "cli/")
 IDLE_LEAF = re.compile(r"^(\S*\.)?(wait|get|_worker|select|poll) \((threading|queue|concurrent/futures/thread|selectors)\.py")
 # (category, test on the list of frames, root first)
 CATEGORIES = [
