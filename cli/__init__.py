@@ -10,7 +10,7 @@ import asyncio
 import gc
 import sys
 
-from cli import draws, ops, plans, register, targets, tasks
+from cli import api, draws, ops, plans, register, targets, tasks, users
 from cli.common import EXIT_FAILED, EXIT_REFUSED, UsageError, Verbs, fail
 from domain.plan import PlanInvalid
 from service.imports import ImportRejected
@@ -19,6 +19,7 @@ from runtime.context import Context
 from store.plans import PlanConflict
 from runtime.server import ServerError
 from service.errors import CommandError, Refused
+from service.identity import IdentityError
 
 GROUPS = {
     "plan": "the annual plan",
@@ -30,6 +31,7 @@ GROUPS = {
     "publication": "the public register",
     "case": "follow-ups",
     "archive": "the hash-chained history archive in the project database",
+    "user": "local accounts (api.md)",
 }
 
 
@@ -50,6 +52,8 @@ def parser() -> argparse.ArgumentParser:
     ops.register_archive(verbs)
     register.register_figures(verbs)
     ops.register_demo(verbs)
+    api.register(verbs)
+    users.register(verbs)
     return root
 
 
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as error:
         fail(args, f"refused: {error}")
         return EXIT_REFUSED
-    except (CommandError, UsageError, PlanInvalid, ImportRejected, PlanConflict, ServerError, LookupError,
+    except (CommandError, IdentityError, UsageError, PlanInvalid, ImportRejected, PlanConflict, ServerError, LookupError,
             ValueError) as error:
         fail(args, str(error))
         return EXIT_REFUSED

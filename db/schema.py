@@ -369,3 +369,19 @@ login_throttle = Table(
     Column("window_start", Instant(), nullable=False),
     Column("attempts", Integer, nullable=False),
 )
+
+# --- the HTTP API's idempotency keys (store/idempotency.py) -------------------------------------
+# One row per (user, Idempotency-Key): the request's fingerprint and, once answered, the answer, so the
+# same key and body give the same answer, and another body under the same key is refused. A row
+# without an answer is a request in flight or one whose API process died; its retry runs again under
+# the same workflow update id (service.targets.send), so it takes effect once.
+api_idempotency = Table(
+    "api_idempotency",
+    metadata,
+    Column("user_id", ByteOrder(32), primary_key=True),
+    Column("idem_key", String(200), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # sha256 of method, path and body
+    Column("status_code", Integer, nullable=True),
+    Column("response", Text, nullable=True),  # the answer's JSON body
+    Column("created_at", Instant(), nullable=False),
+)

@@ -6,6 +6,7 @@ can skip them.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -57,50 +58,65 @@ async def status(client: Client, task_id: str, uscc: str) -> TargetStatus:
                                what=_what(task_id, uscc))
 
 
-async def send(client: Client, task_id: str, uscc: str, verb: str, command: BaseModel) -> Outcome:
-    """One human step: the same command as the last one accepted is answered as already recorded."""
+async def send(client: Client, task_id: str, uscc: str, verb: str, command: BaseModel,
+               request_key: str | None = None) -> Outcome:
+    """One human step: the same command as the last one accepted is answered as already recorded.
+
+    `request_key`: the door's idempotency key (the API's Idempotency-Key, scoped to its user); the update
+    id is then derived from it, so a request retried while its first attempt is still in flight, or after
+    the door died before answering, reaches the workflow as the same update and takes effect once.
+    """
     handle = _handle(client, task_id, uscc)
     current = await gateway.query(handle, TargetInspectionWorkflow.status, what=_what(task_id, uscc))
     if current.last_command == command_text(verb, command):
         return Outcome(accepted=True, already_recorded=True, message=f"already recorded: {verb}")
-    message = await gateway.update(handle, UPDATES[verb], command, what=_what(task_id, uscc),
-                                   update_id=command_key(verb, command, seq=current.commands))
+    update_id = command_key(verb, command, seq=current.commands) if request_key is None else \
+        f"{command_key(verb, command)}-{hashlib.sha256(request_key.encode()).hexdigest()[:16]}"
+    message = await gateway.update(handle, UPDATES[verb], command, what=_what(task_id, uscc), update_id=update_id)
     return Outcome(accepted=True, already_recorded=False, message=message)
+
+
+def _by(actor: Actor) -> dict[str, str]:
+    """Who acted and how, as every human step records it."""
+    return {"actor": actor.id, "auth_method": actor.method}
 
 
 async def field_signal(ctx: Context, actor: Actor, task_id: str, uscc: str, kind: str) -> str:
     """Accepted or arrived: logged in the history, gates nothing."""
     await gateway.signal(_handle(await ctx.client(), task_id, uscc), TargetInspectionWorkflow.field_signal,
-                         gateway.build(FieldSignal, kind=kind, inspector=actor.id), what=_what(task_id, uscc))
+                         gateway.build(FieldSignal, kind=kind, inspector=actor.id, **_by(actor)),
+                         what=_what(task_id, uscc))
     return f"{kind} logged"
 
 
 async def record_check(ctx: Context, actor: Actor, task_id: str, uscc: str, *, members: list[str], method: str,
-                       certificates_shown: bool, evidence: list[str]) -> Outcome:
+                       certificates_shown: bool, evidence: list[str], request_key: str | None = None) -> Outcome:
     command = gateway.build(CheckRecord, inspectors=members, method=method, certificates_shown=certificates_shown,
-                            evidence=evidence)
-    return await send(await ctx.client(), task_id, uscc, "check", command)
+                            evidence=evidence, **_by(actor))
+    return await send(await ctx.client(), task_id, uscc, "check", command, request_key)
 
 
 async def enter_result(ctx: Context, actor: Actor, task_id: str, uscc: str, *, category: str,
-                       findings: dict[str, str], note: str) -> Outcome:
-    command = gateway.build(ResultEntry, inspector=actor.id, category=category, note=note, findings=findings)
-    return await send(await ctx.client(), task_id, uscc, "result", command)
+                       findings: dict[str, str], note: str, request_key: str | None = None) -> Outcome:
+    command = gateway.build(ResultEntry, inspector=actor.id, category=category, note=note, findings=findings,
+                            **_by(actor))
+    return await send(await ctx.client(), task_id, uscc, "result", command, request_key)
 
 
 async def review_result(ctx: Context, actor: Actor, task_id: str, uscc: str, *, approve: bool,
-                        note: str) -> Outcome:
-    command = gateway.build(Review, reviewer=actor.id, approve=approve, note=note)
-    return await send(await ctx.client(), task_id, uscc, "review", command)
+                        note: str, request_key: str | None = None) -> Outcome:
+    command = gateway.build(Review, reviewer=actor.id, approve=approve, note=note, **_by(actor))
+    return await send(await ctx.client(), task_id, uscc, "review", command, request_key)
 
 
 async def assign_team(ctx: Context, actor: Actor, task_id: str, uscc: str, *, unit: str, inspectors: list[str],
-                      reason: str) -> Outcome:
-    command = gateway.build(ManualAssignment, unit=unit, inspectors=inspectors, by=actor.id, reason=reason)
-    return await send(await ctx.client(), task_id, uscc, "assign", command)
+                      reason: str, request_key: str | None = None) -> Outcome:
+    command = gateway.build(ManualAssignment, unit=unit, inspectors=inspectors, by=actor.id, reason=reason,
+                            **_by(actor))
+    return await send(await ctx.client(), task_id, uscc, "assign", command, request_key)
 
 
 async def record_recheck(ctx: Context, actor: Actor, task_id: str, uscc: str, *, passed: bool,
-                         note: str) -> Outcome:
-    command = gateway.build(Recheck, inspector=actor.id, passed=passed, note=note)
-    return await send(await ctx.client(), task_id, uscc, "recheck", command)
+                         note: str, request_key: str | None = None) -> Outcome:
+    command = gateway.build(Recheck, inspector=actor.id, passed=passed, note=note, **_by(actor))
+    return await send(await ctx.client(), task_id, uscc, "recheck", command, request_key)

@@ -34,7 +34,15 @@ class TargetContext(Record):
     window_end: datetime
 
 
-class CheckRecord(Command):
+class HumanStep(Command):
+    """A person's step: who authenticated and how (api.md: who acted is who authenticated), set by the
+    command service from the actor, never from a door's field. None in histories from before."""
+
+    actor: str | None = None
+    auth_method: Literal["password", "oidc", "cli-local"] | None = None
+
+
+class CheckRecord(HumanStep):
     inspectors: list[str] = Field(min_length=1)
     method: str
     certificates_shown: bool = False
@@ -47,7 +55,7 @@ class CheckRecord(Command):
         return values
 
 
-class ResultEntry(Command):
+class ResultEntry(HumanStep):
     inspector: str
     category: str
     note: str = ""
@@ -66,26 +74,26 @@ class ResultEntry(Command):
         return values
 
 
-class Review(Command):
+class Review(HumanStep):
     reviewer: str
     approve: bool
     note: str = ""
 
 
-class ManualAssignment(Command):
+class ManualAssignment(HumanStep):
     unit: str
     inspectors: list[str]
     by: str
     reason: str = Field(min_length=1, pattern=r"\S")  # not blank
 
 
-class Recheck(Command):
+class Recheck(HumanStep):
     inspector: str
     passed: bool
     note: str = ""
 
 
-class FieldSignal(Command):
+class FieldSignal(HumanStep):
     kind: str = Field(pattern="^(accept|arrive)$")
     inspector: str
 
