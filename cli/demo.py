@@ -41,7 +41,7 @@ from service.imports import import_examples
 from runtime.examples import shifted_plan
 from store import targets as targets_store
 from store.plans import load_plan
-from read.metrics import year_summary
+from read.metrics import unit_line, year_summary
 from runtime.server import server_running, start_server_background
 from workflows.common import TASK_QUEUE, plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow
@@ -257,6 +257,8 @@ def render(s: dict) -> str:
         *(f"  {name:<26} {v['value'] if v['value'] is None else round(v['value'], 4)}"
           f"  ({v['numerator']}/{v['denominator']})"
           for name, v in m.items() if isinstance(v, dict)),
+        "metrics per unit (a task counts for its lead unit):",
+        *(f"  {unit:<14} {unit_line(figures)}" for unit, figures in s["metrics_by_unit"].items()),
         f"history archive: {s['archive']['entries']} entries, hash chain "
         + ("verified" if s["archive"]["ok"] else f"BROKEN: {s['archive']['broken']}"),
         f"Web UI: {s['web_ui']}/namespaces/default/workflows  (query: WorkflowId STARTS_WITH 'task/')"

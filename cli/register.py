@@ -1,13 +1,12 @@
 """The public register, follow-ups and the year's figures: `publication export`, `case list|link`, `metrics`, `report`."""
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 
 from cli.common import Verbs, emit, output_path, year
-from read.metrics import metrics
+from read.metrics import metrics, metrics_by_unit, unit_line
 from read.register import case_list, publication_register
 from read.report import render_report
 from service.cases import link_case
@@ -16,7 +15,9 @@ from service.cases import link_case
 async def cmd_publication_export(args, ctx):
     with ctx.engine().connect() as connection:
         rows = publication_register(connection, args.year)
-    print(json.dumps(rows, ensure_ascii=False, default=str, indent=1))
+    emit(args, rows, "\n".join(f"{r['published_at']}  {r['kind']:<10} {r['task_id'] or r['plan_code'] or '':<24} "
+                               f"{r['uscc'] or '':<18} {r['category'] or ''}".rstrip() for r in rows)
+         or "no publications")
 
 
 async def cmd_case_list(args, ctx):
@@ -36,8 +37,14 @@ async def cmd_case_link(args, ctx):
 async def cmd_metrics(args, ctx):
     with ctx.engine().connect() as connection:
         data = metrics(connection, args.year).as_json()
-    emit(args, data, "\n".join(f"{k:<26} {v['value']}  ({v['numerator']}/{v['denominator']})"
-                               for k, v in data.items() if isinstance(v, dict)))
+        if args.by_unit:
+            data["by_unit"] = metrics_by_unit(connection, args.year)
+    lines = [f"{k:<26} {v['value']}  ({v['numerator']}/{v['denominator']})"
+             for k, v in data.items() if k != "by_unit" and isinstance(v, dict)]
+    for unit, figures in data.get("by_unit", {}).items():
+        lines.append(f"{unit}: " + unit_line(figures))
+    emit(args, data, "\n".join(lines))
+
 
 
 async def cmd_report(args, ctx):
@@ -64,7 +71,7 @@ def write_atomically(out: Path, document: str) -> None:
 
 
 def register_publication(verbs: Verbs) -> None:
-    p = verbs.add("publication", "export", cmd_publication_export, "the public register (公示)", json_flag=False)
+    p = verbs.add("publication", "export", cmd_publication_export, "the public register (公示)")
     p.add_argument("--year", type=year)
 
 
@@ -80,6 +87,7 @@ def register_cases(verbs: Verbs) -> None:
 def register_figures(verbs: Verbs) -> None:
     p = verbs.add(None, "metrics", cmd_metrics, "the four evaluation metrics")
     p.add_argument("--year", type=year, required=True)
+    p.add_argument("--by-unit", action="store_true", help="and per unit (a task counts for its lead unit)")
     p = verbs.add(None, "report", cmd_report, "a self-contained HTML report of the year")
     p.add_argument("--year", type=year, required=True)
     p.add_argument("--out", required=True, metavar="report.html")

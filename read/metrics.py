@@ -1,4 +1,4 @@
-"""The four metrics of a year, and the demo's summary of a plan.
+"""The four metrics of a year, overall and per unit (R32), and the demo's summary of a plan.
 
 Each takes a `Connection` (the caller owns the transaction). Instants passed in must be aware
 (they are compared as UTC); instants returned are ISO 8601 strings in UTC.
@@ -51,6 +51,44 @@ def problem_disposal_rate(connection: Connection, year: int) -> Ratio:
     return Ratio(*views.problem_results(connection, year))
 
 
+def metrics_by_unit(connection: Connection, year: int, as_of: datetime | None = None) -> dict[str, dict]:
+    """{unit: figures}: the year's metrics per unit (R32: per period and org unit), by unit code.
+
+    A task belongs to its lead unit (the task line's `unit`), with everything it drew, published and
+    followed up. Per unit there is no inspected *share*: the directory is not divided by unit, so the
+    unit's count of inspected targets (户次) stands in its place; the three ratios are as for the year.
+    """
+    as_of = views.utc(as_of or datetime.now(timezone.utc))
+    tasks = [(task.task_id, task.cancelled_at, json.loads(task.document)) for task in views.task_lines(connection, year=year)]
+    unit_of = {task_id: line.get("unit") or "" for task_id, _, line in tasks}
+    inspected = views.inspected_by_task(connection, year)
+    published = views.result_publications_by_task(connection, year)
+    overdue = views.overdue_unpublished_by_task(connection, year, as_of)
+    problems = views.problem_results_by_task(connection, year)
+
+    def total(counts: dict, unit: str, index: int | None = None) -> int:
+        return sum(n if index is None else n[index] for task_id, n in counts.items() if unit_of.get(task_id) == unit)
+
+    units = {}
+    for unit in sorted(set(unit_of.values())):
+        live = [line for task_id, cancelled_at, line in tasks
+                if unit_of[task_id] == unit and cancelled_at is None and not line.get("cancelled_at")]
+        on_time = total(published, unit, 1)
+        units[unit] = {
+            "inspected_targets": total(inspected, unit),
+            "joint_rate": Ratio(sum(1 for line in live if line.get("partner_units")), len(live)).as_json(),
+            "on_time_publication_rate": Ratio(on_time, total(published, unit, 0) + total(overdue, unit)).as_json(),
+            "problem_disposal_rate": Ratio(total(problems, unit, 0), total(problems, unit, 1)).as_json(),
+        }
+    return units
+
+
+def unit_line(figures: dict) -> str:
+    """One unit's figures (`metrics_by_unit`) on a line: inspected=n, then each ratio as numerator/denominator."""
+    return f"inspected={figures['inspected_targets']}  " + "  ".join(
+        f"{name}={v['numerator']}/{v['denominator']}" for name, v in figures.items() if isinstance(v, dict))
+
+
 def year_summary(connection: Connection, plan_code: str, as_of: datetime | None = None) -> dict:
     """What the demo prints for a plan: its tasks, draws, results, publications, follow-ups, alerts,
     and the metrics of its year. Strata are internal (credit-risk classes): this is operator output,
@@ -81,4 +119,5 @@ def year_summary(connection: Connection, plan_code: str, as_of: datetime | None 
         "follow_ups": dict(sorted(follow_ups.items())),
         "alerts": dict(sorted(alerts.items())),
         "metrics": metrics(connection, plan.year, as_of).as_json(),
+        "metrics_by_unit": metrics_by_unit(connection, plan.year, as_of),
     }

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from db.engine import Engine
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -19,6 +20,7 @@ from domain.workdays import Deadlines, calendar_from_env
 from runtime.codec import data_converter
 from runtime.config import Settings
 from runtime.logs import LoggingInterceptor
+from runtime.telemetry import RefusalMetrics
 from workflows.archiver import HistoryArchiverWorkflow
 from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE
 from workflows.launcher import PlanLauncherWorkflow
@@ -30,10 +32,11 @@ WORKFLOWS = [PlanLauncherWorkflow, AnnualPlanWorkflow, InspectionTaskWorkflow, T
              HistoryArchiverWorkflow]
 
 
-async def connect(settings: Settings) -> Client:
-    # pydantic_data_converter, encrypting when SPOTCHECK_CODEC_KEYS is set (runtime/codec.py)
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    # pydantic_data_converter, encrypting when SPOTCHECK_CODEC_KEYS is set (runtime/codec.py); a worker
+    # passes the runtime that exports its metrics (runtime/telemetry.py)
     return await Client.connect(settings.temporal_address, namespace=settings.namespace,
-                                data_converter=data_converter(settings))
+                                data_converter=data_converter(settings), runtime=runtime)
 
 
 def receiver_for(settings: Settings) -> Receiver:
@@ -76,7 +79,8 @@ def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadline
         archive.archive_closed,
     ]
     return Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=activities,
-                  activity_executor=executor, interceptors=[LoggingInterceptor()], **workflow_runners() | options)
+                  activity_executor=executor, interceptors=[LoggingInterceptor(), RefusalMetrics()],
+                  **workflow_runners() | options)
 
 
 def deadlines_for(settings: Settings) -> Deadlines:

@@ -17,6 +17,7 @@ class Settings:
     workday_seconds: float | None  # demo only: a working day lasts this many real seconds
     handoff_url: str | None
     ui_address: str | None
+    metrics_address: str | None = None  # SPOTCHECK_METRICS_ADDRESS host:port: the workers' Prometheus endpoint
     # SPOTCHECK_CODEC_KEYS "id1:base64key,id2:base64key" (runtime/codec.py); never in the repr or logs
     codec_keys: str | None = field(default=None, repr=False)
 
@@ -48,5 +49,6 @@ def load(data_dir: str | os.PathLike | None = None) -> Settings:
         workday_seconds=float(scale) if scale else None,
         handoff_url=os.environ.get("SPOTCHECK_HANDOFF_URL"),
         ui_address=server.get("ui") if server else None,
+        metrics_address=os.environ.get("SPOTCHECK_METRICS_ADDRESS") or None,
         codec_keys=os.environ.get("SPOTCHECK_CODEC_KEYS") or None,
     )

@@ -287,3 +287,39 @@ def draw_population(connection: Connection, task_id: str, draw_seq: int) -> Iter
                               .execution_options(yield_per=20_000))
     for row in rows:
         yield row.uscc, row.stratum
+
+
+# --- metrics per task (read.metrics sums them per unit) --------------------------------------------
+def inspected_by_task(connection: Connection, year: int) -> dict[str, int]:
+    """{task_id: n}: `inspected_targets` per task."""
+    return dict(connection.execute(
+        select(t.c.task_id, func.count()).where(t.c.kind == "random", t.c.stage.in_(ACCEPTED_STAGES),
+                                                _in_year(t.c.check_date, year)).group_by(t.c.task_id)).all())
+
+
+def result_publications_by_task(connection: Connection, year: int) -> dict[str, tuple[int, int]]:
+    """{task_id: (published, on time)}: `result_publications` per task."""
+    on_time = func.sum(case((p.c.on_time.is_(True), 1), else_=0))
+    return {task_id: (n, int(ok or 0)) for task_id, n, ok in connection.execute(
+        select(p.c.task_id, func.count(), on_time).where(p.c.kind == "result", p.c.year == year)
+        .group_by(p.c.task_id))}
+
+
+def overdue_unpublished_by_task(connection: Connection, year: int, as_of: datetime) -> dict[str, int]:
+    """{task_id: n}: `overdue_unpublished` per task."""
+    has_publication = exists().where(p.c.kind == "result", p.c.task_id == t.c.task_id, p.c.uscc == t.c.uscc)
+    return dict(connection.execute(
+        select(t.c.task_id, func.count()).where(
+            _in_year(t.c.check_date, year), t.c.stage != "cancelled", t.c.publication_due.is_not(None),
+            t.c.publication_due < utc(as_of), t.c.published_at.is_(None), ~has_publication)
+        .group_by(t.c.task_id)).all())
+
+
+def problem_results_by_task(connection: Connection, year: int) -> dict[str, tuple[int, int]]:
+    """{task_id: (disposed, all)}: `problem_results` per task."""
+    of_target = and_(f.c.task_id == t.c.task_id, f.c.uscc == t.c.uscc)
+    disposed = and_(exists().where(of_target), ~exists().where(of_target, f.c.state != "closed"))
+    return {task_id: (int(done or 0), n) for task_id, done, n in connection.execute(
+        select(t.c.task_id, func.sum(case((disposed, 1), else_=0)), func.count())
+        .where(t.c.stage.in_(ACCEPTED_STAGES), t.c.category.in_(PROBLEM_CATEGORIES), _in_year(t.c.check_date, year))
+        .group_by(t.c.task_id))}
