@@ -9,7 +9,7 @@ import pytest
 import cli
 from db.engine import make_engine, migrate
 from read.metrics import metrics, metrics_by_unit, year_summary
-from runtime.demo import render
+from cli.demo import render
 from tests.conftest import own_schema
 from tests.integration.test_queries import AS_OF, build, engine  # noqa: F401 - engine: the fixture, both databases
 
