@@ -10,7 +10,7 @@ import asyncio
 import gc
 import sys
 
-from cli import draws, ops, plans, register, targets, tasks
+from cli import draws, ops, plans, public, register, targets, tasks
 from cli.common import EXIT_FAILED, EXIT_REFUSED, UsageError, Verbs, fail
 from domain.plan import PlanInvalid
 from service.imports import ImportRejected
@@ -30,6 +30,8 @@ GROUPS = {
     "publication": "the public register",
     "case": "follow-ups",
     "archive": "the hash-chained history archive in the project database",
+    "public": "the public site (公示)",
+    "notice": "the signed inspection and result notices",
 }
 
 
@@ -50,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     ops.register_archive(verbs)
     register.register_figures(verbs)
     ops.register_demo(verbs)
+    public.register(verbs)
     return root
 
 
