@@ -28,6 +28,9 @@ ADJUSTMENTS = {"add": "新增任务", "cancel": "取消任务"}
 FOLLOW_UPS = {"case_lead": "移送案件线索", "abnormal_listing": "列入经营异常名录", "order_to_publish": "责令公示",
               "correction": "责令改正"}
 TASK_STATES = {"closed": "已结束", "cancelled": "已取消"}
+# Why an entity left the population (store.draws.eligible_population): its status, or the frequency rules.
+EXCLUSIONS = {"deregistered": "已注销", "revoked": "已吊销", "suspended": "停业", "a_class_already_drawn": "A类本年度已被抽取",
+              "frequency_cap": "本年度抽取次数已达上限"}
 
 
 @dataclass
@@ -291,7 +294,7 @@ def _entropy_source(source: str) -> str:
 
 
 def _counts(counts: Mapping) -> str:
-    return "；".join(f"{k} {v}户" for k, v in sorted(counts.items())) or "无"
+    return "；".join(f"{EXCLUSIONS.get(k, k)} {v}户" for k, v in sorted(counts.items())) or "无"
 
 
 def _when(instant: str | None) -> str:
