@@ -26,7 +26,7 @@ PUBLIC_KEYS = "SPOTCHECK_NOTICE_PUBLIC_KEYS"
 BUILT_MARK = ".spotcheck-public"  # a directory with this file was written by `public build` and may be replaced
 
 
-async def cmd_public_build(args, ctx):
+def cmd_public_build(args, ctx):
     out = Path(args.out).resolve()
     if out.exists() and not (out / BUILT_MARK).is_file():
         raise UsageError(f"--out {args.out}: exists and was not written by `spotcheck public build`; "
