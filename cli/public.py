@@ -10,19 +10,23 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from datetime import date
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
-from cli.common import UsageError, Verbs, emit
+from cli.common import UsageError, Verbs, emit, output_path
+from cli.register import write_atomically
 from domain.notices import key_id, raw_public_key
+from domain.workdays import SHANGHAI
+from read.notices import KINDS, notice
 from read.public_site import notice_check_page, site
 
 KEY_FILE = "SPOTCHECK_NOTICE_KEY_FILE"
 PUBLIC_KEYS = "SPOTCHECK_NOTICE_PUBLIC_KEYS"
+SITE_URL = "SPOTCHECK_PUBLIC_URL"  # where the public site is served: the QR code then opens its checker
 BUILT_MARK = ".spotcheck-public"  # a directory with this file was written by `public build` and may be replaced
 
 
@@ -42,6 +46,17 @@ def cmd_public_build(args, ctx):
     files[BUILT_MARK] = "written by spotcheck public build\n"
     replace_directory(out, files)
     emit(args, {"path": str(out), "files": len(files) - 1, "notice_keys": sorted(keys)}, str(out))
+
+
+def cmd_notice(args, ctx):
+    out = output_path("--out", args.out)
+    key = signing_key()
+    issued = datetime.now(SHANGHAI).date()
+    with ctx.engine().connect() as connection:
+        made = notice(connection, args.kind, args.task_id, args.uscc, key=key, issued=issued,
+                      site_url=args.site_url or os.environ.get(SITE_URL))
+    write_atomically(out, made.pdf)
+    emit(args, {"kind": made.kind, "path": str(out), "bytes": len(made.pdf), "token": made.token}, str(out))
 
 
 def replace_directory(out: Path, files: dict[str, str]) -> None:
@@ -96,3 +111,10 @@ def notice_public_keys() -> dict[str, bytes]:
 def register(verbs: Verbs) -> None:
     p = verbs.add("public", "build", cmd_public_build, "write the public site (公示) as static files")
     p.add_argument("--out", required=True, metavar="DIR")
+    for kind, title in KINDS.items():
+        p = verbs.add("notice", kind, cmd_notice, f"the {kind} notice ({title}) of a target, as PDF, signed")
+        p.set_defaults(kind=kind)
+        p.add_argument("task_id")
+        p.add_argument("uscc")
+        p.add_argument("--out", required=True, metavar="notice.pdf")
+        p.add_argument("--site-url", help=f"the public site's address for the QR code (default ${SITE_URL})")

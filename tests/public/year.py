@@ -6,6 +6,7 @@ the population salts, and the nonce of a draw not yet revealed.
 """
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -28,6 +29,7 @@ T1, T2 = "JDZ-2025-0001", "JDZ-2025-0002"
 AT = datetime(2025, 3, 1, 1, 0, tzinfo=timezone.utc)
 INSPECTORS = {"JDZ-I001": "周平建", "JDZ-I002": "唐桂娜", "JDZ-I003": "欧阳秀英", "JDZ-I004": "司马建国"}
 RATIOS = {"A": "0.2", "B": "0.3", "C": "0.5", "D": "1", "U": "0"}
+LEGAL_BASIS = "《企业信息公示暂行条例》第十四条；《市场监督管理行政执法责任制规定》"
 ENTITY_NAMES = ["景德镇市瓷都陶瓷有限公司", "昌江区福来食品店", "景德镇鑫源建材有限公司", "昌南新区青花餐饮店"]
 
 
@@ -64,6 +66,7 @@ def populate(engine) -> Year:
                     at=AT + timedelta(days=n), year=YEAR, payload=payload, **columns)
 
         _directory(c, population, names)
+        _plan(c, lines)
         put("plan", public.plan(plan_code=PLAN, year=YEAR, owner_unit=UNIT, tasks=[T1], document_sha256="ab" * 32),
             plan_code=PLAN)
         put("adjustment", public.adjustment(PLAN, Adjustment(kind="add", task_id=T2, reason="群众投诉较多，增设专项任务",
@@ -141,6 +144,19 @@ def _directory(c, population, names) -> None:
         uscc=uscc, name=names[uscc], subject_type="enterprise", region="360202", industry="5211",
         risk_class="" if stratum == "U" else stratum, status="active", address="景德镇市昌江区", labels="",
         valid_from=AT - timedelta(days=400), batch_id=1) for uscc, stratum in population])
+
+
+def _plan(c, lines: dict) -> None:
+    """The stored plan and its task lines, and the directory's item with its legal basis."""
+    c.execute(insert(schema.plans).values(plan_code=PLAN, year=YEAR, owner_unit=UNIT, document="{}",
+                                          document_sha256="ab" * 32, loaded_at=AT))
+    c.execute(insert(schema.plan_tasks), [dict(task_id=t, plan_code=PLAN, document=json.dumps(task, ensure_ascii=False),
+                                               origin="plan") for t, task in lines.items()])
+    c.execute(insert(schema.items).values(
+        item_code="GS-001", name="企业公示信息检查", legal_basis=LEGAL_BASIS, category="general",
+        methods="document;online;onsite", qualification="registration", effective_from=date(2020, 1, 1),
+        public_info_check=True, ratio_cap="0.20", target_labels="", checklist="GS-001-1",
+        valid_from=AT - timedelta(days=400), batch_id=1))
 
 
 def _target(c, uscc: str, category: str) -> None:
