@@ -12,9 +12,12 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from cli import main
 from domain import public
+from domain.notices import b64url, key_id, raw_public_key
 from domain.categories import category
 from read.public_site import site
 from store import views
@@ -142,3 +145,20 @@ def test_site_renders_from_an_empty_register(sqlite_engine):
     with sqlite_engine.connect() as connection:
         pages = site(connection)
     assert list(pages) == ["index.html"] and "抽查信息公示" in pages["index.html"]
+
+
+def test_the_site_publishes_the_notice_keys_by_id(sqlite_engine, tmp_path, monkeypatch):
+    current, retired = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    (tmp_path / "current.pem").write_bytes(current.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    (tmp_path / "retired").mkdir()
+    (tmp_path / "retired" / "2024.pem").write_bytes(
+        retired.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    monkeypatch.setenv("DATABASE_URL", str(sqlite_engine.url))
+    monkeypatch.setenv("SPOTCHECK_NOTICE_KEY_FILE", str(tmp_path / "current.pem"))
+    monkeypatch.setenv("SPOTCHECK_NOTICE_PUBLIC_KEYS", str(tmp_path / "retired"))
+    assert main(["public", "build", "--out", str(tmp_path / "site")]) == 0
+    page = (tmp_path / "site" / "notice-check.html").read_text(encoding="utf-8")
+    keys = json.loads(re.search(r'<script type="application/json" id="notice-keys">(.*?)</script>', page).group(1))
+    assert keys == {key_id(raw_public_key(k.public_key())): b64url(raw_public_key(k.public_key()))
+                    for k in (current, retired)}
+    assert "PRIVATE" not in page and b64url(current.private_bytes_raw()) not in page
