@@ -54,10 +54,15 @@ NEVER_PUBLIC_WORDS = re.compile(
     r"\b(" + "|".join(sorted(public.NEVER_PUBLIC - public.REVEALED_IN_DRAW_RECORD)) + r")\b|风险等级|信用风险|风险分类")
 
 
+# A risk class value on its own in a table cell or a fact, anywhere but the draw record's strata column.
+RISK_CLASS_CELL = re.compile(r'<td data-label="(?!分层")[^"]*">\s*[A-DU]\s*</td>|<dd>\s*[A-DU]\s*</dd>')
+
+
 def leaks(text: str, forbidden: list[str], checker: bool = False) -> list[str]:
     found = [s for s in forbidden if s in text]
     if not checker:
         found += [m.group(0) for m in NEVER_PUBLIC_WORDS.finditer(text)]
+        found += [m.group(0) for m in RISK_CLASS_CELL.finditer(text)]
     return found
 
 
@@ -89,6 +94,7 @@ def test_no_built_file_shows_anything_internal(built, year):
     # The scan finds what it looks for: the internal data is really in the database and in the forbidden list.
     assert leaks(f"<td>{next(iter(INSPECTORS.values()))}</td>", forbidden)
     assert leaks('{"risk_class": "A"}', forbidden)
+    assert leaks('<td data-label="信用等级">B</td>', forbidden) and not leaks('<td data-label="分层">B</td>', forbidden)
 
 
 def test_the_site_shows_the_year(built, year):
