@@ -10,7 +10,7 @@ import asyncio
 import gc
 import sys
 
-from cli import api, draws, ops, plans, register, targets, tasks, users
+from cli import api, draws, ops, plans, public, register, targets, tasks, users
 from cli.common import EXIT_FAILED, EXIT_REFUSED, UsageError, Verbs, fail
 from domain.plan import PlanInvalid
 from service.imports import ImportRejected
@@ -32,6 +32,8 @@ GROUPS = {
     "case": "follow-ups",
     "archive": "the hash-chained history archive in the project database",
     "user": "local accounts (api.md)",
+    "public": "the public site (公示)",
+    "notice": "the signed inspection and result notices",
 }
 
 
@@ -54,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
     ops.register_demo(verbs)
     api.register(verbs)
     users.register(verbs)
+    public.register(verbs)
     return root
 
 

@@ -55,12 +55,12 @@ async def cmd_report(args, ctx):
     emit(args, {"year": args.year, "path": str(out), "bytes": len(document.encode("utf-8"))}, str(out))
 
 
-def write_atomically(out: Path, document: str) -> None:
+def write_atomically(out: Path, document: str | bytes) -> None:
     """A reader sees the old file or the whole new one, never half of it."""
     fd, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(document)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(document.encode("utf-8") if isinstance(document, str) else document)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(partial, 0o644)

@@ -1,0 +1,120 @@
+"""The public side's doors: `public build` (the static site) and `notice inspection|result` (the signed PDFs).
+
+The notice signing key is configured, never in the repository: SPOTCHECK_NOTICE_KEY_FILE names a PEM
+(PKCS#8) Ed25519 private key (`openssl genpkey -algorithm ed25519`). After a rotation the retired keys'
+public halves stay published, so notices already handed out still check: SPOTCHECK_NOTICE_PUBLIC_KEYS
+names a directory of PEM public keys (`openssl pkey -pubout`). Key ids are derived from the keys.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+
+from cli.common import UsageError, Verbs, emit, output_path
+from cli.register import write_atomically
+from domain.notices import key_id, raw_public_key
+from domain.workdays import SHANGHAI
+from read.notices import KINDS, notice
+from read.public_site import notice_check_page, site
+
+KEY_FILE = "SPOTCHECK_NOTICE_KEY_FILE"
+PUBLIC_KEYS = "SPOTCHECK_NOTICE_PUBLIC_KEYS"
+SITE_URL = "SPOTCHECK_PUBLIC_URL"  # where the public site is served: the QR code then opens its checker
+BUILT_MARK = ".spotcheck-public"  # a directory with this file was written by `public build` and may be replaced
+
+
+def cmd_public_build(args, ctx):
+    out = Path(args.out).resolve()
+    if out.exists() and not (out / BUILT_MARK).is_file():
+        raise UsageError(f"--out {args.out}: exists and was not written by `spotcheck public build`; "
+                         "name a new directory or a previous build")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: directory {out.parent} does not exist")
+    keys = notice_public_keys()
+    with ctx.engine().connect() as connection:
+        files = site(connection)
+    assets = resources.files("public") / "assets"
+    files["verify.html"] = (assets / "verify.html").read_text(encoding="utf-8")
+    files["notice-check.html"] = notice_check_page((assets / "notice-check.html").read_text(encoding="utf-8"), keys)
+    files[BUILT_MARK] = "written by spotcheck public build\n"
+    replace_directory(out, files)
+    emit(args, {"path": str(out), "files": len(files) - 1, "notice_keys": sorted(keys)}, str(out))
+
+
+def cmd_notice(args, ctx):
+    out = output_path("--out", args.out)
+    key = signing_key()
+    issued = datetime.now(SHANGHAI).date()
+    with ctx.engine().connect() as connection:
+        made = notice(connection, args.kind, args.task_id, args.uscc, key=key, issued=issued,
+                      site_url=args.site_url or os.environ.get(SITE_URL))
+    write_atomically(out, made.pdf)
+    emit(args, {"kind": made.kind, "path": str(out), "bytes": len(made.pdf), "token": made.token}, str(out))
+
+
+def replace_directory(out: Path, files: dict[str, str]) -> None:
+    """Write the site into a fresh sibling directory, then swap it in: a reader sees the old site or the
+    new one, never half of one (between the two renames, briefly, no site at all)."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, text in files.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        staging.chmod(0o755)
+        retired = None
+        if out.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            out.rename(retired / "site")
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if retired is not None:
+        shutil.rmtree(retired)
+
+
+# --- the notice keys -----------------------------------------------------------------------------
+def signing_key() -> Ed25519PrivateKey:
+    path = os.environ.get(KEY_FILE)
+    if not path:
+        raise UsageError(f"no notice signing key: set {KEY_FILE} to a PEM Ed25519 private key "
+                         "(openssl genpkey -algorithm ed25519 -out notice-key.pem)")
+    key = load_pem_private_key(Path(path).read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise UsageError(f"{KEY_FILE} {path}: not an Ed25519 private key")
+    return key
+
+
+def notice_public_keys() -> dict[str, bytes]:
+    """{key id: raw public key}: the signing key's and every retired key's still published."""
+    raws = []
+    if os.environ.get(KEY_FILE):
+        raws.append(raw_public_key(signing_key().public_key()))
+    directory = os.environ.get(PUBLIC_KEYS)
+    if directory:
+        for path in sorted(Path(directory).glob("*.pem")):
+            key = load_pem_public_key(path.read_bytes())
+            if not isinstance(key, Ed25519PublicKey):
+                raise UsageError(f"{PUBLIC_KEYS}: {path} is not an Ed25519 public key")
+            raws.append(raw_public_key(key))
+    return {key_id(raw): raw for raw in raws}
+
+
+def register(verbs: Verbs) -> None:
+    p = verbs.add("public", "build", cmd_public_build, "write the public site (公示) as static files")
+    p.add_argument("--out", required=True, metavar="DIR")
+    for kind, title in KINDS.items():
+        p = verbs.add("notice", kind, cmd_notice, f"the {kind} notice ({title}) of a target, as PDF, signed")
+        p.set_defaults(kind=kind)
+        p.add_argument("task_id")
+        p.add_argument("uscc")
+        p.add_argument("--out", required=True, metavar="notice.pdf")
+        p.add_argument("--site-url", help=f"the public site's address for the QR code (default ${SITE_URL})")
