@@ -14,7 +14,7 @@ from typing import Protocol
 
 from temporalio import activity
 
-from activities.common import found, workflow_id
+from activities.common import found, no_retry_cures, workflow_id
 from db.engine import Engine
 from domain import public
 from domain.categories import ORDER_KINDS, ORDER_WORKING_DAYS, FollowUpKind
@@ -91,6 +91,7 @@ class HandoffActivities:
         self._engine, self._deadlines, self._notifier = engine, deadlines, notifier
 
     @activity.defn
+    @no_retry_cures
     def open_follow_up(self, step: FollowUpStep) -> FollowUpOpened:
         lead_id = f"{step.task_id}/{step.uscc}/{step.step}"
         with found(), self._engine.begin() as connection:
@@ -113,6 +114,7 @@ class HandoffActivities:
         return FollowUpOpened(lead_id=lead_id, due_at=stored_due)
 
     @activity.defn
+    @no_retry_cures
     def deliver(self, delivery: Delivery) -> None:
         self._notifier.deliver(delivery.workflow_id, delivery.step)
         with self._engine.begin() as connection:
@@ -122,6 +124,7 @@ class HandoffActivities:
                                        "accepted by the receiving system")
 
     @activity.defn
+    @no_retry_cures
     def close_follow_up(self, closing: FollowUpClosing) -> None:
         with self._engine.begin() as connection:
             outbox.close_follow_up(connection, closing.lead_id, closing.at, closing.closed_by)

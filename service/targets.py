@@ -7,6 +7,7 @@ can skip them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable
 
 from pydantic import BaseModel
@@ -25,6 +26,8 @@ from domain.messages.target import (
 )
 from runtime.context import Context
 from service import gateway
+from service.errors import NotFound, Refused
+from store.directory import unknown_inspectors
 from workflows.common import target_workflow_id
 from workflows.target import TargetInspectionWorkflow
 
@@ -68,10 +71,25 @@ async def send(client: Client, task_id: str, uscc: str, verb: str, command: Base
     return Outcome(accepted=True, already_recorded=False, message=message)
 
 
+def _in_directory(ctx: Context, inspectors: list[str], unit: str | None = None) -> None:
+    """Ids a command names must be inspectors in the directory (of `unit`, when given)."""
+    with ctx.engine().connect() as connection:
+        unknown = unknown_inspectors(connection, inspectors, datetime.now(timezone.utc), unit)
+    if unknown:
+        where = f"inspectors of unit {unit}" if unit else "inspectors"
+        raise NotFound(f"not among the {where} in the directory: {', '.join(unknown)}; "
+                       "name an inspector listed by `spotcheck import inspectors`")
+
+
 async def field_signal(ctx: Context, actor: Actor, task_id: str, uscc: str, kind: str) -> str:
-    """Accepted or arrived: logged in the history, gates nothing."""
-    await gateway.signal(_handle(await ctx.client(), task_id, uscc), TargetInspectionWorkflow.field_signal,
-                         gateway.build(FieldSignal, kind=kind, inspector=actor.id), what=_what(task_id, uscc))
+    """Accepted or arrived: logged in the history, gates nothing; only from an inspector of the target's team."""
+    signal = gateway.build(FieldSignal, kind=kind, inspector=actor.id)
+    _in_directory(ctx, [signal.inspector])
+    handle = _handle(await ctx.client(), task_id, uscc)
+    current = await gateway.query(handle, TargetInspectionWorkflow.status, what=_what(task_id, uscc))
+    if not any(signal.inspector in team.inspectors for team in current.teams):
+        raise Refused(f"{signal.inspector} is not on the team of {_what(task_id, uscc)}; only the team signals")
+    await gateway.signal(handle, TargetInspectionWorkflow.field_signal, signal, what=_what(task_id, uscc))
     return f"{kind} logged"
 
 
@@ -97,6 +115,7 @@ async def review_result(ctx: Context, actor: Actor, task_id: str, uscc: str, *, 
 async def assign_team(ctx: Context, actor: Actor, task_id: str, uscc: str, *, unit: str, inspectors: list[str],
                       reason: str) -> Outcome:
     command = gateway.build(ManualAssignment, unit=unit, inspectors=inspectors, by=actor.id, reason=reason)
+    _in_directory(ctx, command.inspectors, command.unit)
     return await send(await ctx.client(), task_id, uscc, "assign", command)
 
 
