@@ -7,6 +7,7 @@ transaction as its domain row. Delivery is at least once, with the idempotency k
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,10 +43,12 @@ class JsonlReceiver:
         self._path = path
 
     def send(self, key: str, kind: str, payload: dict) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         line = canonical_json({"idempotency_key": key, "kind": kind, "payload": payload,
                                "sent_at": datetime.now(timezone.utc).isoformat()})
-        with self._path.open("a", encoding="utf-8") as out:
+        # Created 0600: the outbox carries the follow-ups and notices, for the receiving system alone.
+        created = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(created, "a", encoding="utf-8") as out:
             out.write(line + "\n")
 
 

@@ -53,7 +53,8 @@ def make_engine(url: str, search_path: str | None = None) -> Engine:
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
                 raise DatabaseUnavailable(f"SQLite database {path}: directory {folder} does not exist; create it "
-                                          "(`spotcheck server --data-dir` does) or set SPOTCHECK_DATA_DIR or DATABASE_URL")
+                                          "(`spotcheck server --data-dir` does) or set SPOTCHECK_DATA_DIR or "
+                                          "DATABASE_URL")
             os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         # One writer at a time, waiting rather than failing: the demo's worker threads and CLI share the file.
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})

@@ -322,7 +322,8 @@ class TargetInspectionWorkflow:
     @workflow.signal
     def field_signal(self, signal: FieldSignal) -> None:
         self._signal_count += 1
-        self._signals = [*self._signals, f"{workflow.now().isoformat()} {signal.kind} {signal.inspector}"][-KEPT_SIGNALS:]
+        line = f"{workflow.now().isoformat()} {signal.kind} {signal.inspector}"
+        self._signals = [*self._signals, line][-KEPT_SIGNALS:]
         workflow.logger.info("field signal %s from %s", signal.kind, signal.inspector)
 
     @workflow.signal
