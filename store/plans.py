@@ -44,14 +44,14 @@ def load_plan(engine: Engine, raw: bytes, source: str, *, today: date | None = N
     plan = parse_plan(raw, source)
     document, digest = plan_document(plan)
     with engine.begin() as connection:
-        check_plan(plan, _directory(connection), today=today, allow_past=allow_past)
         stored = connection.execute(select(schema.plans.c.document_sha256).where(
             schema.plans.c.plan_code == plan.plan_code)).first()
-        if stored is not None:
+        if stored is not None:  # checked when it was loaded; the same plan again is reported, not judged anew
             if stored.document_sha256 != digest:
                 raise PlanConflict(f"{source}: plan {plan.plan_code} is already loaded with other content; "
                                    "change a published plan with `spotcheck plan adjust`")
             return plan, False
+        check_plan(plan, _directory(connection), today=today, allow_past=allow_past)
         clash = connection.execute(select(schema.plan_tasks.c.task_id, schema.plan_tasks.c.plan_code).where(
             schema.plan_tasks.c.task_id.in_([t.task_id for t in plan.tasks]))).all()
         if clash:
