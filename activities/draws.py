@@ -13,7 +13,7 @@ from datetime import date, datetime, timezone
 
 from temporalio import activity
 
-from activities.common import found, not_found, workflow_id
+from activities.common import found, no_retry_cures, not_found, workflow_id
 from db.engine import Engine
 from domain import dispatch as dispatch_protocol
 from domain import draw as draw_protocol
@@ -44,6 +44,7 @@ class DrawActivities:
 
     # --- announce (light) --------------------------------------------------------------------
     @activity.defn
+    @no_retry_cures
     def announce(self, step: TaskStep) -> Announcement:
         with found(), self._engine.begin() as connection:
             line, year = task_line(connection, step.task_id)
@@ -59,6 +60,7 @@ class DrawActivities:
 
     # --- freeze (heavy) ----------------------------------------------------------------------
     @activity.defn
+    @no_retry_cures
     def freeze(self, step: TaskStep) -> FreezeSummary:
         with found(), self._engine.begin() as connection:
             draw = draws.draw(connection, step.task_id, step.draw_seq)
@@ -100,6 +102,7 @@ class DrawActivities:
 
     # --- draw (heavy) ------------------------------------------------------------------------
     @activity.defn
+    @no_retry_cures
     def draw(self, step: TaskStep) -> DrawSummary:
         with found(), self._engine.begin() as connection:
             draw = draws.draw(connection, step.task_id, step.draw_seq)
@@ -142,6 +145,7 @@ class DrawActivities:
 
     # --- dispatch (heavy) --------------------------------------------------------------------
     @activity.defn
+    @no_retry_cures
     def dispatch(self, step: TaskStep) -> DispatchSummary:
         with found(), self._engine.begin() as connection:
             counts = draws.dispatched(connection, step.task_id)
@@ -174,6 +178,7 @@ class DrawActivities:
 
     # --- targeted entities and redraws (light) --------------------------------------------------
     @activity.defn
+    @no_retry_cures
     def record_targeted(self, step: TargetedStep) -> None:
         """A targeted entity, recorded before the freeze; the freeze keeps it in the population."""
         with self._engine.begin() as connection:
@@ -182,6 +187,7 @@ class DrawActivities:
             draws.record_targeted(connection, step.task_id, step.uscc, step.reason, step.at)
 
     @activity.defn
+    @no_retry_cures
     def supersede_draw(self, step: TaskStep) -> None:
         """Before dispatch only: the draw stays on record, published as superseded; its un-started targets go."""
         with found(), self._engine.begin() as connection:
@@ -195,17 +201,20 @@ class DrawActivities:
 
     # --- paging and closing (light) -----------------------------------------------------------
     @activity.defn
+    @no_retry_cures
     def targets_page(self, page: TargetsPage) -> list[str]:
         with self._engine.connect() as connection:
             return targets.page(connection, page.task_id, page.after, page.limit)
 
     @activity.defn
+    @no_retry_cures
     def finished_targets(self, task: TaskTargets) -> TargetCounts:
         """How many of the task's targets are closed or cancelled, of how many (as a target's finish counts)."""
         with self._engine.connect() as connection:
             return targets.counts(connection, task.task_id)
 
     @activity.defn
+    @no_retry_cures
     def cancel_unstarted(self, task: TaskTargets) -> None:
         """A cancelled task's targets after the last one started never had a workflow: cancelled here."""
         assert task.at
@@ -213,6 +222,7 @@ class DrawActivities:
             targets.cancel_open(connection, task.task_id, task.after, task.at)
 
     @activity.defn
+    @no_retry_cures
     def close_task(self, closing: TaskClosing) -> None:
         """Publish the close: the selected list becomes public now (draw-protocol.md), or the cancellation."""
         with found(), self._engine.begin() as connection:

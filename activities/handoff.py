@@ -7,6 +7,7 @@ transaction as its domain row. Delivery is at least once, with the idempotency k
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Protocol
 
 from temporalio import activity
 
-from activities.common import found, workflow_id
+from activities.common import found, no_retry_cures, workflow_id
 from db.engine import Engine
 from domain import public
 from domain.categories import ORDER_KINDS, ORDER_WORKING_DAYS, FollowUpKind
@@ -42,10 +43,12 @@ class JsonlReceiver:
         self._path = path
 
     def send(self, key: str, kind: str, payload: dict) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         line = canonical_json({"idempotency_key": key, "kind": kind, "payload": payload,
                                "sent_at": datetime.now(timezone.utc).isoformat()})
-        with self._path.open("a", encoding="utf-8") as out:
+        # Created 0600: the outbox carries the follow-ups and notices, for the receiving system alone.
+        created = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(created, "a", encoding="utf-8") as out:
             out.write(line + "\n")
 
 
@@ -91,6 +94,7 @@ class HandoffActivities:
         self._engine, self._deadlines, self._notifier = engine, deadlines, notifier
 
     @activity.defn
+    @no_retry_cures
     def open_follow_up(self, step: FollowUpStep) -> FollowUpOpened:
         lead_id = f"{step.task_id}/{step.uscc}/{step.step}"
         with found(), self._engine.begin() as connection:
@@ -113,6 +117,7 @@ class HandoffActivities:
         return FollowUpOpened(lead_id=lead_id, due_at=stored_due)
 
     @activity.defn
+    @no_retry_cures
     def deliver(self, delivery: Delivery) -> None:
         self._notifier.deliver(delivery.workflow_id, delivery.step)
         with self._engine.begin() as connection:
@@ -122,6 +127,7 @@ class HandoffActivities:
                                        "accepted by the receiving system")
 
     @activity.defn
+    @no_retry_cures
     def close_follow_up(self, closing: FollowUpClosing) -> None:
         with self._engine.begin() as connection:
             outbox.close_follow_up(connection, closing.lead_id, closing.at, closing.closed_by)

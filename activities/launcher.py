@@ -9,6 +9,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.common import no_retry_cures
 from db.engine import Engine
 from domain.launch import plan_bytes_for_year, plan_code_for_year
 from domain.messages.launcher import LoadedPlan, TemplateLoad
@@ -26,6 +27,7 @@ class LauncherActivities:
         self._engine = engine
 
     @activity.defn
+    @no_retry_cures
     def load_plan_template(self, step: TemplateLoad) -> LoadedPlan:
         """Store the year's plan from the template (idempotent: a retry or a second run finds it stored)."""
         raw = plans.stored_template(self._engine, step.template)

@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timezone
 
 from temporalio import activity
 
-from activities.common import not_found, workflow_id
+from activities.common import no_retry_cures, not_found, workflow_id
 from db.engine import Engine
 from domain.messages.plan import AdjustmentPublished, AdjustmentStep, PlanPublished, PlanRun, TaskSlot
 from domain.workdays import SHANGHAI
@@ -27,6 +27,7 @@ class PlanActivities:
         self._engine = engine
 
     @activity.defn
+    @no_retry_cures
     def publish_plan(self, run: PlanRun) -> PlanPublished:
         with self._engine.begin() as connection:
             plan = plans.stored_plan(connection, run.plan_code)
@@ -45,6 +46,7 @@ class PlanActivities:
                              tasks=[task_slot(t.task_id, t.document) for t in tasks])
 
     @activity.defn
+    @no_retry_cures
     def publish_adjustment(self, step: AdjustmentStep) -> AdjustmentPublished:
         adjustment = step.adjustment
         with self._engine.begin() as connection:

@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.common import found, not_found, workflow_id
+from activities.common import found, no_retry_cures, not_found, workflow_id
 from activities.handoff import Notifier
 from db.engine import Engine
 from domain import public
@@ -28,6 +28,7 @@ class TargetActivities:
         self._notifier = notifier
 
     @activity.defn
+    @no_retry_cures
     def open_target(self, step: TargetStep) -> TargetContext:
         with found(), self._engine.begin() as connection:
             line, _ = task_line(connection, step.task_id)
@@ -69,12 +70,14 @@ class TargetActivities:
             raise ApplicationError(str(unknown), type="CalendarYearUnknown") from unknown
 
     @activity.defn
+    @no_retry_cures
     def working_days_later(self, request: WorkingDaysLater) -> datetime:
         """The instant `working_days` working days after `start`: the task's announcement and redraw windows."""
         return self._due(request.task_id, request.uscc, lambda: self._deadlines.after_working_days(
             request.start, request.working_days))
 
     @activity.defn
+    @no_retry_cures
     def record_check(self, step: TargetStep) -> CheckRecorded:
         assert step.check
         with self._engine.begin() as connection:
@@ -86,6 +89,7 @@ class TargetActivities:
         return CheckRecorded(publication_due=due, reminder_at=reminder)
 
     @activity.defn
+    @no_retry_cures
     def record_result(self, step: TargetStep) -> None:
         assert step.result
         with self._engine.begin() as connection:
@@ -93,6 +97,7 @@ class TargetActivities:
                           category=step.result.category, entered_by=step.result.inspector)
 
     @activity.defn
+    @no_retry_cures
     def record_review(self, step: TargetStep) -> None:
         assert step.review
         with self._engine.begin() as connection:
@@ -102,6 +107,7 @@ class TargetActivities:
                 self._project(connection, step, stage="checked", category=None, entered_by=None)
 
     @activity.defn
+    @no_retry_cures
     def record_team(self, step: TargetStep) -> None:
         assignment = step.assignment
         assert assignment
@@ -111,12 +117,14 @@ class TargetActivities:
                                 at=step.at, workflow_id=workflow_id(), step=step.step)
 
     @activity.defn
+    @no_retry_cures
     def record_stage(self, step: TargetStep) -> None:
         assert step.stage
         with self._engine.begin() as connection:
             self._project(connection, step, stage=step.stage.value)
 
     @activity.defn
+    @no_retry_cures
     def finish(self, step: TargetStep) -> bool:
         """The target's final stage (closed or cancelled); True when no target of its task is left open.
 
@@ -130,6 +138,7 @@ class TargetActivities:
             return targets.none_open(connection, step.task_id)
 
     @activity.defn
+    @no_retry_cures
     def publish_result(self, step: TargetStep) -> None:
         """The result in the public register: task, entity, category, date, unit; no inspector's data (R23)."""
         with found(), self._engine.begin() as connection:
@@ -151,6 +160,7 @@ class TargetActivities:
                               overdue=target.overdue or not on_time)
 
     @activity.defn
+    @no_retry_cures
     def alert(self, alert: Alert) -> None:
         """A reminder, an escalation or a notice: recorded, then sent through the outbox."""
         with self._engine.begin() as connection:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from domain.access import Actor
+from domain.text import for_terminal
 
 EXIT_REFUSED = 2  # bad input or a refused command: nothing changed
 EXIT_FAILED = 1
@@ -51,6 +52,11 @@ def output_path(option: str, value: str) -> Path:
     if not path.parent.is_dir():
         raise UsageError(f"{option} {value}: directory {path.parent} does not exist")
     return path
+
+
+def shown(value: object) -> str:
+    """A stored or typed value in a line printed to a terminal: its escapes shown, never obeyed (domain.text)."""
+    return "" if value is None else for_terminal(str(value))
 
 
 def emit(args, data, text: str | None = None) -> None:

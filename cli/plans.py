@@ -23,8 +23,8 @@ def cmd_import(args, ctx):
 
 
 async def cmd_plan_start(args, ctx):
-    started = await plans.start_plan(ctx, operator(), Path(args.file).read_bytes(),
-                                     args.file)
+    started = await plans.start_plan(ctx, operator(), Path(args.file).read_bytes(), args.file,
+                                     allow_past=args.allow_past)
     emit(args, {"plan_code": started.plan_code, "started": started.started, "tasks": started.tasks},
          f"plan {started.plan_code}: " + (f"started with {started.tasks} tasks" if started.started
                                           else "already started; not started twice"))
@@ -62,6 +62,8 @@ def register(verbs: Verbs) -> None:
 
     p = verbs.add("plan", "start", cmd_plan_start, "start the annual plan in the file")
     p.add_argument("file")
+    p.add_argument("--allow-past", action="store_true",
+                   help="accept tasks whose window has already ended (a past year entered for the record)")
     p = verbs.add("plan", "adjust", cmd_plan_adjust, "a published adjustment (R5)")
     p.add_argument("plan")
     action = p.add_mutually_exclusive_group(required=True)

@@ -5,7 +5,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from cli.common import Verbs, emit, output_path, year
+from cli.common import Verbs, emit, output_path, shown, year
 from read.metrics import metrics, metrics_by_unit, unit_line
 from read.register import case_list, publication_register
 from read.report import render_report
@@ -23,7 +23,7 @@ async def cmd_publication_export(args, ctx):
 async def cmd_case_list(args, ctx):
     with ctx.engine().connect() as connection:
         rows = case_list(connection, task_id=args.task, state=args.state)
-    emit(args, rows, "\n".join(f"{r['lead_id']:<48} {r['kind']:<17} {r['state']:<7} {r['entity_name']}"
+    emit(args, rows, "\n".join(f"{shown(r['lead_id']):<48} {r['kind']:<17} {r['state']:<7} {shown(r['entity_name'])}"
                                for r in rows) or "no cases")
 
 
@@ -31,7 +31,7 @@ async def cmd_case_link(args, ctx):
     with ctx.engine().begin() as connection:
         case = link_case(connection, args.lead_id, args.decision_no)
     emit(args, case, ("already recorded: " if case["already_recorded"] else "linked: ")
-         + f"{args.lead_id} → {args.decision_no}")
+         + f"{shown(args.lead_id)} → {shown(case['decision_no'])}")
 
 
 async def cmd_metrics(args, ctx):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from cli.common import EXIT_FAILED, UsageError, Verbs, emit, fail, year
+from cli.common import EXIT_FAILED, UsageError, Verbs, emit, fail, shown, year
 from read.listing import BadFilter, TaskFilters, list_tasks
 from read.tasks import task_rows, task_summary
 from read.timeline import timeline
@@ -22,7 +22,7 @@ async def cmd_task_list(args, ctx):
     with ctx.engine().connect() as connection:
         rows = task_rows(connection, plan=args.plan)
     rows = await list_tasks(await ctx.client(), rows, filters)
-    lines = [f"{r['task_id']:<24} {r['unit']:<12} {r['stage'] or 'not started':<16} "
+    lines = [f"{shown(r['task_id']):<24} {shown(r['unit']):<12} {r['stage'] or 'not started':<16} "
              + " ".join(f"{s}={n}" for s, n in sorted(r["targets"].items()))
              + (f"  overdue={r['overdue']}" if r["overdue"] else "") for r in rows]
     emit(args, rows, "\n".join(lines) if lines else "no tasks")
@@ -55,8 +55,8 @@ async def cmd_task_history(args, ctx):
     except ArchiveAltered as error:
         fail(args, str(error))
         return EXIT_FAILED
-    text = "\n".join(f"{e['at']}  {e['event']:<22} {e['actor'] or '':<12} {e['target'] or '':<20} "
-                     f"{e['details']}" for e in events)
+    text = "\n".join(f"{e['at']}  {shown(e['event']):<22} {shown(e['actor']):<12} {shown(e['target']):<20} "
+                     f"{shown(e['details'])}" for e in events)
     if archive.used and not args.json:
         print(f"({len(archive.used)} of these workflows no longer in Temporal: read from the history archive)",
               file=sys.stderr)

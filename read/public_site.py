@@ -164,7 +164,7 @@ def _index(plans: list[dict], adjustments: list[dict], tasks: dict[str, Task]) -
 
 def _task_page(task: Task, follow_ups: Mapping[tuple[str, str], list[dict]]) -> str:
     a = task.announced or {}
-    body = [f'<p><a href="../index.html">← 返回公示首页</a></p>']
+    body = ['<p><a href="../index.html">← 返回公示首页</a></p>']
     if a:
         body.append(_facts((("任务编号", a["task_code"]), ("任务名称", a["name"]), ("实施单位", a["unit"]),
                             ("联合检查单位", "、".join(a["partner_units"]) or "无"), ("检查事项", "、".join(a["items"])),
@@ -231,7 +231,7 @@ def _selection(task: Task) -> str:
 
 def _entity_page(uscc: str, results: list[tuple[Task, dict]], follow_ups) -> str:
     name = results[0][1]["entity_name"]
-    body = [f'<p><a href="../index.html">← 返回公示首页</a></p>',
+    body = ['<p><a href="../index.html">← 返回公示首页</a></p>',
             _facts((("市场主体", name), ("统一社会信用代码", uscc))), "<h2>检查结果</h2>",
             _results_table([(r, follow_ups.get((t.task_id, uscc), [])) for t, r in results], entity_links=False)]
     return _page(f"{name} · 抽查检查结果", "\n".join(body), root="../")

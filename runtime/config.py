@@ -26,6 +26,26 @@ class Settings:
         return self.data_dir / "outbox.jsonl"
 
 
+# The data dir holds draw secrets (unrevealed nonces, population salts in spotcheck.db), every workflow's history
+# (temporal.db) and the outbox: readable by its owner alone. Files are created 0600 in a 0700 directory.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+PRIVATE_UMASK = 0o077  # for a child process (the Temporal server) that creates its own files there
+
+
+def private_dir(path: Path) -> Path:
+    """`path` created if need be, and made readable by its owner alone (also when it existed before)."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    path.chmod(PRIVATE_DIR)
+    return path
+
+
+def open_private(path: Path, mode: str = "ab"):
+    """`path` opened for appending or writing, created 0600 if it is new."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, PRIVATE_FILE), mode)
+
+
 def server_file(data_dir: Path) -> Path:
     return data_dir / "server.json"
 

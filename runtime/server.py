@@ -28,7 +28,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 
-from runtime.config import read_server_file, server_file
+from runtime.config import PRIVATE_UMASK, open_private, private_dir, read_server_file, server_file
 from workflows.common import SEARCH_ATTRIBUTES
 
 HOST = "127.0.0.1"
@@ -195,7 +195,8 @@ async def _connect(address: str, namespace: str, child: asyncio.subprocess.Proce
 
 def _write_atomically(path: Path, content: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(content, indent=2) + "\n")
+    with open_private(tmp, "w") as out:
+        out.write(json.dumps(content, indent=2) + "\n")
     os.replace(tmp, path)  # readers see no file or the whole file, never half of it
 
 
@@ -215,7 +216,7 @@ async def run_server(data_dir: Path, port: int = 7233, ui_port: int = 8233, name
     """The body of `spotcheck server`: start, configure, announce (server.json), then serve until
     SIGINT/SIGTERM or the child's exit. Returns the exit code; raises ServerError on a failed start."""
     data_dir = Path(data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     running = server_running(data_dir)
     if running:
         raise ServerError(f"a spotcheck server is already running for {data_dir} "
@@ -246,14 +247,14 @@ async def run_server(data_dir: Path, port: int = 7233, ui_port: int = 8233, name
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     announced = False
-    with log.open("ab") as out:
+    with open_private(log) as out:
         out.write(f"--- spotcheck server {datetime.now(timezone.utc).isoformat()}: "
                   f"{' '.join(command)}\n".encode())
         out.flush()
         log_offset = out.tell()  # a startup failure reports this run's lines only
         child = await asyncio.create_subprocess_exec(
             *command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None, umask=PRIVATE_UMASK)
     try:
         starting = asyncio.ensure_future(_connect(address, namespace, child, log, log_offset))
         stopped = asyncio.ensure_future(stop.wait())
@@ -309,19 +310,19 @@ def start_server_background(data_dir: Path, port: int = 7233, ui_port: int = 823
     """For `make demo`: `python starter.py server …` detached, output in DATA_DIR/server.log; returns
     server.json once it appears. An already running server for this data dir is reused."""
     data_dir = Path(data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     running = server_running(data_dir)
     if running:
         return running
     root = Path(__file__).resolve().parent.parent
     log = data_dir / "server.log"
-    with log.open("ab") as out:
+    with open_private(log) as out:
         offset = out.tell()
         proc = subprocess.Popen(
             [sys.executable, str(root / "starter.py"), "server", "--data-dir", str(data_dir),
              "--port", str(port), "--ui-port", str(ui_port)],
             cwd=root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)  # outlives the caller and its terminal's Ctrl-C
+            start_new_session=True, umask=PRIVATE_UMASK)  # outlives the caller and its terminal's Ctrl-C
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = read_server_file(data_dir)

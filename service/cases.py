@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from db.engine import Connection
 from domain.categories import FollowUpKind
+from domain.text import TextRefused, check_line
 from store import cases
+
+DECISION_NO_CAP = 100  # characters; a decision number such as 景市监处罚〔2025〕123号 is about 15
 
 
 class CaseLinkConflict(ValueError):
@@ -27,6 +30,10 @@ def link_case(connection: Connection, lead_id: str, decision_no: str) -> dict:
         raise LookupError(f"case lead {lead_id!r} not found")
     if lead["kind"] != FollowUpKind.CASE_LEAD.value:
         raise ValueError(f"{lead_id!r} is a {lead['kind']} follow-up, not a case lead: only a case lead takes a decision number")
+    try:
+        check_line(decision_no, "decision number", DECISION_NO_CAP)
+    except TextRefused as refused:
+        raise ValueError(f"case lead {lead_id!r}: {refused}") from None
     linked = cases.record_decision(connection, lead_id, decision_no)
     lead = cases.case(connection, lead_id)
     if not linked and lead["decision_no"] != decision_no:

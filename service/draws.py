@@ -4,8 +4,11 @@ from __future__ import annotations
 from temporalio.client import Client
 
 from store.directory import entity_name
+from store.common import NotFound as StoreNotFound
+from store.draws import draw
 from domain.access import Actor
 from domain.commands import command_key
+from domain.draw import DrawError, check_entropy_value
 from domain.messages.task import EntropyEntry, Redraw, TargetedEntity
 from domain.uscc import uscc_problem
 from runtime.context import Context
@@ -37,7 +40,20 @@ async def add_targeted_entity(ctx: Context, actor: Actor, task_id: str, uscc: st
 
 
 async def enter_entropy(ctx: Context, actor: Actor, task_id: str, value: str) -> str:
-    return await _send(await ctx.client(), task_id, "entropy", InspectionTaskWorkflow.enter_entropy,
+    """The value the task's announced entropy source published: checked against that source first."""
+    client = await ctx.client()
+    status = await gateway.query(_handle(client, task_id), InspectionTaskWorkflow.status, what=f"task {task_id}")
+    try:
+        with ctx.engine().connect() as connection:
+            announced = draw(connection, task_id, status.draw_seq)
+    except StoreNotFound:  # not announced yet: the workflow refuses, naming its stage
+        announced = None
+    if announced is not None:
+        try:
+            check_entropy_value(announced.entropy_source, value)
+        except DrawError as error:
+            raise Invalid(str(error)) from None
+    return await _send(client, task_id, "entropy", InspectionTaskWorkflow.enter_entropy,
                        gateway.build(EntropyEntry, value=value))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from domain.access import Actor
 from domain.commands import command_key
 from domain.plan import canonical_json
+from domain.workdays import SHANGHAI
 from domain.messages.plan import Adjustment, PlanRun
 from store.plans import load_plan, validate_added_task
 from service import gateway
@@ -23,7 +25,6 @@ from service.plan_schedule import (
     upsert_schedule,
 )
 from runtime.context import Context
-from service import gateway
 from workflows.common import TASK_QUEUE, plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
@@ -35,8 +36,16 @@ class PlanStarted:
     tasks: int
 
 
-async def start_plan(ctx: Context, actor: Actor, document: bytes, source: str) -> PlanStarted:
-    plan, _ = load_plan(ctx.engine(), document, source)
+def _today() -> date:
+    """The bureau's date: a task window in the past is judged against it."""
+    return datetime.now(SHANGHAI).date()
+
+
+async def start_plan(ctx: Context, actor: Actor, document: bytes, source: str, *,
+                     allow_past: bool = False) -> PlanStarted:
+    """Load and start the plan; a task whose window has ended is refused unless `allow_past` (a past year
+    entered for the record)."""
+    plan, _ = load_plan(ctx.engine(), document, source, today=_today(), allow_past=allow_past)
     try:
         await (await ctx.client()).start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=plan.plan_code),
                                     id=plan_workflow_id(plan.plan_code), task_queue=TASK_QUEUE,
@@ -58,7 +67,7 @@ async def adjust_plan(ctx: Context, actor: Actor, plan_code: str, *, reason: str
                       add_task: tuple[bytes, str] | None = None, cancel_task: str | None = None) -> Adjusted:
     """Add a task (its file, checked against the directories first) or cancel one; the same one twice is recorded once."""
     if add_task is not None:
-        task = validate_added_task(ctx.engine(), plan_code, *add_task)
+        task = validate_added_task(ctx.engine(), plan_code, *add_task, today=_today())
         adjustment = gateway.build(Adjustment, kind="add", task_id=task.task_id, reason=reason, approver=approver,
                                    task_document=canonical_json(task))
     else:

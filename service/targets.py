@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable
 
 from pydantic import BaseModel
@@ -26,6 +27,8 @@ from domain.messages.target import (
 )
 from runtime.context import Context
 from service import gateway
+from service.errors import NotFound, Refused
+from store.directory import unknown_inspectors
 from workflows.common import target_workflow_id
 from workflows.target import TargetInspectionWorkflow
 
@@ -81,11 +84,25 @@ def _by(actor: Actor) -> dict[str, str]:
     return {"actor": actor.id, "auth_method": actor.method}
 
 
+def _in_directory(ctx: Context, inspectors: list[str], unit: str | None = None) -> None:
+    """Ids a command names must be inspectors in the directory (of `unit`, when given)."""
+    with ctx.engine().connect() as connection:
+        unknown = unknown_inspectors(connection, inspectors, datetime.now(timezone.utc), unit)
+    if unknown:
+        where = f"inspectors of unit {unit}" if unit else "inspectors"
+        raise NotFound(f"not among the {where} in the directory: {', '.join(unknown)}; "
+                       "name an inspector listed by `spotcheck import inspectors`")
+
+
 async def field_signal(ctx: Context, actor: Actor, task_id: str, uscc: str, kind: str) -> str:
-    """Accepted or arrived: logged in the history, gates nothing."""
-    await gateway.signal(_handle(await ctx.client(), task_id, uscc), TargetInspectionWorkflow.field_signal,
-                         gateway.build(FieldSignal, kind=kind, inspector=actor.id, **_by(actor)),
-                         what=_what(task_id, uscc))
+    """Accepted or arrived: logged in the history, gates nothing; only from an inspector of the target's team."""
+    signal = gateway.build(FieldSignal, kind=kind, inspector=actor.id, **_by(actor))
+    _in_directory(ctx, [signal.inspector])
+    handle = _handle(await ctx.client(), task_id, uscc)
+    current = await gateway.query(handle, TargetInspectionWorkflow.status, what=_what(task_id, uscc))
+    if not any(signal.inspector in team.inspectors for team in current.teams):
+        raise Refused(f"{signal.inspector} is not on the team of {_what(task_id, uscc)}; only the team signals")
+    await gateway.signal(handle, TargetInspectionWorkflow.field_signal, signal, what=_what(task_id, uscc))
     return f"{kind} logged"
 
 
@@ -113,6 +130,7 @@ async def assign_team(ctx: Context, actor: Actor, task_id: str, uscc: str, *, un
                       reason: str, request_key: str | None = None) -> Outcome:
     command = gateway.build(ManualAssignment, unit=unit, inspectors=inspectors, by=actor.id, reason=reason,
                             **_by(actor))
+    _in_directory(ctx, command.inspectors, command.unit)
     return await send(await ctx.client(), task_id, uscc, "assign", command, request_key)
 
 

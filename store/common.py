@@ -7,9 +7,12 @@ and reads back what the first attempt stored.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -35,3 +38,17 @@ class NotFound(LookupError):
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} not found")
         self.what = what
+
+
+class Unstorable(ValueError):
+    """The database refused a row for what it holds (a value too long for its column, a broken constraint):
+    the same row is refused again on every retry. Activities make it a non-retryable failure and an alert."""
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """The database's refusal of a row, raised inside, as `Unstorable` (its first line: the column and why)."""
+    try:
+        yield
+    except (DataError, IntegrityError) as error:
+        raise Unstorable(str(error.orig or error).strip().splitlines()[0]) from error

@@ -75,3 +75,12 @@ def entity_region(connection: Connection, uscc: str, at: datetime) -> str | None
     """The entity's region in force at `at`; None when it is not in the directory then."""
     return connection.execute(select(schema.entities.c.region).where(
         schema.entities.c.uscc == uscc, in_force(schema.entities, at))).scalar()
+
+
+def unknown_inspectors(connection: Connection, ids: list[str], at: datetime, unit: str | None = None) -> list[str]:
+    """Those of `ids` who are not inspectors in force at `at` (of `unit`, when given), sorted."""
+    i = schema.inspectors
+    query = select(i.c.inspector_id).where(i.c.inspector_id.in_(ids), in_force(i, at))
+    if unit is not None:
+        query = query.where(i.c.unit_code == unit)
+    return sorted(set(ids) - {r.inspector_id for r in connection.execute(query)})

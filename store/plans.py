@@ -6,7 +6,7 @@ plan workflow stores as it publishes them (`add_task`, `cancel_task`). The rules
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import Connection, Engine, Row, RowMapping, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,22 +33,24 @@ class PlanConflict(ValueError):
 
 
 # --- loading plans -------------------------------------------------------------------------------
-def load_plan(engine: Engine, raw: bytes, source: str) -> tuple[PlanFile, bool]:
+def load_plan(engine: Engine, raw: bytes, source: str, *, today: date | None = None,
+              allow_past: bool = False) -> tuple[PlanFile, bool]:
     """Validate and store the plan; (plan, False) when the same plan was stored before.
 
     The same code with other content is refused: a published plan changes only by adjustments (R5).
+    `today` (the door's date) refuses a task whose window has ended, unless `allow_past` (domain.plan.check_plan).
     """
     plan = parse_plan(raw, source)
     document, digest = plan_document(plan)
     with engine.begin() as connection:
-        check_plan(plan, _directory(connection))
         stored = connection.execute(select(schema.plans.c.document_sha256).where(
             schema.plans.c.plan_code == plan.plan_code)).first()
-        if stored is not None:
+        if stored is not None:  # checked when it was loaded; the same plan again is reported, not judged anew
             if stored.document_sha256 != digest:
                 raise PlanConflict(f"{source}: plan {plan.plan_code} is already loaded with other content; "
                                    "change a published plan with `spotcheck plan adjust`")
             return plan, False
+        check_plan(plan, _directory(connection), today=today, allow_past=allow_past)
         clash = connection.execute(select(schema.plan_tasks.c.task_id, schema.plan_tasks.c.plan_code).where(
             schema.plan_tasks.c.task_id.in_([t.task_id for t in plan.tasks]))).all()
         if clash:
@@ -62,14 +64,16 @@ def load_plan(engine: Engine, raw: bytes, source: str) -> tuple[PlanFile, bool]:
     return plan, True
 
 
-def validate_added_task(engine: Engine, plan_code: str, raw: bytes, source: str) -> PlanTask:
-    """An added task, checked like a planned one; the plan workflow stores it when it publishes it."""
+def validate_added_task(engine: Engine, plan_code: str, raw: bytes, source: str, *,
+                        today: date | None = None) -> PlanTask:
+    """An added task, checked like a planned one (against `today` too); the plan workflow stores it when it
+    publishes it."""
     task = parse_task(raw, source)
     with engine.connect() as connection:
         plan = connection.execute(select(schema.plans.c.year).where(schema.plans.c.plan_code == plan_code)).first()
         if plan is None:
             raise PlanConflict(f"plan {plan_code} is not loaded")
-        check_task(task, plan.year, _directory(connection))
+        check_task(task, plan.year, _directory(connection), today=today)
         used = connection.execute(select(schema.plan_tasks.c.plan_code).where(
             schema.plan_tasks.c.task_id == task.task_id)).first()
         if used is not None:

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.categories import ORDER_KINDS, category
     from domain.commands import command_text
     from domain.messages.target import (
+        KEPT_SIGNALS,
         Alert,
         CheckRecord,
         CheckRecorded,
@@ -80,6 +81,7 @@ class TargetInspectionWorkflow:
         self._follow_up: str | None = None
         self._recheck: Recheck | None = None
         self._signals: list[str] = []
+        self._signal_count = 0
         self._last_command: str | None = None
         self._lock = asyncio.Lock()
         self._seq = 0
@@ -319,7 +321,9 @@ class TargetInspectionWorkflow:
     # --- field signals (logged, gate nothing) and queries --------------------------------------
     @workflow.signal
     def field_signal(self, signal: FieldSignal) -> None:
-        self._signals.append(f"{workflow.now().isoformat()} {signal.kind} {signal.inspector}")
+        self._signal_count += 1
+        line = f"{workflow.now().isoformat()} {signal.kind} {signal.inspector}"
+        self._signals = [*self._signals, line][-KEPT_SIGNALS:]
         workflow.logger.info("field signal %s from %s", signal.kind, signal.inspector)
 
     @workflow.signal
@@ -338,7 +342,7 @@ class TargetInspectionWorkflow:
             review_required=self._ctx.review_required if self._ctx else True, check=self._check,
             check_at=self._check_at, result=self._result, returns=self._returns, publication_due=self._due,
             overdue=self._overdue, follow_up=self._follow_up, field_signals=self._signals,
-            commands=self._seq, last_command=self._last_command,
+            field_signal_count=self._signal_count, commands=self._seq, last_command=self._last_command,
         )
 
     # --- helpers -------------------------------------------------------------------------------

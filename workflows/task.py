@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         TaskTargets,
         WorkingDaysLater,
     )
+    from domain.draw import DrawError, check_entropy_value
     from domain.stages import Stage
     from domain.results import Refused
     from domain.uscc import uscc_problem
@@ -60,6 +61,10 @@ SIGNALS_BEFORE_RUN_PATCH = "signals-before-run-counted"
 # The task counts its closed targets in the projection, woken by the last one's signal, instead of one signal
 # per target: a burst of signals (targets sharing a deadline) filled the history and kept continue-as-new out.
 COUNTED_PATCH = "targets-counted-in-projection"
+
+# How the entropy validator names the source in a refusal: it holds the stage, not the announcement (the door
+# names the source itself). Validators do not run on replay, so refusing more changes no accepted history.
+ANNOUNCED_SOURCE = "announced for this draw"
 
 
 @workflow.defn
@@ -310,6 +315,12 @@ class InspectionTaskWorkflow:
     def _validate_entropy(self, entry: EntropyEntry) -> None:
         if self._progress.stage != Stage.AWAITING_ENTROPY:
             raise Refused(f"the task is not waiting for entropy (stage {self._progress.stage.value})")
+        # A task awaits entropy only when its announced source is not "none": the value must be that source's
+        # published one (domain.draw.check_entropy_value); the door checks it first, naming the source.
+        try:
+            check_entropy_value(ANNOUNCED_SOURCE, entry.value)
+        except DrawError as error:
+            raise Refused(str(error)) from None
 
     @workflow.update
     async def add_target(self, entity: TargetedEntity) -> str:

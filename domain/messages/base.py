@@ -5,7 +5,17 @@ import re
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from domain.text import TextRefused, check_id
+
 ID = r"^[A-Za-z0-9._-]{1,32}$"
+
+# Caps on what a person types into a command (issue 13): generous for any real entry, and small enough
+# that every record a workflow keeps, queries and carries across continue-as-new stays far below
+# Temporal's 2 MB payload limit whatever is sent.
+NOTE_CAP = 2000  # characters of a note (findings, a review, a re-check): a page of prose
+REASON_CAP = 500  # characters of a reason (an assignment, a targeted entity, a redraw, an adjustment)
+LINE_CAP = 100  # characters of a code: a method, a check point, a unit code, a task id
+MAX_PEOPLE = 20  # inspectors named in one command: a team, a check
 
 
 class Record(BaseModel):
@@ -28,3 +38,10 @@ class Command(Record):
         if any(isinstance(text, str) and _NOT_TEXT.search(text) for text in texts):
             raise ValueError("must be text without NUL characters or lone surrogates (\\u0000, \\ud800-\\udfff)")
         return value
+
+
+def ids(values: list[str], field: str) -> list[str]:
+    """A list of user or inspector ids (domain.text.check_id each), at most MAX_PEOPLE of them."""
+    if len(values) > MAX_PEOPLE:
+        raise TextRefused(field, f"names {len(values)} people; the cap is {MAX_PEOPLE}")
+    return [check_id(value, field) for value in values]

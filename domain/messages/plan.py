@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from domain.messages.base import Command, ID, Record
+from domain.messages.base import LINE_CAP, REASON_CAP, Command, ID, Record
+from domain.text import check_line
 
 
 class PlanRun(Record):
@@ -34,6 +35,16 @@ class Adjustment(Command):
     reason: str = Field(min_length=1, pattern=r"\S")  # not blank
     approver: str = Field(pattern=ID)
     task_document: str | None = None  # the added task line, validated by the command line, canonical JSON
+
+    @field_validator("task_id")
+    @classmethod
+    def _task_id(cls, value: str) -> str:
+        return check_line(value, "task id", LINE_CAP)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return check_line(value, "reason", REASON_CAP)
 
 
 class AdjustmentStep(Record):

@@ -7,8 +7,12 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from domain import results
-from domain.messages.base import Command, Record
+from domain.messages.base import LINE_CAP, NOTE_CAP, REASON_CAP, Command, Record, ids
 from domain.stages import Stage
+from domain.text import TextRefused, check_evidence_uri, check_id, check_line, check_note
+
+MAX_EVIDENCE = 50  # files named by one check: photos, a record, a signed form
+MAX_FINDINGS = 200  # check points of one result: the task's checklists (domain.plan.MAX_ITEMS items)
 
 
 class Team(Record):
@@ -48,11 +52,23 @@ class CheckRecord(HumanStep):
     certificates_shown: bool = False
     evidence: list[str] = []
 
+    @field_validator("inspectors")
+    @classmethod
+    def _inspectors(cls, values: list[str]) -> list[str]:
+        return ids(values, "inspector")
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        return check_line(value, "method", LINE_CAP)
+
     @field_validator("evidence")
     @classmethod
     def _evidence(cls, values: list[str]) -> list[str]:
-        results.evidence_fingerprinted(values)
-        return values
+        if len(values) > MAX_EVIDENCE:
+            raise TextRefused("evidence", f"names {len(values)} files; the cap is {MAX_EVIDENCE}")
+        results.evidence_fingerprinted(values)  # its message first: tests and people know it
+        return [check_evidence_uri(value) for value in values]
 
 
 class ResultEntry(HumanStep):
@@ -61,15 +77,29 @@ class ResultEntry(HumanStep):
     note: str = ""
     findings: dict[str, str] = {}  # check point -> pass | fail
 
+    @field_validator("inspector")
+    @classmethod
+    def _inspector(cls, value: str) -> str:
+        return check_id(value, "inspector")
+
     @field_validator("category")
     @classmethod
     def _category(cls, value: str) -> str:
-        results.known_category(value)
+        results.known_category(check_line(value, "category", LINE_CAP))
         return value
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str) -> str:
+        return check_note(value, "note", NOTE_CAP)
 
     @field_validator("findings")
     @classmethod
     def _findings(cls, values: dict[str, str]) -> dict[str, str]:
+        if len(values) > MAX_FINDINGS:
+            raise TextRefused("findings", f"are {len(values)}; the cap is {MAX_FINDINGS}")
+        for point in values:
+            check_line(point, "check point", LINE_CAP)
         results.findings_pass_or_fail(values)
         return values
 
@@ -79,6 +109,16 @@ class Review(HumanStep):
     approve: bool
     note: str = ""
 
+    @field_validator("reviewer")
+    @classmethod
+    def _reviewer(cls, value: str) -> str:
+        return check_id(value, "reviewer")
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str) -> str:
+        return check_note(value, "note", NOTE_CAP)
+
 
 class ManualAssignment(HumanStep):
     unit: str
@@ -86,16 +126,56 @@ class ManualAssignment(HumanStep):
     by: str
     reason: str = Field(min_length=1, pattern=r"\S")  # not blank
 
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        return check_line(value, "unit", LINE_CAP)
+
+    @field_validator("inspectors")
+    @classmethod
+    def _inspectors(cls, values: list[str]) -> list[str]:
+        return ids(values, "inspector")
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, value: str) -> str:
+        return check_id(value, "by")
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return check_line(value, "reason", REASON_CAP)
+
 
 class Recheck(HumanStep):
     inspector: str
     passed: bool
     note: str = ""
 
+    @field_validator("inspector")
+    @classmethod
+    def _inspector(cls, value: str) -> str:
+        return check_id(value, "inspector")
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str) -> str:
+        return check_note(value, "note", NOTE_CAP)
+
 
 class FieldSignal(HumanStep):
     kind: str = Field(pattern="^(accept|arrive)$")
     inspector: str
+
+    @field_validator("inspector")
+    @classmethod
+    def _inspector(cls, value: str) -> str:
+        return check_id(value, "inspector")
+
+
+# Field signals gate nothing and anyone may send them: the target keeps the last few and counts the rest, so
+# no number of them grows its state, its status query or what it carries across continue-as-new.
+KEPT_SIGNALS = 20
 
 
 class TargetState(Record):
@@ -113,7 +193,8 @@ class TargetState(Record):
     overdue: bool = False
     follow_up: str | None = None
     recheck: Recheck | None = None
-    signals: list[str] = []
+    signals: list[str] = []  # the last KEPT_SIGNALS field signals
+    signal_count: int = 0  # every field signal received, kept or not
     last_command: str | None = None
     seq: int = 0
     cancel: str | None = None
@@ -203,6 +284,7 @@ class TargetStatus(Record):
     publication_due: datetime | None
     overdue: bool
     follow_up: str | None
-    field_signals: list[str]
+    field_signals: list[str]  # the last KEPT_SIGNALS
+    field_signal_count: int = 0  # all of them
     commands: int  # accepted commands so far: part of each update id
     last_command: str | None  # canonical form of the last accepted command, so a repeat is "already recorded"

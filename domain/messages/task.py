@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from domain.messages.base import Command, ID, Record
+from domain.messages.base import REASON_CAP, Command, ID, Record
 from domain.stages import Stage
+from domain.text import check_line
+
+USCC_CAP = 18  # characters of a unified social credit code (GB 32100)
 
 
 class TaskProgress(Record):
@@ -45,12 +48,27 @@ class Redraw(Command):
     reason: str = Field(min_length=1, pattern=r"\S")
     approver: str = Field(pattern=ID)
 
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return check_line(value, "reason", REASON_CAP)
+
 
 class TargetedEntity(Command):
     """An entity inspected for a complaint, a clue or key supervision; it stays in the population."""
 
     uscc: str
     reason: str = Field(min_length=1, pattern=r"\S")  # not blank
+
+    @field_validator("uscc")
+    @classmethod
+    def _uscc(cls, value: str) -> str:
+        return check_line(value, "USCC", USCC_CAP)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return check_line(value, "reason", REASON_CAP)
 
 
 class TargetedStep(Record):

@@ -191,7 +191,7 @@ async def test_schedule_launches_the_year_once(env, directories, postgres_url, d
                  "tasks": [{**hand["tasks"][0], "task_id": f"{manual_code}-M1", "starts": f"{TEMPLATE_YEAR}-12-30",
                             "ends": f"{TEMPLATE_YEAR + 1}-01-31"}]}
         manual.write_text(json.dumps(hand, ensure_ascii=False), encoding="utf-8")
-        assert (await cli.json("plan", "start", str(manual)))["started"] is True
+        assert (await cli.json("plan", "start", str(manual), "--allow-past"))["started"] is True
         by_hand = env.client.get_workflow_handle(plan_workflow_id(manual_code))
         hand_run = (await by_hand.describe()).run_id
         march = datetime(TEMPLATE_YEAR, 3, 1, 6, tzinfo=SHANGHAI)
