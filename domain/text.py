@@ -38,6 +38,9 @@ _ID = re.compile(r"[A-Za-z0-9._-]{1,32}")
 # file; `javascript:`, `file:`, `data:` and the rest are refused. http is kept: bureau intranets
 # serve files over it, and the hash, not the transport, vouches for the content.
 EVIDENCE_SCHEMES = ("https", "http", "s3")
+# A file uploaded through the API is kept in spotcheck's own store by the hash of its content:
+# `evidence:{sha256}/{percent-encoded name}#{sha256}`, the same digest twice.
+STORED_EVIDENCE = re.compile(r"evidence:([0-9a-f]{64})/([A-Za-z0-9._~%-]{1,255})")
 EVIDENCE_CAP = 2048  # characters; the longest URL that browsers and servers commonly all accept
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
@@ -78,8 +81,8 @@ def check_id(value: object, field: str = "id") -> str:
 
 
 def check_evidence_uri(value: object, field: str = "evidence") -> str:
-    """`URI#sha256`: an https, http or s3 URI naming one file, then the 64 lower-case hex digits of
-    its content's sha256. No credentials in the URI, no `.` or `..` path segment (percent-encoded
+    """`URI#sha256`: an https, http or s3 URI naming one file (or a file of spotcheck's own evidence
+    store, `evidence:{sha256}/{name}`), then the 64 lower-case hex digits of its content's sha256. No credentials in the URI, no `.` or `..` path segment (percent-encoded
     ones too), no backslash, no space."""
     text = check_line(value, field, EVIDENCE_CAP)
     shown = _shown(text)
@@ -90,6 +93,14 @@ def check_evidence_uri(value: object, field: str = "evidence") -> str:
         raise TextRefused(field, f"{shown}: after the last # must come the file's sha256, 64 lower-case hex digits")
     if "#" in uri:
         raise TextRefused(field, f"{shown}: holds more than one #")
+    stored = STORED_EVIDENCE.fullmatch(uri)
+    if stored:
+        name = unquote(stored.group(2))
+        if stored.group(1) != digest:
+            raise TextRefused(field, f"{shown}: a stored file is named by its own sha256, twice the same")
+        if name in (".", "..") or "/" in name or "\\" in name:
+            raise TextRefused(field, f"{shown}: names no single file")
+        return text
     scheme = _SCHEME.match(uri)
     if scheme is None or scheme.group(1).lower() not in EVIDENCE_SCHEMES:
         named = f"scheme {scheme.group(1)}:" if scheme else "no scheme"

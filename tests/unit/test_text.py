@@ -233,3 +233,15 @@ def test_evidence_is_refused_with_one_line_or_has_the_form(text):
         else:
             assert accepted.startswith(("s3://", "https://", "http://")) and accepted.endswith("#" + DIGEST)
             assert FORBIDDEN.search(accepted) is None and ".." not in accepted.split("?")[0].split("/")
+
+
+def test_a_file_of_the_evidence_store_is_named_by_its_hash():
+    digest = "ab" * 32
+    assert check_evidence_uri(f"evidence:{digest}/%E7%8E%B0%E5%9C%BA.jpg#{digest}") == \
+        f"evidence:{digest}/%E7%8E%B0%E5%9C%BA.jpg#{digest}"
+    with pytest.raises(TextRefused, match="twice the same"):
+        check_evidence_uri(f"evidence:{'cd' * 32}/photo.jpg#{digest}")
+    with pytest.raises(TextRefused, match="names no single file"):
+        check_evidence_uri(f"evidence:{digest}/%2E%2E#{digest}")
+    with pytest.raises(TextRefused, match="names no single file"):
+        check_evidence_uri(f"evidence:{digest}/a%2Fb#{digest}")
