@@ -15,9 +15,11 @@ from sqlalchemy import Connection, Engine, and_, case, exists, func, or_, select
 
 from db import schema
 from domain.categories import CATEGORIES
+from store.draws import eligible_population
 
 # A result is accepted once approved (a unit that does not review approves on entry); these are
 # the target stages from approval on.
+_FETCH = 20_000  # rows a population stream holds at a time
 ACCEPTED_STAGES = ("approved", "published", "follow_up", "closed")
 PROBLEM_CATEGORIES = tuple(sorted(code for code, c in CATEGORIES.items() if c.problem))
 FOLLOW_UP_STATES = ("open", "closed")
@@ -267,6 +269,21 @@ def selected_by_stratum(connection: Connection, plan_code: str) -> list:
     ).all()
 
 
+def draw_states(connection: Connection, task_id: str) -> list:
+    """(draw_seq, state) of every draw of the task, in order."""
+    return connection.execute(select(d.c.draw_seq, d.c.state).where(d.c.task_id == task_id).order_by(d.c.draw_seq)).all()
+
+
+def draw_row(connection: Connection, task_id: str, draw_seq: int | None = None):
+    """The draw `draw_seq`, or with None the task's latest one in state drawn; None when there is none."""
+    query = select(d).where(d.c.task_id == task_id)
+    if draw_seq is None:
+        query = query.where(d.c.state == "drawn").order_by(d.c.draw_seq.desc()).limit(1)
+    else:
+        query = query.where(d.c.draw_seq == draw_seq)
+    return connection.execute(query).mappings().first()
+
+
 def draw_selection(connection: Connection, task_id: str, draw_seq: int) -> tuple[list[str], list[dict]]:
     """(selected USCCs, targeted [{uscc, reason}]), each in byte order: what an audit package adds to
     a draw's public record, with the population salt."""
@@ -274,16 +291,81 @@ def draw_selection(connection: Connection, task_id: str, draw_seq: int) -> tuple
         select(dp.c.uscc).where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq, dp.c.selected.is_(True)))]
     tg = schema.targeted
     targeted = [{"uscc": r.uscc, "reason": r.reason} for r in connection.execute(
-        select(tg.c.uscc, tg.c.reason).where(tg.c.task_id == task_id).order_by(tg.c.uscc))]
+        select(tg.c.uscc, tg.c.reason).where(tg.c.task_id == task_id))]
+    targeted.sort(key=lambda t: t["uscc"])
     return sorted(selected), targeted
+
+
+def _byte_order(connection: Connection, column):
+    # Byte order, as the population file has it (draw-protocol.md); PostgreSQL's default collation is not.
+    return column.collate("C") if connection.dialect.name == "postgresql" else column
 
 
 def draw_population(connection: Connection, task_id: str, draw_seq: int) -> Iterator[tuple[str, str]]:
     """The draw's frozen population, (uscc, stratum) in byte order, streamed."""
-    # Byte order, as the population file has it (draw-protocol.md); PostgreSQL's default collation is not.
-    order = dp.c.uscc.collate("C") if connection.dialect.name == "postgresql" else dp.c.uscc
     rows = connection.execute(select(dp.c.uscc, dp.c.stratum)
-                              .where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq).order_by(order)
-                              .execution_options(yield_per=20_000))
+                              .where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq)
+                              .order_by(_byte_order(connection, dp.c.uscc))
+                              .execution_options(yield_per=_FETCH))
     for row in rows:
         yield row.uscc, row.stratum
+
+
+def copy_population(connection: Connection, task_id: str, draw_seq: int, handle) -> int:
+    """The population file's rows (`uscc,stratum` LF, byte order) written to the binary `handle`; how many.
+
+    On PostgreSQL COPY streams the rows into the handle as the server sends them: no Python object per row.
+    """
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.dbapi_connection.cursor()
+        try:
+            statement = cursor.mogrify(
+                f"COPY (SELECT uscc || ',' || stratum FROM {dp.name} WHERE task_id = %s AND draw_seq = %s "
+                'ORDER BY uscc COLLATE "C") TO STDOUT', (task_id, draw_seq)).decode("utf-8")
+            cursor.copy_expert(statement, handle, size=1 << 20)
+            return cursor.rowcount
+        finally:
+            cursor.close()
+    rows = 0
+    batch: list[str] = []
+    for uscc, stratum in draw_population(connection, task_id, draw_seq):
+        batch.append(f"{uscc},{stratum}\n")
+        if len(batch) >= _FETCH:
+            handle.write("".join(batch).encode("utf-8"))
+            rows += len(batch)
+            batch = []
+    handle.write("".join(batch).encode("utf-8"))
+    return rows + len(batch)
+
+
+def rebuilt_freeze(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> Iterator[tuple]:
+    """(uscc, stratum, reason) of the freeze rebuilt from the directory's history as of `at`, byte order, streamed."""
+    return connection.execute(eligible_population(connection, task_id, line, year, at)
+                              .order_by(_byte_order(connection, schema.entities.c.uscc)).execution_options(yield_per=_FETCH))
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """One consistent view for a draw's record and population read together."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            yield connection
+
+
+def first_publication(connection: Connection, task_id: str, step: str):
+    """(published_at, payload) of the task's first publication of `step`, or None."""
+    return connection.execute(select(p.c.published_at, p.c.payload).where(
+        p.c.task_id == task_id, p.c.step == step).order_by(p.c.publication_id).limit(1)).first()
+
+
+def dispatch_rows(connection: Connection, task_id: str) -> tuple[list, datetime | None, list]:
+    """(pools by unit, when the dispatch was made, team rows by uscc, unit, time): a dispatch record's rows."""
+    tm, pools = schema.teams, schema.dispatch_pools
+    units = connection.execute(select(pools).where(pools.c.task_id == task_id).order_by(pools.c.unit_code)).all()
+    dispatched_at = connection.execute(select(func.min(tm.c.at)).where(
+        tm.c.task_id == task_id, tm.c.source.in_(("draw", "unstaffed")))).scalar()
+    teams = connection.execute(select(tm).where(tm.c.task_id == task_id)
+                               .order_by(tm.c.uscc, tm.c.unit_code, tm.c.at, tm.c.team_id)).all()
+    return units, dispatched_at, teams

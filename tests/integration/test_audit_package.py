@@ -28,7 +28,7 @@ from db import schema
 from db.engine import normalize_url
 from domain.messages.task import TargetedStep, TaskStep
 from domain.workdays import SHANGHAI
-from runtime.audit_package import (
+from read.audit_package import (
     export_dispatch,
     export_draw,
     verify_against_database,

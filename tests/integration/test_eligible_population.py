@@ -20,8 +20,9 @@ from activities.draws import DrawActivities
 from db import schema
 from domain.messages.task import TaskStep
 from domain.workdays import SHANGHAI
-from runtime.audit_package import verify_against_database
-from runtime.examples import EXAMPLES, import_examples, shifted_plan
+from read.audit_package import verify_against_database
+from runtime.examples import EXAMPLES, shifted_plan
+from service.imports import import_examples
 from store.plans import load_plan
 from store.directory import task_line
 from store.draws import eligible_population
