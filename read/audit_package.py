@@ -253,20 +253,26 @@ def verify_against_database(engine: Engine, task_id: str, draw_seq: int | None =
                             progress: Progress | None = None) -> VerifyReport:
     """The stored package verified, then checked against the directory's history and the published plan.
 
-    One pass over the stored population feeds the independent verifier and, merged with the freeze
-    rebuilt from the directory as of `frozen_at` (both in USCC byte order), the comparison of the two:
-    no join for the planner to get wrong on tables it has no statistics for yet, constant memory.
+    The freeze is rebuilt from the directory as of `frozen_at`, in USCC byte order. A population
+    recomputed so (every draw since migration 0006) feeds the independent verifier straight from
+    that one stream, which also counts strata and exclusions. A stored one (older draws) is merged
+    with it in one pass, and the two are compared: no join for the planner to get wrong on tables
+    it has no statistics for yet, constant memory either way.
     """
     with views.snapshot(engine) as connection:
         row = _draw_row(connection, task_id, draw_seq)
         record = audit_record(connection, row)
         line, year = task_line(connection, task_id)
         frozen_at, problem = _frozen_at(record)
-        rows = views.draw_population(connection, task_id, row["draw_seq"])
         comparison = None
-        if frozen_at is not None:
+        if frozen_at is None:
+            rows = views.draw_population(connection, task_id, row["draw_seq"])
+        else:
             comparison = _FreezeComparison(views.rebuilt_freeze(connection, row["task_id"], line, year, frozen_at))
-            rows = comparison.merge(rows)
+            if views.population_stored(connection, task_id, row["draw_seq"]):
+                rows = comparison.merge(views.draw_population(connection, task_id, row["draw_seq"]))
+            else:  # the population is the freeze rebuilt: one stream feeds both
+                rows = comparison.eligible()
         report = verify_draw(record, _counted(rows, progress, _population_size(record)))
         if comparison is None:
             report.add("freeze rebuilt", False, problem)
@@ -325,6 +331,7 @@ class _FreezeComparison:
         self.missing = _Differences("eligible then but not in the stored population")
         self.extra = _Differences("in the stored population but not eligible then")
         self.moved = _Differences("in another stratum then")
+        self.recomputed = False
         self._merged = None
 
     def _next(self):
@@ -335,6 +342,17 @@ class _FreezeComparison:
                 self.exclusions[reason] = self.exclusions.get(reason, 0) + 1
             return uscc, stratum, reason
         return None
+
+    def eligible(self) -> Iterator[tuple[str, str]]:
+        """The rebuilt freeze's eligible rows: the population itself, when it is recomputed rather than stored."""
+        self.recomputed = True
+        self._merged = self._eligible()
+        return self._merged
+
+    def _eligible(self) -> Iterator[tuple[str, str]]:
+        while (rebuilt := self._next()) is not None:
+            if rebuilt[2] is None:
+                yield rebuilt[0], rebuilt[1]
 
     def merge(self, stored) -> Iterator[tuple[str, str]]:
         """The stored rows, passed on unchanged, compared with the rebuilt ones on the way."""
@@ -371,6 +389,9 @@ class _FreezeComparison:
         differences = [str(d) for d in (self.missing, self.extra, self.moved) if d.count]
         if differences:
             report.add("freeze rebuilt", False, f"the directory as of {when} differs: " + "; ".join(differences))
+        elif self.recomputed:
+            report.add("freeze rebuilt", True, f"{sum(self.strata.values())} eligible entities in the directory as of "
+                                               f"{when}: the population, recomputed (population_digest checks it)")
         else:
             report.add("freeze rebuilt", True, f"{sum(self.strata.values())} eligible entities in the directory as of "
                                                f"{when}: the same USCCs and strata as the stored population")

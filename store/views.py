@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, and_, case, exists, func, or_, select
 
 from db import schema
 from domain.categories import CATEGORIES
-from store.draws import eligible_population
+from store import draws
 
 # A result is accepted once approved (a unit that does not review approves on entry); these are
 # the target stages from approval on.
@@ -25,7 +25,7 @@ PROBLEM_CATEGORIES = tuple(sorted(code for code, c in CATEGORIES.items() if c.pr
 FOLLOW_UP_STATES = ("open", "closed")
 
 t, p, f, pt, pl = schema.targets, schema.publications, schema.follow_ups, schema.plan_tasks, schema.plans
-d, dp, a = schema.draws, schema.draw_population, schema.alerts
+d, ds, a = schema.draws, schema.draw_selection, schema.alerts
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -262,10 +262,10 @@ def draws_of_year(connection: Connection, year: int) -> list:
 def selected_by_stratum(connection: Connection, plan_code: str) -> list:
     """(stratum, n): the entities selected by the plan's current (drawn) draws. Internal: strata are risk classes."""
     return connection.execute(
-        select(dp.c.stratum, func.count())
-        .join(d, and_(d.c.task_id == dp.c.task_id, d.c.draw_seq == dp.c.draw_seq))
-        .where(dp.c.selected.is_(True), d.c.state == "drawn", dp.c.task_id.in_(_task_ids(plan_code=plan_code)))
-        .group_by(dp.c.stratum)
+        select(ds.c.stratum, func.count())
+        .join(d, and_(d.c.task_id == ds.c.task_id, d.c.draw_seq == ds.c.draw_seq))
+        .where(d.c.state == "drawn", ds.c.task_id.in_(_task_ids(plan_code=plan_code)))
+        .group_by(ds.c.stratum)
     ).all()
 
 
@@ -288,7 +288,7 @@ def draw_selection(connection: Connection, task_id: str, draw_seq: int) -> tuple
     """(selected USCCs, targeted [{uscc, reason}]), each in byte order: what an audit package adds to
     a draw's public record, with the population salt."""
     selected = [r.uscc for r in connection.execute(
-        select(dp.c.uscc).where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq, dp.c.selected.is_(True)))]
+        select(ds.c.uscc).where(ds.c.task_id == task_id, ds.c.draw_seq == draw_seq))]
     tg = schema.targeted
     targeted = [{"uscc": r.uscc, "reason": r.reason} for r in connection.execute(
         select(tg.c.uscc, tg.c.reason).where(tg.c.task_id == task_id))]
@@ -296,52 +296,28 @@ def draw_selection(connection: Connection, task_id: str, draw_seq: int) -> tuple
     return sorted(selected), targeted
 
 
-def _byte_order(connection: Connection, column):
-    # Byte order, as the population file has it (draw-protocol.md); PostgreSQL's default collation is not.
-    return column.collate("C") if connection.dialect.name == "postgresql" else column
-
-
 def draw_population(connection: Connection, task_id: str, draw_seq: int) -> Iterator[tuple[str, str]]:
-    """The draw's frozen population, (uscc, stratum) in byte order, streamed."""
-    rows = connection.execute(select(dp.c.uscc, dp.c.stratum)
-                              .where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq)
-                              .order_by(_byte_order(connection, dp.c.uscc))
-                              .execution_options(yield_per=_FETCH))
-    for row in rows:
+    """The draw's frozen population, (uscc, stratum) in byte order, streamed: stored or recomputed (store.draws)."""
+    query = draws.population_query(connection, draws.draw(connection, task_id, draw_seq))
+    for row in connection.execute(query.execution_options(yield_per=_FETCH)):
         yield row.uscc, row.stratum
 
 
-def copy_population(connection: Connection, task_id: str, draw_seq: int, handle) -> int:
-    """The population file's rows (`uscc,stratum` LF, byte order) written to the binary `handle`; how many.
+def population_stored(connection: Connection, task_id: str, draw_seq: int) -> bool:
+    """Whether the draw's population rows are stored (a draw frozen before migration 0006) or recomputed."""
+    return draws.draw(connection, task_id, draw_seq).population_stored
 
-    On PostgreSQL COPY streams the rows into the handle as the server sends them: no Python object per row.
-    """
-    if connection.dialect.name == "postgresql":
-        cursor = connection.connection.dbapi_connection.cursor()
-        try:
-            statement = cursor.mogrify(
-                f"COPY (SELECT uscc || ',' || stratum FROM {dp.name} WHERE task_id = %s AND draw_seq = %s "
-                'ORDER BY uscc COLLATE "C") TO STDOUT', (task_id, draw_seq)).decode("utf-8")
-            cursor.copy_expert(statement, handle, size=1 << 20)
-            return cursor.rowcount
-        finally:
-            cursor.close()
-    rows = 0
-    batch: list[str] = []
-    for uscc, stratum in draw_population(connection, task_id, draw_seq):
-        batch.append(f"{uscc},{stratum}\n")
-        if len(batch) >= _FETCH:
-            handle.write("".join(batch).encode("utf-8"))
-            rows += len(batch)
-            batch = []
-    handle.write("".join(batch).encode("utf-8"))
-    return rows + len(batch)
+
+def copy_population(connection: Connection, task_id: str, draw_seq: int, handle) -> int:
+    """The population file's rows (`uscc,stratum` LF, byte order) written to the binary `handle`; how many."""
+    query = draws.population_query(connection, draws.draw(connection, task_id, draw_seq))
+    return draws.copy_lines(connection, query, ",", handle.write)
 
 
 def rebuilt_freeze(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> Iterator[tuple]:
     """(uscc, stratum, reason) of the freeze rebuilt from the directory's history as of `at`, byte order, streamed."""
-    return connection.execute(eligible_population(connection, task_id, line, year, at)
-                              .order_by(_byte_order(connection, schema.entities.c.uscc)).execution_options(yield_per=_FETCH))
+    return connection.execute(draws.eligible_population(connection, task_id, line, year, at)
+                              .order_by(draws.byte_order(connection, schema.entities.c.uscc)).execution_options(yield_per=_FETCH))
 
 
 @contextmanager
