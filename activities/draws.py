@@ -12,6 +12,7 @@ import secrets
 from datetime import date, datetime, timezone
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.common import found, no_retry_cures, not_found, workflow_id
 from db.engine import Engine
@@ -35,12 +36,12 @@ from store import draws, targets
 from store.directory import entity_name, inspectors_of, items_of, split, task_line
 from store.register import publish
 
-HEARTBEAT_ROWS = 50_000
-
-
 class DrawActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, lines_per_block: int = draws.LINES_PER_BLOCK,
+                 rows_per_page: int = draws.ROWS_PER_PAGE) -> None:
         self._engine = engine
+        # Population lines per heartbeat, selected rows per statement: small in tests, to see many of both.
+        self.lines_per_block, self.rows_per_page = lines_per_block, rows_per_page
 
     # --- announce (light) --------------------------------------------------------------------
     @activity.defn
@@ -62,30 +63,52 @@ class DrawActivities:
     @activity.defn
     @no_retry_cures
     def freeze(self, step: TaskStep) -> FreezeSummary:
+        """Fix the instant and the salt (first attempt only), digest the population as of then, publish.
+
+        Nothing of the population is stored: it streams once, in byte order, through the digest. A
+        retry finds the instant and salt of the first attempt and recomputes the same digest.
+        """
         with found(), self._engine.begin() as connection:
             draw = draws.draw(connection, step.task_id, step.draw_seq)
             if draw.state != "announced":
                 return FreezeSummary.model_validate(json.loads(draw.record)["freeze"])
             line, year = task_line(connection, step.task_id)
-            draws.lock_year(connection, year)
-            frozen_at = datetime.now(timezone.utc)
-            exclusions = draws.freeze_population(connection, step.task_id, step.draw_seq, line, year, frozen_at)
-            salt = secrets.token_bytes(32)
+            if draw.frozen_at is None:
+                # Under the year's lock: every selection committed before this instant is counted as of
+                # it, and every later draw gets a later drawn_at (R12, R14).
+                draws.lock_year(connection, year)
+                draws.fix_freeze(connection, step.task_id, step.draw_seq, datetime.now(timezone.utc),
+                                 secrets.token_bytes(32).hex())
+        with found(), self._engine.connect() as connection:
+            draw = draws.draw(connection, step.task_id, step.draw_seq)
+            frozen_at, salt = draw.frozen_at, bytes.fromhex(draw.population_salt)
             digest = draw_protocol.PopulationDigest(salt)
-            for n, (uscc, stratum) in enumerate(draws.population(connection, step.task_id, step.draw_seq)):
-                digest.add(uscc, stratum)
-                if n % HEARTBEAT_ROWS == 0:
-                    activity.heartbeat(f"digest {n}")
+            self._stream(connection, draw, "freeze", digest.add_lines)
+            exclusions = draws.exclusions(connection, step.task_id, line, year, frozen_at)
+        with found(), self._engine.begin() as connection:
             self._freeze_pools(connection, step.task_id, line, frozen_at)
             summary = FreezeSummary(frozen_at=frozen_at, population=sum(digest.counts.values()),
                                     strata=digest.counts, exclusions=exclusions,
                                     population_digest=digest.hexdigest())
             draws.save(connection, step.task_id, step.draw_seq, record={"freeze": summary.model_dump(mode="json")},
-                       state="frozen", frozen_at=frozen_at, population_salt=salt.hex())
+                       state="frozen")
             publish(connection, workflow_id=workflow_id(), step=f"freeze-{step.draw_seq}", kind="draw",
                     at=frozen_at, year=year, task_id=step.task_id, unit=line["unit"],
                     payload=public.frozen(step.task_id, step.draw_seq, summary))
         return summary
+
+    def _stream(self, connection, draw, what: str, *consumers) -> int:
+        """The draw's population, streamed once in byte order through `consumers`, a heartbeat per block."""
+        done = 0
+
+        def block(lines: bytes) -> None:
+            nonlocal done
+            for consume in consumers:
+                consume(lines)
+            done += lines.count(b"\n")
+            activity.heartbeat({"step": what, "rows": done})
+
+        return draws.population_lines(connection, draw, block, self.lines_per_block)
 
     def _freeze_pools(self, connection, task_id: str, line: dict, frozen_at: datetime) -> None:
         """Freeze each dispatching unit's inspector pool before the entropy is revealed (sc-dispatch-v1 §1)."""
@@ -104,22 +127,35 @@ class DrawActivities:
     @activity.defn
     @no_retry_cures
     def draw(self, step: TaskStep) -> DrawSummary:
-        with found(), self._engine.begin() as connection:
+        """Select from the population as of the freeze, store the selection, then record and publish the draw.
+
+        The population streams once, in byte order, through the selection and the digest again: a
+        population that no longer hashes to the published digest is refused, never drawn from. The
+        selection is stored in its own transaction: a retry after it resumes from the stored rows.
+        """
+        with found(), self._engine.connect() as connection:
             draw = draws.draw(connection, step.task_id, step.draw_seq)
             if draw.state in ("drawn", "superseded"):
                 return DrawSummary.model_validate(json.loads(draw.record)["summary"])
             if draw.state != "frozen":
                 raise not_found(f"frozen population of task {step.task_id} draw {step.draw_seq}")
             line, year = task_line(connection, step.task_id)
-            draws.lock_year(connection, year)
             freeze = json.loads(draw.record)["freeze"]
             strata = draw_protocol.plan_strata(freeze["strata"], line["ratios"])
             nonce = bytes.fromhex(draw.nonce)
             seed = draw_protocol.draw_seed(step.task_id, freeze["population_digest"], nonce, step.entropy)
-            selected = draw_protocol.select(seed, draws.population(connection, step.task_id, step.draw_seq),
-                                            {s: p.quota for s, p in strata.items()})
-            activity.heartbeat(f"selected {len(selected)}")
-            draws.mark_selected(connection, step.task_id, step.draw_seq, selected)
+            chosen = draws.selection(connection, step.task_id, step.draw_seq)
+            fresh = not chosen
+            if fresh:
+                chosen = self._select(connection, draw, freeze, seed, strata)
+        if fresh:
+            with self._engine.begin() as connection:
+                draws.save_selection(connection, step.task_id, step.draw_seq, chosen,
+                                     lambda n: activity.heartbeat({"step": "selection", "rows": n}),
+                                     self.rows_per_page)
+        selected = [uscc for uscc, _ in chosen]
+        with found(), self._engine.begin() as connection:
+            draws.lock_year(connection, year)
             conflicts = draws.conflicts(connection, step.task_id, step.draw_seq, year, int(line["frequency_cap"]))
             drawn_at = datetime.now(timezone.utc)
             targeted = 0 if conflicts else targets.add_drawn(connection, step.task_id, selected, drawn_at)
@@ -142,6 +178,17 @@ class DrawActivities:
                         payload=public.superseded(step.task_id, step.draw_seq, conflict_reason(conflicts),
                                                   SYSTEM_APPROVER))
         return summary
+
+    def _select(self, connection, draw, freeze: dict, seed: bytes, strata: dict) -> list[tuple[str, str]]:
+        digest = draw_protocol.PopulationDigest(bytes.fromhex(draw.population_salt))
+        selection = draw_protocol.Selection(seed, {s: p.quota for s, p in strata.items()})
+        self._stream(connection, draw, "draw", digest.add_lines, selection.add_lines)
+        if digest.hexdigest() != freeze["population_digest"] or digest.counts != freeze["strata"]:
+            raise ApplicationError(
+                f"task {draw.task_id} draw {draw.draw_seq}: the population as of {freeze['frozen_at']} no longer "
+                f"hashes to the published digest ({digest.hexdigest()}, published {freeze['population_digest']}); "
+                "not drawn", non_retryable=True)
+        return selection.selected()
 
     # --- dispatch (heavy) --------------------------------------------------------------------
     @activity.defn

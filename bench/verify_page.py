@@ -30,7 +30,7 @@ import draw as draw_bench  # noqa: E402  bench/draw.py: the population and packa
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from audit.verify import read_population_csv, verify_draw  # noqa: E402
-from runtime.audit_package import read_record  # noqa: E402
+from read.audit_package import read_record  # noqa: E402
 
 PAGE = ROOT / "public" / "assets" / "verify.html"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -201,9 +202,13 @@ draws = _projection(
     Column("reason", Text, nullable=True),
     Column("approver", String(32), nullable=True),
     Column("record", Text, nullable=True),  # the public record, canonical JSON
+    # True for draws frozen before migration 0006, whose population rows are kept in draw_population;
+    # later populations are recomputed from the directory's history as of frozen_at (store/draws.py).
+    Column("population_stored", Boolean, nullable=False, server_default=false()),
     unique_step=False,
 )
 
+# The frozen populations of draws made before migration 0006, kept as they were: no longer written.
 draw_population = Table(
     "draw_population",
     metadata,
@@ -211,7 +216,16 @@ draw_population = Table(
     Column("draw_seq", Integer, primary_key=True),
     Column("uscc", ByteOrder(18), primary_key=True),
     Column("stratum", String(16), nullable=False),
-    Column("selected", Boolean, nullable=False, default=False),
+)
+
+# What a draw keeps of its own: the entities it selected (a few percent of its population).
+draw_selection = Table(
+    "draw_selection",
+    metadata,
+    Column("task_id", ByteOrder(64), primary_key=True),
+    Column("draw_seq", Integer, primary_key=True),
+    Column("uscc", ByteOrder(18), primary_key=True),
+    Column("stratum", String(16), nullable=False),
 )
 
 targeted = Table(

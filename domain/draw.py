@@ -10,6 +10,7 @@ import hashlib
 import heapq
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,6 +26,8 @@ _ENTROPY = re.compile(r"[\x20-\x7e]{0,256}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _USCC_LENGTH = 18
 _USCC_SHAPE = re.compile(f"[{re.escape(ALPHABET)}]{{{_USCC_LENGTH}}}")
+# Population lines as the digest hashes them: USCC, tab, stratum, line feed.
+_LINES = re.compile(f"(?:[{re.escape(ALPHABET)}]{{{_USCC_LENGTH}}}\t[A-Z][A-Za-z0-9_-]{{0,15}}\n)*".encode("ascii"))
 _SECRET_BYTES = 32  # nonce and seed lengths fixed by the protocol
 
 
@@ -148,6 +151,31 @@ class PopulationDigest:
         self._last = uscc
         self._hash.update(f"{uscc}\t{stratum}\n".encode("ascii"))
 
+    def add_lines(self, block: bytes) -> None:
+        """Rows as the digest's own lines, "uscc\tstratum\n" each (a PostgreSQL COPY's text format), in order.
+
+        The block is hashed as it stands; its shape, order and strata are checked on the whole block
+        at C speed. A USCC's check digit is not recomputed here: the directory import refuses a USCC
+        whose check digit is wrong, and every auditor's verifier checks it again.
+        """
+        if not block:
+            return
+        if not _LINES.fullmatch(block):
+            bad = next(line for line in block.split(b"\n")[:-1] if not _LINES.fullmatch(line + b"\n"))
+            raise DrawError(f"population line {bad[:60]!r}: expected an 18-character USCC, a tab and a stratum")
+        lines = block.split(b"\n")
+        lines.pop()
+        usccs = [line[:_USCC_LENGTH] for line in lines]
+        if usccs[0].decode("ascii") <= self._last or not all(map(bytes.__lt__, usccs, usccs[1:])):
+            before, after = next((a, b) for a, b in zip([self._last.encode("ascii"), *usccs], usccs) if b <= a)
+            relation = "repeats" if before == after else "comes before"
+            raise DrawError(f"population not in ascending USCC byte order: {after.decode()} {relation} {before.decode()}")
+        for stratum, n in Counter(line[_USCC_LENGTH + 1:] for line in lines).items():
+            key = stratum.decode("ascii")
+            self._counts[key] = self._counts.get(key, 0) + n
+        self._last = usccs[-1].decode("ascii")
+        self._hash.update(block)
+
     @property
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
@@ -181,47 +209,67 @@ _USCC_MASK = (1 << (8 * _USCC_LENGTH)) - 1
 
 
 def select(seed: bytes, population: Iterable[tuple[str, str]], quotas: Mapping[str, int]) -> list[str]:
-    """The q_s entities with the smallest keys in each stratum, all strata merged and sorted.
+    """The q_s entities with the smallest keys in each stratum, all strata merged and sorted."""
+    selection = Selection(seed, quotas)
+    selection.add((uscc.encode("ascii"), stratum.encode("ascii")) for uscc, stratum in population)
+    return [uscc for uscc, _ in selection.selected()]
 
-    One pass; per stratum a bounded heap of its best q_s candidates. A candidate is the integer
-    key || uscc (big-endian, so integer order is key order, ties to the smaller USCC), negated so
-    that heapq's min-heap keeps the worst candidate at the root. Plain ints keep the hot loop fast.
+
+class Selection:
+    """select()'s one pass, fed as the population streams by: rows, or blocks of population lines.
+
+    Per stratum a bounded heap of its best q_s candidates. A candidate is the integer key || uscc
+    (big-endian, so integer order is key order, ties to the smaller USCC), negated so that heapq's
+    min-heap keeps the worst candidate at the root. Plain ints and bytes keep the hot loop fast.
     """
-    prefix = hashlib.sha256(_validate_secret(seed, "seed"))
-    # Per stratum: [heap of negated candidates, quota, rows seen].
-    slots = {validate_stratum(s): [[], _count(q, f"quota of stratum {s!r}"), 0] for s, q in quotas.items()}
-    for uscc, stratum in population:
-        slot = slots.get(stratum)
-        if slot is None:
-            raise DrawError(f"entity {uscc!r} is in stratum {stratum!r}, which has no quota")
-        slot[2] += 1
-        heap, size = slot[0], slot[1]
-        if not size:
-            continue
-        raw = uscc.encode("ascii")
-        if len(raw) != _USCC_LENGTH:  # the candidate encoding needs a fixed width
-            raise DrawError(f"USCC {uscc!r}: must be {_USCC_LENGTH} characters")
-        hasher = prefix.copy()
-        hasher.update(raw)
-        candidate = -int.from_bytes(hasher.digest() + raw, "big")
-        if len(heap) < size:
-            heapq.heappush(heap, candidate)
-        elif candidate > heap[0]:
-            heapq.heapreplace(heap, candidate)
-    return _merge(slots)
 
+    def __init__(self, seed: bytes, quotas: Mapping[str, int]) -> None:
+        self._prefix = hashlib.sha256(_validate_secret(seed, "seed"))
+        # Per stratum (as bytes): [heap of negated candidates, quota, rows seen].
+        self._slots = {validate_stratum(s).encode("ascii"): [[], _count(q, f"quota of stratum {s!r}"), 0]
+                       for s, q in quotas.items()}
 
-def _merge(slots: dict[str, list]) -> list[str]:
-    selected: list[str] = []
-    for stratum, (heap, size, seen) in slots.items():
-        if size > seen:
-            raise DrawError(f"stratum {stratum!r}: quota {size} exceeds its population {seen}")
-        selected.extend((-c & _USCC_MASK).to_bytes(_USCC_LENGTH, "big").decode("ascii") for c in heap)
-    selected.sort()
-    for before, after in zip(selected, selected[1:]):
-        if before == after:
-            raise DrawError(f"entity {before} appears twice in the population")
-    return selected
+    def add(self, rows: Iterable[tuple[bytes, bytes]]) -> None:
+        """(uscc, stratum) rows, both ASCII bytes."""
+        prefix, slots = self._prefix, self._slots
+        for raw, stratum in rows:
+            slot = slots.get(stratum)
+            if slot is None:
+                raise DrawError(f"entity {raw.decode(errors='replace')!r} is in stratum "
+                                f"{stratum.decode(errors='replace')!r}, which has no quota")
+            slot[2] += 1
+            heap, size = slot[0], slot[1]
+            if not size:
+                continue
+            if len(raw) != _USCC_LENGTH:  # the candidate encoding needs a fixed width
+                raise DrawError(f"USCC {raw.decode(errors='replace')!r}: must be {_USCC_LENGTH} characters")
+            hasher = prefix.copy()
+            hasher.update(raw)
+            candidate = -int.from_bytes(hasher.digest() + raw, "big")
+            if len(heap) < size:
+                heapq.heappush(heap, candidate)
+            elif candidate > heap[0]:
+                heapq.heapreplace(heap, candidate)
+
+    def add_lines(self, block: bytes) -> None:
+        """Population lines, "uscc\tstratum\n" each, as PopulationDigest.add_lines takes them."""
+        lines = block.split(b"\n")
+        lines.pop()
+        self.add((line[:_USCC_LENGTH], line[_USCC_LENGTH + 1:]) for line in lines)
+
+    def selected(self) -> list[tuple[str, str]]:
+        """(uscc, stratum) of the selection, by USCC."""
+        selected: list[tuple[str, str]] = []
+        for stratum, (heap, size, seen) in self._slots.items():
+            name = stratum.decode("ascii")
+            if size > seen:
+                raise DrawError(f"stratum {name!r}: quota {size} exceeds its population {seen}")
+            selected.extend(((-c & _USCC_MASK).to_bytes(_USCC_LENGTH, "big").decode("ascii"), name) for c in heap)
+        selected.sort()
+        for before, after in zip(selected, selected[1:]):
+            if before[0] == after[0]:
+                raise DrawError(f"entity {before[0]} appears twice in the population")
+        return selected
 
 
 def selection_digest(selected_sorted: Iterable[str]) -> str:

@@ -31,6 +31,7 @@ from audit.verify import VerifyReport, verify_draw
 from db.engine import Connection
 from domain.categories import CATEGORIES, FollowUpKind
 from read import report_blocks as page
+from read.audit_package import audit_record
 from read.metrics import metrics
 from read.tasks import task_rows
 from store import views
@@ -226,7 +227,7 @@ def _draw_block(connection: Connection, row) -> str:
                 f'<tr><th>状态 Status</th><td>{details or "尚未冻结 not frozen yet"} · '
                 f'<span class="badge none" data-verify="NONE" data-task="{escape(row["task_id"])}" '
                 f'data-draw-seq="{seq}">未抽取 not drawn</span></td></tr></table>')
-    report = _verify(connection, row, public)
+    report = _verify(connection, row)
     verdict = "PASS" if report.ok else "FAIL"
     strata_rows = "".join(
         f'<tr data-stratum="{escape(s)}"><td>{escape(s)}</td><td class="num">{plan["population"]:,}</td>'
@@ -258,11 +259,9 @@ def _draw_block(connection: Connection, row) -> str:
 </div>"""
 
 
-def _verify(connection: Connection, row, public: dict) -> VerifyReport:
+def _verify(connection: Connection, row) -> VerifyReport:
     """verify_draw on the audit package as `draw export` would write it, read from the database."""
-    selected, targeted = views.draw_selection(connection, row["task_id"], row["draw_seq"])
-    package = {**public, "population_salt": row["population_salt"], "selected": selected, "targeted": targeted}
-    return verify_draw(package, views.draw_population(connection, row["task_id"], row["draw_seq"]))
+    return verify_draw(audit_record(connection, row), views.draw_population(connection, row["task_id"], row["draw_seq"]))
 
 
 # --- results ------------------------------------------------------------------------------------------

@@ -1,22 +1,27 @@
 """Draws (draw-protocol.md): announcements, frozen populations and pools, selections, dispatched teams.
 
-The eligibility filter lives here once, `eligible_population`: the freeze writes what it returns,
-and `draw verify` rebuilds a freeze with it as of the recorded `frozen_at`.
+The eligibility filter lives here once, `eligible_population`. A draw's population is not stored:
+it is what the filter returns as of the draw's `frozen_at` (the directory's history and the year's
+earlier selections then), streamed in USCC byte order by `population_lines` for the freeze's
+digest, the draw's selection and `draw verify` alike. A draw keeps only its selection
+(draw_selection). Draws frozen before migration 0006 keep their stored rows (draw_population).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sqlalchemy import Connection, Select, String, and_, case, cast, exists, func, insert, literal, or_, select, update
 
 from db import schema
 from store.common import NotFound, canonical_json, insert_once, one_by
-from store.directory import has_any_label, in_force, items_of, split
+from store.directory import has_any_label, in_force, items_of, split, task_line
 
-d, dp, e = schema.draws, schema.draw_population, schema.entities
+d, dp, ds, e = schema.draws, schema.draw_population, schema.draw_selection, schema.entities
 COUNTED = ("drawn", "superseded")  # states of a draw that selected (a superseded one did, until superseded)
 _BATCH = 10_000
+LINES_PER_BLOCK = 50_000  # population lines handed on at a time (a heartbeat each)
+ROWS_PER_PAGE = 10_000  # selected rows written per statement (a heartbeat each)
 
 
 def announce(connection: Connection, *, task_id: str, draw_seq: int, commitment: str, nonce: bytes,
@@ -40,6 +45,12 @@ def save(connection: Connection, task_id: str, draw_seq: int, *, record: dict, *
     """The draw's stored record (and state, times, secrets) after a step."""
     connection.execute(update(d).where(d.c.task_id == task_id, d.c.draw_seq == draw_seq)
                        .values(record=canonical_json(record), **columns))
+
+
+def fix_freeze(connection: Connection, task_id: str, draw_seq: int, frozen_at: datetime, salt: str) -> None:
+    """The freeze's instant and salt, fixed by its first attempt: a retry recomputes the same digest."""
+    connection.execute(update(d).where(d.c.task_id == task_id, d.c.draw_seq == draw_seq, d.c.frozen_at.is_(None))
+                       .values(frozen_at=frozen_at, population_salt=salt))
 
 
 def supersede(connection: Connection, task_id: str, draw_seq: int) -> None:
@@ -86,12 +97,12 @@ def selections(year: int, other_than_task: str, as_of: datetime | None = None):
         counted = [d.c.state.in_(COUNTED), d.c.drawn_at <= as_of, ~superseded_by_then,
                    or_(pt.c.cancelled_at.is_(None), pt.c.cancelled_at > as_of)]
     return (
-        select(dp.c.uscc, func.count().label("times"))
-        .join(d, and_(d.c.task_id == dp.c.task_id, d.c.draw_seq == dp.c.draw_seq))
-        .join(pt, pt.c.task_id == dp.c.task_id)
+        select(ds.c.uscc, func.count().label("times"))
+        .join(d, and_(d.c.task_id == ds.c.task_id, d.c.draw_seq == ds.c.draw_seq))
+        .join(pt, pt.c.task_id == ds.c.task_id)
         .join(plans, plans.c.plan_code == pt.c.plan_code)
-        .where(dp.c.selected, plans.c.year == year, dp.c.task_id != other_than_task, *counted)
-        .group_by(dp.c.uscc)
+        .where(plans.c.year == year, ds.c.task_id != other_than_task, *counted)
+        .group_by(ds.c.uscc)
         .subquery()
     )
 
@@ -129,35 +140,98 @@ def eligible_population(connection: Connection, task_id: str, line: dict, year: 
             .where(*conditions))
 
 
-def freeze_population(connection: Connection, task_id: str, draw_seq: int, line: dict, year: int,
-                      frozen_at: datetime) -> dict[str, int]:
-    """Store the eligible population as of `frozen_at`; the excluded entities counted by reason."""
-    candidates = eligible_population(connection, task_id, line, year, frozen_at).subquery()
-    connection.execute(insert(dp).from_select(
-        ["task_id", "draw_seq", "uscc", "stratum", "selected"],
-        select(literal(task_id), literal(draw_seq), candidates.c.uscc, candidates.c.stratum,
-               literal(False)).where(candidates.c.reason.is_(None)),
-    ))
-    counted = connection.execute(
-        select(candidates.c.reason, func.count()).where(candidates.c.reason.is_not(None))
-        .group_by(candidates.c.reason)
-    ).all()
+def exclusions(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> dict[str, int]:
+    """The entities the filter matches at `at` but excludes, counted by reason (in the database)."""
+    candidates = eligible_population(connection, task_id, line, year, at).subquery()
+    counted = connection.execute(select(candidates.c.reason, func.count()).where(candidates.c.reason.is_not(None))
+                                 .group_by(candidates.c.reason)).all()
     return {r: n for r, n in sorted(counted)}
 
 
-def population(connection: Connection, task_id: str, draw_seq: int) -> Iterator[tuple[str, str]]:
-    """(uscc, stratum) of the frozen population in USCC order, streamed."""
-    return connection.execute(
-        select(dp.c.uscc, dp.c.stratum).where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq).order_by(dp.c.uscc)
-    ).yield_per(_BATCH)
+def population_query(connection: Connection, draw) -> Select:
+    """(uscc, stratum) of the draw's population in USCC byte order: its stored rows (a draw frozen
+    before migration 0006) or the eligible entities as of its `frozen_at`."""
+    if draw.population_stored:
+        return (select(dp.c.uscc, dp.c.stratum).where(dp.c.task_id == draw.task_id, dp.c.draw_seq == draw.draw_seq)
+                .order_by(byte_order(connection, dp.c.uscc)))
+    line, year = task_line(connection, draw.task_id)
+    rebuilt = eligible_population(connection, draw.task_id, line, year, draw.frozen_at).subquery()
+    return (select(rebuilt.c.uscc, rebuilt.c.stratum).where(rebuilt.c.reason.is_(None))
+            .order_by(byte_order(connection, rebuilt.c.uscc)))
 
 
-def mark_selected(connection: Connection, task_id: str, draw_seq: int, selected: list[str]) -> None:
-    for start in range(0, len(selected), 1000):
-        connection.execute(
-            update(dp).where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq,
-                             dp.c.uscc.in_(selected[start:start + 1000])).values(selected=True)
-        )
+def byte_order(connection: Connection, column):
+    # Byte order, as the protocol hashes and the population file lists (draw-protocol.md); PostgreSQL's
+    # default collation is not, SQLite's BINARY is.
+    return column.collate("C") if connection.dialect.name == "postgresql" else column
+
+
+def copy_lines(connection: Connection, query: Select, separator: str, block: Callable[[bytes], None],
+               lines_per_block: int = LINES_PER_BLOCK) -> int:
+    """The query's two text columns as lines "a<separator>b\n", handed to `block` a block at a time; how many.
+
+    On PostgreSQL one COPY streams them as the server sends them (no Python object per row).
+    """
+    sink = _Blocks(block, lines_per_block)
+    if connection.dialect.name == "postgresql":
+        compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+        cursor = connection.connection.dbapi_connection.cursor()
+        try:
+            sql = cursor.mogrify(str(compiled), compiled.params).decode("utf-8")
+            option = "" if separator == "\t" else f" WITH (DELIMITER '{separator}')"
+            cursor.copy_expert(f"COPY ({sql}) TO STDOUT{option}", sink, size=1 << 20)
+        finally:
+            cursor.close()
+    else:
+        for first, second in connection.execute(query.execution_options(yield_per=_BATCH)):
+            sink.write(f"{first}{separator}{second}\n".encode("utf-8"))
+    return sink.finish()
+
+
+class _Blocks:
+    """COPY's output (one write per row) gathered into blocks of whole lines."""
+
+    def __init__(self, block: Callable[[bytes], None], lines_per_block: int) -> None:
+        self._block, self._size = block, lines_per_block
+        self._lines: list[bytes] = []
+        self.count = 0
+
+    def write(self, data) -> None:
+        self._lines.append(bytes(data))
+        if len(self._lines) >= self._size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._lines:
+            self.count += len(self._lines)
+            self._block(b"".join(self._lines))
+            self._lines = []
+
+    def finish(self) -> int:
+        self._flush()
+        return self.count
+
+
+def population_lines(connection: Connection, draw, block: Callable[[bytes], None],
+                     lines_per_block: int = LINES_PER_BLOCK) -> int:
+    """The draw's population as the digest's lines "uscc\tstratum\n", in byte order, a block at a time."""
+    return copy_lines(connection, population_query(connection, draw), "\t", block, lines_per_block)
+
+
+def selection(connection: Connection, task_id: str, draw_seq: int) -> list[tuple[str, str]]:
+    """(uscc, stratum) of the draw's stored selection, by USCC; empty before the draw stored it."""
+    return [tuple(r) for r in connection.execute(
+        select(ds.c.uscc, ds.c.stratum).where(ds.c.task_id == task_id, ds.c.draw_seq == draw_seq)
+        .order_by(byte_order(connection, ds.c.uscc)))]
+
+
+def save_selection(connection: Connection, task_id: str, draw_seq: int, selected: list[tuple[str, str]],
+                   page: Callable[[int], None], rows_per_page: int = ROWS_PER_PAGE) -> None:
+    """The draw's selection, a page of rows per statement; `page(rows so far)` told after each."""
+    for start in range(0, len(selected), rows_per_page):
+        rows = selected[start:start + rows_per_page]
+        connection.execute(insert(ds), [dict(task_id=task_id, draw_seq=draw_seq, uscc=u, stratum=s) for u, s in rows])
+        page(start + len(rows))
 
 
 def conflicts(connection: Connection, task_id: str, draw_seq: int, year: int, frequency_cap: int) -> int:
@@ -169,9 +243,9 @@ def conflicts(connection: Connection, task_id: str, draw_seq: int, year: int, fr
     """
     others = selections(year, task_id)
     return connection.execute(
-        select(func.count()).select_from(dp.join(others, others.c.uscc == dp.c.uscc)).where(
-            dp.c.task_id == task_id, dp.c.draw_seq == draw_seq, dp.c.selected,
-            or_(dp.c.stratum == "A", others.c.times >= frequency_cap))
+        select(func.count()).select_from(ds.join(others, others.c.uscc == ds.c.uscc)).where(
+            ds.c.task_id == task_id, ds.c.draw_seq == draw_seq,
+            or_(ds.c.stratum == "A", others.c.times >= frequency_cap))
     ).scalar()
 
 

@@ -15,15 +15,17 @@ from sqlalchemy import Connection, Engine, and_, case, exists, func, or_, select
 
 from db import schema
 from domain.categories import CATEGORIES
+from store import draws
 
 # A result is accepted once approved (a unit that does not review approves on entry); these are
 # the target stages from approval on.
+_FETCH = 20_000  # rows a population stream holds at a time
 ACCEPTED_STAGES = ("approved", "published", "follow_up", "closed")
 PROBLEM_CATEGORIES = tuple(sorted(code for code, c in CATEGORIES.items() if c.problem))
 FOLLOW_UP_STATES = ("open", "closed")
 
 t, p, f, pt, pl = schema.targets, schema.publications, schema.follow_ups, schema.plan_tasks, schema.plans
-d, dp, a = schema.draws, schema.draw_population, schema.alerts
+d, ds, a = schema.draws, schema.draw_selection, schema.alerts
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -260,32 +262,44 @@ def draws_of_year(connection: Connection, year: int) -> list:
 def selected_by_stratum(connection: Connection, plan_code: str) -> list:
     """(stratum, n): the entities selected by the plan's current (drawn) draws. Internal: strata are risk classes."""
     return connection.execute(
-        select(dp.c.stratum, func.count())
-        .join(d, and_(d.c.task_id == dp.c.task_id, d.c.draw_seq == dp.c.draw_seq))
-        .where(dp.c.selected.is_(True), d.c.state == "drawn", dp.c.task_id.in_(_task_ids(plan_code=plan_code)))
-        .group_by(dp.c.stratum)
+        select(ds.c.stratum, func.count())
+        .join(d, and_(d.c.task_id == ds.c.task_id, d.c.draw_seq == ds.c.draw_seq))
+        .where(d.c.state == "drawn", ds.c.task_id.in_(_task_ids(plan_code=plan_code)))
+        .group_by(ds.c.stratum)
     ).all()
+
+
+def draw_states(connection: Connection, task_id: str) -> list:
+    """(draw_seq, state) of every draw of the task, in order."""
+    return connection.execute(select(d.c.draw_seq, d.c.state).where(d.c.task_id == task_id).order_by(d.c.draw_seq)).all()
+
+
+def draw_row(connection: Connection, task_id: str, draw_seq: int | None = None):
+    """The draw `draw_seq`, or with None the task's latest one in state drawn; None when there is none."""
+    query = select(d).where(d.c.task_id == task_id)
+    if draw_seq is None:
+        query = query.where(d.c.state == "drawn").order_by(d.c.draw_seq.desc()).limit(1)
+    else:
+        query = query.where(d.c.draw_seq == draw_seq)
+    return connection.execute(query).mappings().first()
 
 
 def draw_selection(connection: Connection, task_id: str, draw_seq: int) -> tuple[list[str], list[dict]]:
     """(selected USCCs, targeted [{uscc, reason}]), each in byte order: what an audit package adds to
     a draw's public record, with the population salt."""
     selected = [r.uscc for r in connection.execute(
-        select(dp.c.uscc).where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq, dp.c.selected.is_(True)))]
+        select(ds.c.uscc).where(ds.c.task_id == task_id, ds.c.draw_seq == draw_seq))]
     tg = schema.targeted
     targeted = [{"uscc": r.uscc, "reason": r.reason} for r in connection.execute(
-        select(tg.c.uscc, tg.c.reason).where(tg.c.task_id == task_id).order_by(tg.c.uscc))]
+        select(tg.c.uscc, tg.c.reason).where(tg.c.task_id == task_id))]
+    targeted.sort(key=lambda t: t["uscc"])
     return sorted(selected), targeted
 
 
 def draw_population(connection: Connection, task_id: str, draw_seq: int) -> Iterator[tuple[str, str]]:
-    """The draw's frozen population, (uscc, stratum) in byte order, streamed."""
-    # Byte order, as the population file has it (draw-protocol.md); PostgreSQL's default collation is not.
-    order = dp.c.uscc.collate("C") if connection.dialect.name == "postgresql" else dp.c.uscc
-    rows = connection.execute(select(dp.c.uscc, dp.c.stratum)
-                              .where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq).order_by(order)
-                              .execution_options(yield_per=20_000))
-    for row in rows:
+    """The draw's frozen population, (uscc, stratum) in byte order, streamed: stored or recomputed (store.draws)."""
+    query = draws.population_query(connection, draws.draw(connection, task_id, draw_seq))
+    for row in connection.execute(query.execution_options(yield_per=_FETCH)):
         yield row.uscc, row.stratum
 
 
@@ -323,3 +337,47 @@ def problem_results_by_task(connection: Connection, year: int) -> dict[str, tupl
         select(t.c.task_id, func.sum(case((disposed, 1), else_=0)), func.count())
         .where(t.c.stage.in_(ACCEPTED_STAGES), t.c.category.in_(PROBLEM_CATEGORIES), _in_year(t.c.check_date, year))
         .group_by(t.c.task_id))}
+
+
+def population_stored(connection: Connection, task_id: str, draw_seq: int) -> bool:
+    """Whether the draw's population rows are stored (a draw frozen before migration 0006) or recomputed."""
+    return draws.draw(connection, task_id, draw_seq).population_stored
+
+
+def copy_population(connection: Connection, task_id: str, draw_seq: int, handle) -> int:
+    """The population file's rows (`uscc,stratum` LF, byte order) written to the binary `handle`; how many."""
+    query = draws.population_query(connection, draws.draw(connection, task_id, draw_seq))
+    return draws.copy_lines(connection, query, ",", handle.write)
+
+
+def rebuilt_freeze(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> Iterator[tuple]:
+    """(uscc, stratum, reason) of the freeze rebuilt from the directory's history as of `at`, byte order, streamed."""
+    return connection.execute(draws.eligible_population(connection, task_id, line, year, at)
+                              .order_by(draws.byte_order(connection, schema.entities.c.uscc)).execution_options(yield_per=_FETCH))
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """One consistent view for a draw's record and population read together."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            yield connection
+
+
+def first_publication(connection: Connection, task_id: str, step: str):
+    """(published_at, payload) of the task's first publication of `step`, or None."""
+    return connection.execute(select(p.c.published_at, p.c.payload).where(
+        p.c.task_id == task_id, p.c.step == step).order_by(p.c.publication_id).limit(1)).first()
+
+
+def dispatch_rows(connection: Connection, task_id: str) -> tuple[list, datetime | None, list]:
+    """(pools by unit, when the dispatch was made, team rows by uscc, unit, time): a dispatch record's rows."""
+    tm, pools = schema.teams, schema.dispatch_pools
+    units = connection.execute(select(pools).where(pools.c.task_id == task_id).order_by(pools.c.unit_code)).all()
+    dispatched_at = connection.execute(select(func.min(tm.c.at)).where(
+        tm.c.task_id == task_id, tm.c.source.in_(("draw", "unstaffed")))).scalar()
+    teams = connection.execute(select(tm).where(tm.c.task_id == task_id)
+                               .order_by(tm.c.uscc, tm.c.unit_code, tm.c.at, tm.c.team_id)).all()
+    return units, dispatched_at, teams

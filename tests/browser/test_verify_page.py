@@ -19,7 +19,7 @@ import pytest
 from audit.verify import read_population_csv, verify_draw
 from domain.draw import quota
 from domain.uscc import make_uscc
-from runtime.audit_package import read_record
+from read.audit_package import read_record
 from tests.unit.test_verify import POPULATION as VECTOR_POPULATION
 from tests.unit.test_verify import RATIOS as VECTOR_RATIOS
 from tests.unit.test_verify import build_package

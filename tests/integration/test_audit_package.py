@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, insert, select, update
 from temporalio.testing import ActivityEnvironment
 
 from activities.draws import DrawActivities, parse_pool
@@ -28,7 +28,7 @@ from db import schema
 from db.engine import normalize_url
 from domain.messages.task import TargetedStep, TaskStep
 from domain.workdays import SHANGHAI
-from runtime.audit_package import (
+from read.audit_package import (
     export_dispatch,
     export_draw,
     verify_against_database,
@@ -37,6 +37,7 @@ from runtime.audit_package import (
 from runtime.examples import shifted_plan
 from store.plans import load_plan
 from service.imports import import_directory, import_examples
+from store import views
 from store.directory import in_force, task_line
 from store.draws import eligible_population
 from tests.conftest import own_schema
@@ -164,8 +165,8 @@ def test_export_writes_the_package_as_the_protocol_says(drawn, package):
     with drawn.engine.connect() as connection:
         salt = connection.execute(select(schema.draws.c.population_salt).where(
             schema.draws.c.task_id == drawn.task_id)).scalar()
-        chosen = sorted(r.uscc for r in connection.execute(select(schema.draw_population.c.uscc).where(
-            schema.draw_population.c.task_id == drawn.task_id, schema.draw_population.c.selected)))
+        chosen = sorted(r.uscc for r in connection.execute(select(schema.draw_selection.c.uscc).where(
+            schema.draw_selection.c.task_id == drawn.task_id)))
     assert record["population_salt"] == salt and record["selected"] == chosen
     # Secrets for auditors only: not readable by others, and no temporary file left behind.
     assert oct(os.stat(record_path).st_mode & 0o777) == oct(0o600)
@@ -272,13 +273,12 @@ def test_directory_changes_after_the_freeze_do_not_change_the_verification(fresh
     built = build_draw(fresh_pg_engine)
     engine = built.engine
     assert verify_against_database(engine, built.task_id).ok
-    e, dp = schema.entities, schema.draw_population
+    e = schema.entities
     with engine.connect() as connection:
         # Not a selected one: the recomputed selection, and so the verdict, would depend on the draw's nonce.
-        member, stratum = connection.execute(select(dp.c.uscc, dp.c.stratum).where(
-            dp.c.task_id == built.task_id, dp.c.stratum != "D", dp.c.uscc.not_in(built.targeted),
-            dp.c.selected.is_(False))
-            .order_by(dp.c.uscc).limit(1)).one()
+        selected, _ = views.draw_selection(connection, built.task_id, 1)
+        member, stratum = next((u, s) for u, s in views.draw_population(connection, built.task_id, 1)
+                               if s != "D" and u not in built.targeted and u not in selected)
         current = connection.execute(select(e).where(e.c.uscc == member, e.c.valid_to.is_(None))).mappings().one()
 
     # A new version after the freeze: reclassified to D and deregistered. The current directory
@@ -300,13 +300,13 @@ def test_directory_changes_after_the_freeze_do_not_change_the_verification(fresh
     report = verify_against_database(engine, built.task_id)
     assert report.ok, str(report)
 
-    # The stored population loses a row: the stored package and the rebuilt freeze both disagree.
+    # History rewritten: the version in force at the freeze loses the entity's class. The population
+    # recomputed as of frozen_at no longer hashes to the published digest, and its strata differ.
     with engine.begin() as connection:
-        connection.execute(delete(dp).where(dp.c.task_id == built.task_id, dp.c.uscc == member))
+        connection.execute(update(e).where(e.c.uscc == member, e.c.valid_to.is_not(None)).values(risk_class="D"))
     report = verify_against_database(engine, built.task_id)
     problems = failed(report)
-    assert set(problems) == {"population_digest", "strata", "freeze rebuilt"}, str(report)
-    assert f"1 eligible then but not in the stored population: {member} ({stratum})" in problems["freeze rebuilt"]
+    assert set(problems) == {"population_digest", "strata", "freeze strata"}, str(report)
 
 
 def test_ratios_are_checked_against_the_published_plan(fresh_pg_engine):
@@ -321,8 +321,27 @@ def test_ratios_are_checked_against_the_published_plan(fresh_pg_engine):
     assert "B: record says 0.05, the plan says 0.5" in problems["plan ratios"]
 
 
-def test_a_stratum_changed_in_the_stored_population_is_found(fresh_pg_engine):
+def keep_population_as_before_0006(engine, task_id: str) -> None:
+    """The draw as one made before migration 0006 left it: its population rows stored."""
+    d, dp = schema.draws, schema.draw_population
+    with engine.begin() as connection:
+        rows = [dict(task_id=task_id, draw_seq=1, uscc=u, stratum=s)
+                for u, s in views.draw_population(connection, task_id, 1)]
+        connection.execute(insert(dp), rows)
+        connection.execute(update(d).where(d.c.task_id == task_id).values(population_stored=True))
+
+
+def test_a_draw_with_a_stored_population_verifies_from_its_rows(fresh_pg_engine, tmp_path):
+    """Draws made before migration 0006 keep their population rows: exported and verified from them."""
     built = build_draw(fresh_pg_engine)
+    keep_population_as_before_0006(built.engine, built.task_id)
+    report = verify_against_database(built.engine, built.task_id)
+    assert report.ok, str(report)
+    assert "the same USCCs and strata as the stored population" in {c.name: c.detail for c in report.checks}[
+        "freeze rebuilt"]
+    export_draw(built.engine, built.task_id, record_path=tmp_path / "r.json", population_path=tmp_path / "p.csv")
+    assert verify_from_files(tmp_path / "r.json", tmp_path / "p.csv").ok
+
     dp = schema.draw_population
     with built.engine.begin() as connection:
         uscc = connection.execute(select(dp.c.uscc).where(dp.c.task_id == built.task_id, dp.c.stratum == "B")

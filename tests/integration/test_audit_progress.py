@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-import runtime.audit_package as audit_package
-from runtime.audit_package import export_draw, verify_against_database, verify_from_files
+import read.audit_package as audit_package
+from read.audit_package import export_draw, verify_against_database, verify_from_files
 from tests.integration.test_audit_package import build_draw
 
 ENGINES = ["sqlite_engine", pytest.param("fresh_pg_engine", marks=pytest.mark.postgres)]

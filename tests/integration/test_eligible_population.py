@@ -20,10 +20,12 @@ from activities.draws import DrawActivities
 from db import schema
 from domain.messages.task import TaskStep
 from domain.workdays import SHANGHAI
-from runtime.audit_package import verify_against_database
-from runtime.examples import EXAMPLES, import_examples, shifted_plan
+from read.audit_package import verify_against_database
+from runtime.examples import EXAMPLES, shifted_plan
+from service.imports import import_examples
 from store.plans import load_plan
 from store.directory import task_line
+from store import views
 from store.draws import eligible_population
 from tests.integration.test_audit_package import ENTROPY, ENTROPY_SOURCE, run_activity
 
@@ -69,12 +71,10 @@ def test_the_freeze_stores_what_eligible_population_says_and_the_rules_say(fresh
     freeze(engine, first, draw=True)
     freeze(engine, second, draw=False)
 
-    dp, d = schema.draw_population, schema.draws
+    ds, d = schema.draw_selection, schema.draws
     with engine.connect() as connection:
-        drawn_before = {r.uscc for r in connection.execute(select(dp.c.uscc).where(dp.c.task_id == first,
-                                                                                   dp.c.selected))}
-        stored = {r.uscc: r.stratum for r in connection.execute(
-            select(dp.c.uscc, dp.c.stratum).where(dp.c.task_id == second))}
+        drawn_before = {r.uscc for r in connection.execute(select(ds.c.uscc).where(ds.c.task_id == first))}
+        stored = dict(views.draw_population(connection, second, 1))
         draw_row = connection.execute(select(d).where(d.c.task_id == second)).mappings().one()
         line, year = task_line(connection, second)
         rebuilt = connection.execute(eligible_population(connection, second, line, year, draw_row["frozen_at"])).all()

@@ -184,11 +184,11 @@ def draw(task_id, seq, state):
 
 
 DRAWS = [draw("T1", 1, "superseded"), draw("T1", 2, "drawn"), draw("T2", 1, "drawn")]
-POPULATION = [
-    ("T1", 1, 1, "A", True), ("T1", 1, 3, "B", True),  # superseded: not counted
-    ("T1", 2, 1, "A", True), ("T1", 2, 3, "B", True), ("T1", 2, 6, "C", True), ("T1", 2, 7, "U", True),
-    ("T1", 2, 8, "B", True), ("T1", 2, 9, "B", True), ("T1", 2, 10, "D", True), ("T1", 2, 2, "B", False),
-    ("T2", 1, 1, "A", True), ("T2", 1, 2, "B", True), ("T2", 1, 3, "B", True), ("T2", 1, 6, "C", True),
+SELECTION = [
+    ("T1", 1, 1, "A"), ("T1", 1, 3, "B"),  # superseded: not counted
+    ("T1", 2, 1, "A"), ("T1", 2, 3, "B"), ("T1", 2, 6, "C"), ("T1", 2, 7, "U"),
+    ("T1", 2, 8, "B"), ("T1", 2, 9, "B"), ("T1", 2, 10, "D"),
+    ("T2", 1, 1, "A"), ("T2", 1, 2, "B"), ("T2", 1, 3, "B"), ("T2", 1, 6, "C"),
 ]
 
 
@@ -217,8 +217,8 @@ def build(engine) -> None:
                    "on_time": None, **row}))
         c.execute(insert(schema.follow_ups), FOLLOW_UPS)
         c.execute(insert(schema.draws), DRAWS)
-        c.execute(insert(schema.draw_population), [
-            dict(task_id=t, draw_seq=s, uscc=E[n], stratum=st, selected=sel) for t, s, n, st, sel in POPULATION])
+        c.execute(insert(schema.draw_selection), [
+            dict(task_id=t, draw_seq=s, uscc=E[n], stratum=st) for t, s, n, st in SELECTION])
         c.execute(insert(schema.alerts), ALERTS)
 
 

@@ -35,10 +35,10 @@ def two_tasks_over_one_population(code: str) -> bytes:
 
 
 def selected(engine, task_id: str) -> dict[str, str]:
-    dp, d = schema.draw_population, schema.draws
+    ds, d = schema.draw_selection, schema.draws
     with engine.connect() as c:
-        rows = c.execute(select(dp.c.uscc, dp.c.stratum).join(d, (d.c.task_id == dp.c.task_id) & (
-            d.c.draw_seq == dp.c.draw_seq)).where(dp.c.task_id == task_id, dp.c.selected, d.c.state == "drawn")).all()
+        rows = c.execute(select(ds.c.uscc, ds.c.stratum).join(d, (d.c.task_id == ds.c.task_id) & (
+            d.c.draw_seq == ds.c.draw_seq)).where(ds.c.task_id == task_id, d.c.state == "drawn")).all()
     return dict(rows)
 
 

@@ -6,8 +6,8 @@ Revises: 0005
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_api_idempotency"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

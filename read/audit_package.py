@@ -23,21 +23,17 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, func, select
-
-from store.directory import items_of, split, task_line
-from store.draws import eligible_population
 from audit.verify import SHOWN, PackageError, VerifyReport, read_population_csv, verify_draw
-from db import schema
+from db.engine import Connection, Engine
+from store import views
+from store.directory import items_of, split, task_line
 
 DISPATCH_PROTOCOL = "sc-dispatch-v1"
 POPULATION_HEADER = "uscc,stratum\n"
 EXPORTABLE = ("drawn", "superseded")  # a superseded draw stays on record and can be audited
-_FETCH = 20_000
+_FETCH = 20_000  # rows between two progress reports
 # progress(rows so far, rows in all or None): told every _FETCH rows and at the end (runtime/progress.py)
 Progress = Callable[[int, int | None], None]
-
-d, dp, e = schema.draws, schema.draw_population, schema.entities
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -84,16 +80,12 @@ def _json_bytes(value: dict) -> bytes:
 # --- the stored draw --------------------------------------------------------------------------
 def _draw_row(connection: Connection, task_id: str, draw_seq: int | None):
     """The draw to audit: `draw_seq`, or the latest one in state drawn."""
-    query = select(d).where(d.c.task_id == task_id)
+    row = views.draw_row(connection, task_id, draw_seq)
     if draw_seq is None:
-        row = connection.execute(query.where(d.c.state == "drawn").order_by(d.c.draw_seq.desc()).limit(1)).mappings().first()
         if row is None:
-            states = connection.execute(select(d.c.draw_seq, d.c.state).where(d.c.task_id == task_id)
-                                        .order_by(d.c.draw_seq)).all()
-            found = ", ".join(f"#{r.draw_seq} {r.state}" for r in states) or "no draw at all"
-            raise LookupError(f"task {task_id}: no drawn draw to audit ({found})")
+            found = ", ".join(f"#{r.draw_seq} {r.state}" for r in views.draw_states(connection, task_id))
+            raise LookupError(f"task {task_id}: no drawn draw to audit ({found or 'no draw at all'})")
         return row
-    row = connection.execute(query.where(d.c.draw_seq == draw_seq)).mappings().first()
     if row is None:
         raise LookupError(f"task {task_id}: no draw #{draw_seq}")
     if row["state"] not in EXPORTABLE:
@@ -101,61 +93,26 @@ def _draw_row(connection: Connection, task_id: str, draw_seq: int | None):
     return row
 
 
-def _byte_order(connection: Connection, column):
-    # PostgreSQL's default collation is not byte order (draw-protocol.md); SQLite's BINARY is.
-    return column.collate("C") if connection.dialect.name == "postgresql" else column
+def audit_record(connection: Connection, row) -> dict:
+    """The audit package's record of a draw: its public record plus the salt, the selection, the targeted.
 
-
-def _package(connection: Connection, row) -> dict:
-    """The audit package's record: the public record plus the salt, the selection, the targeted."""
+    The report's verification reads the same record (read/report.py).
+    """
     stored = json.loads(row["record"] or "{}")
     if "public" not in stored:
         raise LookupError(f"task {row['task_id']} draw #{row['draw_seq']}: the stored record has no public record")
-    selected = sorted(r.uscc for r in connection.execute(
-        select(dp.c.uscc).where(dp.c.task_id == row["task_id"], dp.c.draw_seq == row["draw_seq"], dp.c.selected)))
-    targeted = [{"uscc": r.uscc, "reason": r.reason} for r in connection.execute(
-        select(schema.targeted.c.uscc, schema.targeted.c.reason).where(schema.targeted.c.task_id == row["task_id"]))]
-    targeted.sort(key=lambda t: t["uscc"])
+    selected, targeted = views.draw_selection(connection, row["task_id"], row["draw_seq"])
     return {**stored["public"], "population_salt": row["population_salt"], "selected": selected, "targeted": targeted}
-
-
-def _stored_population(connection: Connection, task_id: str, draw_seq: int):
-    """(uscc, stratum) rows of the stored population, in byte order, streamed."""
-    return connection.execute(
-        select(dp.c.uscc, dp.c.stratum).where(dp.c.task_id == task_id, dp.c.draw_seq == draw_seq)
-        .order_by(_byte_order(connection, dp.c.uscc)).execution_options(yield_per=_FETCH))
 
 
 def _write_population(connection: Connection, task_id: str, draw_seq: int, handle,
                       progress: Progress | None = None, total: int | None = None) -> int:
     handle.write(POPULATION_HEADER.encode("ascii"))
+    counting = _CountingWriter(handle, progress, total) if progress is not None else handle
+    rows = views.copy_population(connection, task_id, draw_seq, counting)
     if progress is not None:
-        handle = _CountingWriter(handle, progress, total)
-    if connection.dialect.name == "postgresql":
-        # COPY streams the rows into the file as the server sends them: no Python object per row.
-        cursor = connection.connection.dbapi_connection.cursor()
-        try:
-            statement = cursor.mogrify(
-                f"COPY (SELECT uscc || ',' || stratum FROM {dp.name} WHERE task_id = %s AND draw_seq = %s "
-                'ORDER BY uscc COLLATE "C") TO STDOUT', (task_id, draw_seq)).decode("utf-8")
-            cursor.copy_expert(statement, handle, size=1 << 20)
-            if progress is not None:
-                progress(cursor.rowcount, total)
-            return cursor.rowcount
-        finally:
-            cursor.close()
-    rows = 0
-    batch: list[str] = []
-    for uscc, stratum in _stored_population(connection, task_id, draw_seq):
-        batch.append(f"{uscc},{stratum}\n")
-        if len(batch) >= _FETCH:
-            handle.write("".join(batch).encode("utf-8"))
-            rows += len(batch)
-            batch = []
-    handle.write("".join(batch).encode("utf-8"))
-    if progress is not None:
-        progress(rows + len(batch), total)
-    return rows + len(batch)
+        progress(rows, total)
+    return rows
 
 
 class _CountingWriter:
@@ -168,9 +125,9 @@ class _CountingWriter:
     def write(self, data) -> int:
         written = self._handle.write(data)
         self._lines += (data if isinstance(data, (bytes, bytearray)) else bytes(data)).count(b"\n")
-        if self._lines - self._told >= _FETCH:
-            self._told = self._lines
-            self._progress(self._lines, self._total)
+        while self._lines - self._told >= _FETCH:  # a write can hold many rows (SQLite's batches)
+            self._told += _FETCH
+            self._progress(self._told, self._total)
         return written
 
 
@@ -200,16 +157,6 @@ def _population_size(record: dict) -> int | None:
     return sum(counts)
 
 
-@contextmanager
-def _snapshot(engine: Engine) -> Iterator[Connection]:
-    """One consistent view for the record and the population read together."""
-    with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            connection = connection.execution_options(isolation_level="REPEATABLE READ")
-        with connection.begin():
-            yield connection
-
-
 # --- export -----------------------------------------------------------------------------------
 def export_draw(engine: Engine, task_id: str, draw_seq: int | None = None, *,
                 record_path: str | os.PathLike, population_path: str | os.PathLike,
@@ -218,9 +165,9 @@ def export_draw(engine: Engine, task_id: str, draw_seq: int | None = None, *,
     if Path(record_path).resolve() == Path(population_path).resolve():
         raise ValueError(f"--record and --population name the same file {record_path}")
     # The population is renamed first: a record never names a population that is not there yet.
-    with _snapshot(engine) as connection, _staged(population_path, record_path) as (population, record):
+    with views.snapshot(engine) as connection, _staged(population_path, record_path) as (population, record):
         row = _draw_row(connection, task_id, draw_seq)
-        package = _package(connection, row)
+        package = audit_record(connection, row)
         rows = _write_population(connection, task_id, row["draw_seq"], population.file, progress,
                                  _population_size(package))
         record.file.write(_json_bytes(package))
@@ -232,26 +179,22 @@ def export_draw(engine: Engine, task_id: str, draw_seq: int | None = None, *,
 
 def export_dispatch(engine: Engine, task_id: str, record_path: str | os.PathLike) -> dict:
     """Write the dispatch record of the task's dispatched draw; the record itself is returned."""
-    t, pools = schema.teams, schema.dispatch_pools
-    with _snapshot(engine) as connection:
+    with views.snapshot(engine) as connection:
         row = _draw_row(connection, task_id, None)
         stored = json.loads(row["record"])
         as_of = stored.get("dispatch_as_of")
         if as_of is None:
             raise LookupError(f"task {task_id} draw #{row['draw_seq']} is not dispatched yet")
+        pools, dispatched_at, rows = views.dispatch_rows(connection, task_id)
         units = {p.unit_code: {"pool_digest": p.pool_digest, "team_size": p.team_size, "load_cap": p.load_cap}
-                 for p in connection.execute(select(pools).where(pools.c.task_id == task_id)
-                                             .order_by(pools.c.unit_code))}
+                 for p in pools}
         line, _ = task_line(connection, task_id)
-        dispatched_at = connection.execute(select(func.min(t.c.at)).where(t.c.task_id == task_id,
-                                                                          t.c.source.in_(("draw", "unstaffed")))).scalar()
         required = sorted({item["qualification"] for item in items_of(connection, line["items"], dispatched_at)}) \
             if dispatched_at is not None else []
         teams: dict[str, list] = {}
         unstaffed: dict[str, list] = {}
         manual: dict[str, list] = {}
-        for r in connection.execute(select(t).where(t.c.task_id == task_id)
-                                    .order_by(t.c.uscc, t.c.unit_code, t.c.at, t.c.team_id)):
+        for r in rows:
             if r.source == "draw":
                 teams.setdefault(r.uscc, []).append({"unit": r.unit_code, "inspectors": split(r.inspectors)})
             elif r.source == "unstaffed":
@@ -310,22 +253,26 @@ def verify_against_database(engine: Engine, task_id: str, draw_seq: int | None =
                             progress: Progress | None = None) -> VerifyReport:
     """The stored package verified, then checked against the directory's history and the published plan.
 
-    One pass over the stored population feeds the independent verifier and, merged with the freeze
-    rebuilt from the directory as of `frozen_at` (both in USCC byte order), the comparison of the two:
-    no join for the planner to get wrong on tables it has no statistics for yet, constant memory.
+    The freeze is rebuilt from the directory as of `frozen_at`, in USCC byte order. A population
+    recomputed so (every draw since migration 0006) feeds the independent verifier straight from
+    that one stream, which also counts strata and exclusions. A stored one (older draws) is merged
+    with it in one pass, and the two are compared: no join for the planner to get wrong on tables
+    it has no statistics for yet, constant memory either way.
     """
-    with _snapshot(engine) as connection:
+    with views.snapshot(engine) as connection:
         row = _draw_row(connection, task_id, draw_seq)
-        record = _package(connection, row)
+        record = audit_record(connection, row)
         line, year = task_line(connection, task_id)
         frozen_at, problem = _frozen_at(record)
-        rows = _stored_population(connection, task_id, row["draw_seq"])
         comparison = None
-        if frozen_at is not None:
-            rebuilt = eligible_population(connection, row["task_id"], line, year, frozen_at)
-            comparison = _FreezeComparison(connection.execute(
-                rebuilt.order_by(_byte_order(connection, e.c.uscc)).execution_options(yield_per=_FETCH)))
-            rows = comparison.merge(rows)
+        if frozen_at is None:
+            rows = views.draw_population(connection, task_id, row["draw_seq"])
+        else:
+            comparison = _FreezeComparison(views.rebuilt_freeze(connection, row["task_id"], line, year, frozen_at))
+            if views.population_stored(connection, task_id, row["draw_seq"]):
+                rows = comparison.merge(views.draw_population(connection, task_id, row["draw_seq"]))
+            else:  # the population is the freeze rebuilt: one stream feeds both
+                rows = comparison.eligible()
         report = verify_draw(record, _counted(rows, progress, _population_size(record)))
         if comparison is None:
             report.add("freeze rebuilt", False, problem)
@@ -352,7 +299,7 @@ def _frozen_at(record: dict) -> tuple[datetime | None, str]:
     return frozen_at, ""
 
 
-# --- the freeze, rebuilt from the directory's history (store.draws.eligible_population) --------------
+# --- the freeze, rebuilt from the directory's history (store.views.rebuilt_freeze) --------------
 class _Differences:
     """How many rows differ one way, and the first few."""
 
@@ -384,6 +331,7 @@ class _FreezeComparison:
         self.missing = _Differences("eligible then but not in the stored population")
         self.extra = _Differences("in the stored population but not eligible then")
         self.moved = _Differences("in another stratum then")
+        self.recomputed = False
         self._merged = None
 
     def _next(self):
@@ -394,6 +342,17 @@ class _FreezeComparison:
                 self.exclusions[reason] = self.exclusions.get(reason, 0) + 1
             return uscc, stratum, reason
         return None
+
+    def eligible(self) -> Iterator[tuple[str, str]]:
+        """The rebuilt freeze's eligible rows: the population itself, when it is recomputed rather than stored."""
+        self.recomputed = True
+        self._merged = self._eligible()
+        return self._merged
+
+    def _eligible(self) -> Iterator[tuple[str, str]]:
+        while (rebuilt := self._next()) is not None:
+            if rebuilt[2] is None:
+                yield rebuilt[0], rebuilt[1]
 
     def merge(self, stored) -> Iterator[tuple[str, str]]:
         """The stored rows, passed on unchanged, compared with the rebuilt ones on the way."""
@@ -430,6 +389,9 @@ class _FreezeComparison:
         differences = [str(d) for d in (self.missing, self.extra, self.moved) if d.count]
         if differences:
             report.add("freeze rebuilt", False, f"the directory as of {when} differs: " + "; ".join(differences))
+        elif self.recomputed:
+            report.add("freeze rebuilt", True, f"{sum(self.strata.values())} eligible entities in the directory as of "
+                                               f"{when}: the population, recomputed (population_digest checks it)")
         else:
             report.add("freeze rebuilt", True, f"{sum(self.strata.values())} eligible entities in the directory as of "
                                                f"{when}: the same USCCs and strata as the stored population")
@@ -473,16 +435,10 @@ def _instant(text: object) -> datetime | None:
         return None
 
 
-def _published(connection: Connection, task_id: str, step: str):
-    p = schema.publications
-    return connection.execute(select(p.c.published_at, p.c.payload).where(
-        p.c.task_id == task_id, p.c.step == step).order_by(p.c.publication_id).limit(1)).first()
-
-
 def _check_published(report, connection, row, record, frozen_at) -> None:
     """The commitment was announced, and the digest published, before the reveal: what stops steering."""
     task_id, seq = row["task_id"], row["draw_seq"]
-    announced = _published(connection, task_id, f"announce-{seq}")
+    announced = views.first_publication(connection, task_id, f"announce-{seq}")
     if announced is None:
         report.add("announced", False, f"no announcement of draw #{seq} in the register")
     else:
@@ -493,7 +449,7 @@ def _check_published(report, connection, row, record, frozen_at) -> None:
             differences.append(f"announced at {announced.published_at.isoformat()}, after the freeze")
         report.add("announced", not differences, "; ".join(differences) or
                    f"commitment and entropy source published at {announced.published_at.isoformat()}, before the freeze")
-    frozen = _published(connection, task_id, f"freeze-{seq}")
+    frozen = views.first_publication(connection, task_id, f"freeze-{seq}")
     if frozen is None:
         report.add("freeze published", False, f"no freeze of draw #{seq} in the register")
         return

@@ -1,0 +1,183 @@
+"""Province scale (issue 14): N entities (default 4,000,000), one task over all of them, freeze and draw.
+
+    .venv/bin/python bench/province.py [--entities N] [--admin-url URL] [--keep]
+
+In a fresh PostgreSQL database of its own: the example directories, then N synthetic entities
+(valid USCCs, the demo's class mix) imported through the CLI's import path
+(service.imports.import_directory, as `spotcheck import entities` runs it); one task over all of
+them, ratios A 3% B 5% C 10% D 20% U 5%. Then, in this process, the heavy activities as the
+heavy worker runs them (announce, freeze, draw: activities/draws.py), timed, with their heartbeats
+counted, and `draw verify` (read.audit_package.verify_against_database) and `draw export`.
+Beside them, in the same run: the byte-ordered stream floor (COPY of uscc, stratum in byte order
+to /dev/null) and a naive, unverifiable SQL draw (row_number() OVER (PARTITION BY class ORDER BY
+random())). Reported: each time, the ratio of freeze + draw to the naive draw, peak RSS of this
+process (the activities' worker), the bytes a draw stores (its draw_selection rows and indexes)
+beside the entities table's size. Last line key=value.
+
+Not measured here: the task workflow on a server (its working-day windows), the dispatch of the
+selected targets and their workflows' start (issue 14's second half).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import random
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+from temporalio.testing import ActivityEnvironment  # noqa: E402
+
+from activities.draws import DrawActivities  # noqa: E402
+from bench.harness import DEFAULT_ADMIN_URL, create_database, drop_database  # noqa: E402
+from db.engine import make_engine, migrate  # noqa: E402
+from domain.messages.task import TaskStep  # noqa: E402
+from domain.uscc import ALPHABET, make_uscc  # noqa: E402
+from domain.workdays import SHANGHAI  # noqa: E402
+from read.audit_package import export_draw, verify_against_database  # noqa: E402
+from runtime.examples import shifted_plan  # noqa: E402
+from service.imports import import_directory, import_examples  # noqa: E402
+from store.plans import load_plan  # noqa: E402
+
+RATIOS = {"A": "0.03", "B": "0.05", "C": "0.1", "D": "0.2", "U": "0.05"}
+CLASSES = [("A", 0.25), ("B", 0.40), ("C", 0.20), ("D", 0.12), ("U", 0.03)]
+ENTROPY = "3D-2025091 538"
+
+
+def write_entities(path: Path, n: int, seed: int = 14) -> None:
+    """N active entities with valid, distinct USCCs, in the entities.csv format (examples/)."""
+    rng = random.Random(seed)
+    classes, weights = zip(*CLASSES)
+    seen: set[str] = set()
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle, lineterminator="\n")
+        out.writerow(["uscc", "name", "subject_type", "region", "industry", "risk_class", "status", "address",
+                      "labels"])
+        while len(seen) < n:
+            uscc = make_uscc("91" + "360202" + "".join(rng.choices(ALPHABET, k=9)))
+            if uscc in seen:
+                continue
+            seen.add(uscc)
+            risk = rng.choices(classes, weights)[0]
+            out.writerow([uscc, f"景德镇市合成企业{len(seen)}有限公司", "enterprise", "360202", "F5211",
+                          "" if risk == "U" else risk, "active", f"江西省景德镇市珠山区合成路{len(seen)}号", ""])
+
+
+def plan_over_everything(code: str) -> bytes:
+    plan = json.loads(shifted_plan(datetime.now(SHANGHAI).date(), window_days=60))
+    task = plan["tasks"][0]
+    task.update(task_id=f"{code}-T1", filter={}, ratios=RATIOS, entropy_source="福彩3D开奖号码", frequency_cap=1)
+    plan.update(plan_code=code, tasks=[task])
+    return json.dumps(plan, ensure_ascii=False).encode()
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def stream_floor(engine) -> float:
+    """COPY of (uscc, stratum) of the current directory in byte order: what any byte-ordered draw must read."""
+    with engine.connect() as connection:
+        cursor = connection.connection.dbapi_connection.cursor()
+        with open("/dev/null", "wb") as sink:
+            start = time.perf_counter()
+            cursor.copy_expert("COPY (SELECT uscc, CASE WHEN risk_class = '' THEN 'U' ELSE risk_class END "
+                               "FROM entities WHERE valid_to IS NULL AND status = 'active' "
+                               'ORDER BY uscc COLLATE "C") TO STDOUT', sink)
+            return time.perf_counter() - start
+
+
+def naive_draw(engine) -> float:
+    """The unverifiable draw: random() per row, a window per class; the selection counted, not kept."""
+    quotas = " ".join(f"WHEN '{s}' THEN {r}" for s, r in RATIOS.items())
+    with engine.connect() as connection:
+        start = time.perf_counter()
+        connection.execute(text(
+            "SELECT count(*) FROM (SELECT uscc, stratum, row_number() OVER (PARTITION BY stratum ORDER BY random()) AS n,"
+            " count(*) OVER (PARTITION BY stratum) AS size FROM (SELECT uscc, CASE WHEN risk_class = '' THEN 'U' "
+            "ELSE risk_class END AS stratum FROM entities WHERE valid_to IS NULL AND status = 'active') p) r "
+            f"WHERE n <= ceil(size * (CASE stratum {quotas} END)::numeric)")).scalar()
+        return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entities", type=int, default=4_000_000)
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
+    parser.add_argument("--keep", action="store_true", help="keep the database (default: dropped at the end)")
+    args = parser.parse_args(argv)
+    url, name = create_database(args.admin_url)
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "entities.csv"
+            _, generated = timed(write_entities, path, args.entities)
+            yesterday = datetime.now(timezone.utc) - timedelta(days=1)
+            import_examples(engine, now=yesterday - timedelta(hours=1))
+            summary, imported = timed(import_directory, engine, "entities", path, now=yesterday)
+            print(f"generated {args.entities} entities in {generated:.1f} s, imported in {imported:.1f} s "
+                  f"({summary.added} added)", flush=True)
+            code = f"PROV-{uuid.uuid4().hex[:6].upper()}"
+            plan, _ = load_plan(engine, plan_over_everything(code), "plan.json")
+            task_id = plan.tasks[0].task_id
+            with engine.begin() as connection:
+                connection.execute(text("ANALYZE"))
+
+            beats: list = []
+            env = ActivityEnvironment()
+            env.info = dataclasses.replace(ActivityEnvironment.default_info(), workflow_id=f"task/{task_id}")
+            env.on_heartbeat = lambda *details: beats.append(details)
+            activities = DrawActivities(engine)
+            step = TaskStep(task_id=task_id, draw_seq=1, entropy=ENTROPY)
+            env.run(activities.announce, step)
+            freeze, freeze_s = timed(env.run, activities.freeze, step)
+            freeze_beats, beats[:] = len(beats), []
+            drawn, draw_s = timed(env.run, activities.draw, step)
+            draw_beats = len(beats)
+            print(f"freeze {freeze_s:.2f} s ({freeze.population} entities, {freeze_beats} heartbeats), "
+                  f"draw {draw_s:.2f} s ({drawn.selected} selected, {draw_beats} heartbeats)", flush=True)
+
+            report, verify_s = timed(verify_against_database, engine, task_id)
+            assert report.ok, str(report)
+            _, export_s = timed(export_draw, engine, task_id, record_path=Path(folder) / "r.json",
+                                population_path=Path(folder) / "p.csv")
+            floor_s = stream_floor(engine)
+            naive_s = naive_draw(engine)
+            with engine.connect() as connection:
+                stored = connection.execute(text("SELECT pg_total_relation_size('draw_selection')")).scalar()
+                directory = connection.execute(text("SELECT pg_total_relation_size('entities')")).scalar()
+                population_rows = connection.execute(text("SELECT pg_total_relation_size('draw_population')")).scalar()
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        figures = dict(
+            entities=args.entities, population=freeze.population, selected=drawn.selected,
+            import_s=round(imported, 2), freeze_s=round(freeze_s, 2), draw_s=round(draw_s, 2),
+            verify_s=round(verify_s, 2), export_s=round(export_s, 2), floor_s=round(floor_s, 2),
+            naive_s=round(naive_s, 2), freeze_draw_vs_naive=round((freeze_s + draw_s) / naive_s, 2),
+            verify_vs_naive=round(verify_s / naive_s, 2), heartbeats=freeze_beats + draw_beats,
+            peak_rss_mb=round(peak_mb), draw_bytes=stored, directory_bytes=directory,
+            draw_share=round(stored / directory, 4), population_table_bytes=population_rows,
+        )
+        print(" ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
+    finally:
+        engine.dispose()
+        if not args.keep:
+            drop_database(args.admin_url, name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
