@@ -1,6 +1,6 @@
 """the HTTP API's idempotency keys (store/idempotency.py)
 
-Revision ID: 0007_api_idempotency
+Revision ID: 0007
 Revises: 0005
 """
 import sqlalchemy as sa
