@@ -16,6 +16,11 @@ RUN groupadd --system --gid 10001 spotcheck \
  && useradd --system --uid 10001 --gid spotcheck --create-home --home-dir /home/spotcheck \
       --shell /usr/sbin/nologin spotcheck
 
+# The notices (PDF) need pango and a CJK font; WeasyPrint loads pango when a notice is made.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/spotcheck
 COPY . .
 RUN pip install . \
