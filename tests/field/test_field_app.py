@@ -5,6 +5,8 @@ Screenshots of each page go to test-artifacts/screenshots/field/."""
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 
 import httpx
 import pytest
@@ -15,7 +17,18 @@ from tests.workflows.support import wait_for
 from workflows.common import target_workflow_id
 
 pytestmark = pytest.mark.postgres
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+def _png(width: int = 48, height: int = 48, rgb: bytes = b"\x1d\x4f\x91") -> bytes:
+    """A real one-colour PNG: a photo the browser can show as a thumbnail."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\0" + rgb * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+PNG = _png()
 SENT = 60_000  # ms: a step reaches the workflow, a page shows it
 
 

@@ -1,7 +1,7 @@
 // The shell: who is signed in, the pages by role, the outbox panel, the network mark, and when to send.
 import { Offline, Problem, token } from "./api.js";
 import * as outbox from "./outbox.js";
-import { KINDS, h, notice, problemBox, when } from "./ui.js";
+import { KINDS, fill, h, notice, problemBox, when } from "./ui.js";
 import * as views from "./views.js";
 
 const view = document.getElementById("view");
@@ -22,9 +22,9 @@ function navFor(who, route) {
   const nav = document.getElementById("nav");
   const links = PAGES.filter(([, , roles]) => roles.some((r) => who.roles.includes(r)))
     .map(([name, label]) => h("a", { href: `#/${name}`, "aria-current": name === route ? "page" : false }, label));
-  nav.replaceChildren(...links);
+  fill(nav, ...links);
   nav.hidden = false;
-  document.getElementById("who").replaceChildren(who.id, " ",
+  fill(document.getElementById("who"), who.id, " ",
     h("a", { href: "#/logout", id: "logout" }, "退出"));
 }
 
@@ -33,7 +33,7 @@ async function route() {
   if (name === "logout") return views.signOut();
   if (!token.get() || name === "login") {
     document.getElementById("nav").hidden = true;
-    document.getElementById("who").replaceChildren();
+    fill(document.getElementById("who"));
     return views.loginPage(view, async () => {
       const who = await views.me();
       location.hash = `#/${home(who.roles)}`;
@@ -59,7 +59,7 @@ async function route() {
       return;
     }
     const said = error instanceof Offline ? "网络不可用，且本机没有这一页的数据" : error.message;
-    view.replaceChildren(h("h1", {}, "无法显示"), problemBox({ message: said }));
+    fill(view, h("h1", {}, "无法显示"), problemBox({ message: said }));
   }
 }
 
@@ -70,7 +70,7 @@ async function showOutbox() {
   panel.dataset.pending = entries.length - refused.length;
   panel.dataset.refused = refused.length;
   panel.hidden = entries.length === 0;
-  document.getElementById("outbox-list").replaceChildren(...entries.map((e) => h("li",
+  fill(document.getElementById("outbox-list"), ...entries.map((e) => h("li",
     { class: `entry ${e.state}`, "data-kind": e.kind, "data-state": e.state, "data-key": e.key },
     h("span", { class: `tag ${e.state}` }, e.state === "refused" ? "被拒绝" : "待发送"),
     h("strong", {}, KINDS[e.kind] || e.kind), " ", e.uscc,

@@ -1,4 +1,12 @@
 // Small DOM helpers and the interface's words.
+const present = (children) => children.flat().filter((c) => c !== null && c !== undefined && c !== false);
+
+// Replace a node's children; a `cond && node` that is false leaves nothing behind.
+export function fill(node, ...children) {
+  node.replaceChildren(...present(children));
+  return node;
+}
+
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs || {})) {
@@ -7,7 +15,7 @@ export function h(tag, attrs = {}, ...children) {
     else if (name in node && typeof value !== "string") node[name] = value;
     else node.setAttribute(name, value === true ? "" : value);
   }
-  node.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  node.append(...present(children));
   return node;
 }
 

@@ -2,7 +2,7 @@
 // takes goes to the outbox, never straight to the network.
 import { Problem, login, read, targetPath, token } from "./api.js";
 import * as outbox from "./outbox.js";
-import { ALERTS, KINDS, drafted, forget, h, method, notice, problemBox, sha256, stage, when } from "./ui.js";
+import { ALERTS, KINDS, drafted, fill, forget, h, method, notice, problemBox, sha256, stage, when } from "./ui.js";
 
 export async function me() {
   return (await read("/me")).data;
@@ -34,31 +34,31 @@ export function loginPage(view, done) {
     h("div", { class: "actions" }, h("button", { type: "submit" }, "登录")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    error.replaceChildren();
+    fill(error);
     try {
       await login(user.value.trim(), password.value);
       done();
     } catch (problem) {
-      error.replaceChildren(problemBox(problem));
+      fill(error, problemBox(problem));
     }
   });
-  view.replaceChildren(h("h1", {}, "登录"), form);
+  fill(view, h("h1", {}, "登录"), form);
 }
 
 export async function targetsPage(view) {
   const { data, stale } = await read("/me/targets");
-  view.replaceChildren(h("h1", {}, "我的检查任务"), staleNote(stale), ...list(data, "暂无任务"));
+  fill(view, h("h1", {}, "我的检查任务"), staleNote(stale), ...list(data, "暂无任务"));
 }
 
 export async function reviewPage(view) {
   const { data, stale } = await read("/me/targets?stage=entered");
-  view.replaceChildren(h("h1", {}, "待审核的检查结果"), staleNote(stale), ...list(data, "暂无待审核结果"));
+  fill(view, h("h1", {}, "待审核的检查结果"), staleNote(stale), ...list(data, "暂无待审核结果"));
 }
 
 export async function supervisePage(view) {
   const [unstaffed, all] = await Promise.all([read("/me/targets?stage=unstaffed"), read("/me/targets")]);
   const overdue = all.data.filter((row) => row.overdue);
-  view.replaceChildren(h("h1", {}, "调度"), staleNote(unstaffed.stale || all.stale),
+  fill(view, h("h1", {}, "调度"), staleNote(unstaffed.stale || all.stale),
     h("h2", {}, `待配检查人员（${unstaffed.data.length}）`),
     h("div", { id: "unstaffed" }, ...list(unstaffed.data, "没有待配人员的对象")),
     h("h2", {}, `已逾期（${overdue.length}）`),
@@ -70,7 +70,7 @@ export async function alertsPage(view) {
   const alerts = data.alerts.map((a) => h("div", { class: "card alert", "data-kind": a.kind },
     h("span", { class: `tag ${a.kind === "escalation" ? "overdue" : ""}` }, ALERTS[a.kind] || a.kind),
     h("strong", {}, a.uscc || a.task_id), h("div", {}, a.details), h("div", { class: "muted" }, when(a.at))));
-  view.replaceChildren(h("h1", {}, "我的预警"), staleNote(stale),
+  fill(view, h("h1", {}, "我的预警"), staleNote(stale),
     h("h2", {}, "提醒与督办"), ...(alerts.length ? alerts : [h("p", { class: "muted" }, "暂无提醒")]),
     h("h2", {}, "逾期对象"), ...list(data.overdue, "没有逾期的对象"));
 }
@@ -84,7 +84,7 @@ export async function targetPage(view, taskId, uscc) {
   const onTeam = s.teams.some((team) => team.inspectors.includes(who.id));
   const roles = new Set(who.roles);
   const done = ["approved", "follow_up", "closed", "cancelled"].includes(s.stage);
-  view.replaceChildren(
+  fill(view,
     h("h1", {}, row.entity_name || uscc), staleNote(status.stale),
     h("div", { class: "card", id: "facts" }, h("dl", {},
       h("dt", {}, "信用代码"), h("dd", {}, uscc),
@@ -142,7 +142,7 @@ function checkForm(taskId, uscc, s, draft) {
   const thumbs = h("div", { class: "thumbs", id: "photos" });
   const showPhotos = async () => {
     const photos = await outbox.draftPhotos(draft);
-    thumbs.replaceChildren(...photos.map((p) => h("figure", { "data-sha256": p.sha256 },
+    fill(thumbs, ...photos.map((p) => h("figure", { "data-sha256": p.sha256 },
       h("img", { src: URL.createObjectURL(p.blob), alt: p.name }),
       h("figcaption", {}, p.name),
       h("button", { type: "button", class: "secondary", onclick: async () => { await outbox.dropPhoto(p.id); showPhotos(); } },
@@ -179,6 +179,7 @@ function checkForm(taskId, uscc, s, draft) {
                    evidence: photos.map((p) => ({ sha256: p.sha256, name: p.name })) };
     await outbox.add("check", taskId, uscc, body, photos);
     await outbox.clearPhotos(draft);
+    showPhotos();
     forget(draft);
     notice("检查记录已保存，等待发送");
   });
@@ -233,7 +234,7 @@ function reviewForm(taskId, uscc) {
     h("div", { class: "actions" },
       h("button", { id: "approve", onclick: send({ approve: true }, "审核通过，等待发送") }, "通过"),
       h("button", { class: "danger", id: "return", onclick: () => {
-        if (!note.value.trim()) return error.replaceChildren(problemBox(new Problem(422, { detail: "退回需填写说明" })));
+        if (!note.value.trim()) return fill(error, problemBox(new Problem(422, { detail: "退回需填写说明" })));
         return send({ return: note.value }, "已退回，等待发送")();
       } }, "退回")));
 }
