@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import auth, observe, people, problems, public, targets
+from api import auth, field, observe, people, problems, public, targets
 from api.auth import Auth
 from runtime.context import Context
 
@@ -41,5 +41,7 @@ def create_app(ctx_factory: Callable[[], Context], *, auth_settings: Auth, evide
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics() -> Response:
         return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    field.mount(app)  # the field app at /app
 
     return app
