@@ -306,7 +306,10 @@ def test_directory_changes_after_the_freeze_do_not_change_the_verification(fresh
         connection.execute(update(e).where(e.c.uscc == member, e.c.valid_to.is_not(None)).values(risk_class="D"))
     report = verify_against_database(engine, built.task_id)
     problems = failed(report)
-    assert set(problems) == {"population_digest", "strata", "freeze strata"}, str(report)
+    # The selection is recomputed from that population too: when the moved entity changes a stratum's
+    # quota (ceil(N × r) crosses a whole number) or its hash ranks, the selection checks fail as well.
+    must = {"population_digest", "strata", "freeze strata"}
+    assert must <= set(problems) <= must | {"selection", "selection_digest"}, str(report)
 
 
 def test_ratios_are_checked_against_the_published_plan(fresh_pg_engine):
