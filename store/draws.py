@@ -313,5 +313,4 @@ def save_dispatch(connection: Connection, task_id: str, teams: Iterable[tuple[st
                  source="draw" if team else "unstaffed", reason=reason, at=at, workflow_id=workflow_id,
                  step="dispatch")
             for uscc, unit, team, reason in teams]
-    if rows:
-        connection.execute(insert(schema.teams), rows)
+    insert_rows(connection, schema.teams, rows)
