@@ -1,6 +1,6 @@
 """Province scale (issue 14): N entities (default 4,000,000), one task over all of them, freeze and draw.
 
-    .venv/bin/python bench/province.py [--entities N] [--admin-url URL] [--keep]
+    .venv/bin/python bench/province.py [--entities N] [--admin-url URL] [--keep] [--dispatch [--max-cached M]]
 
 In a fresh PostgreSQL database of its own: the example directories, then N synthetic entities
 (valid USCCs, the demo's class mix) imported through the CLI's import path
@@ -14,12 +14,20 @@ random())). Reported: each time, the ratio of freeze + draw to the naive draw, p
 process (the activities' worker), the bytes a draw stores (its draw_selection rows and indexes)
 beside the entities table's size. Last line key=value.
 
-Not measured here: the task workflow on a server (its working-day windows), the dispatch of the
-selected targets and their workflows' start (issue 14's second half).
+--dispatch adds the dispatch of the drawn targets (the dispatch activity, timed in this process) and
+their workflows' start on a dev server (WorkflowEnvironment.start_local) through one real worker
+process (bench/harness.py: runtime.client.build_worker, max_cached_workflows=--max-cached, default
+10,000, fewer than the targets): the task workflow started where dispatch leaves it pages its
+targets from the database and starts them, continuing as new every 500 starts. Reported: targets
+started per second (the task's start to its `started` count reaching the total, by its status
+query), the runs of the task's chain and the longest in events, the worker's peak RSS.
+
+Not measured here: the task's own announce-to-dispatch path on a server (its working-day windows).
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import dataclasses
 import json
@@ -40,9 +48,11 @@ from sqlalchemy import text  # noqa: E402
 from temporalio.testing import ActivityEnvironment  # noqa: E402
 
 from activities.draws import DrawActivities  # noqa: E402
+from bench import harness  # noqa: E402
 from bench.harness import DEFAULT_ADMIN_URL, create_database, drop_database  # noqa: E402
 from db.engine import make_engine, migrate  # noqa: E402
-from domain.messages.task import TaskStep  # noqa: E402
+from domain.messages.task import TaskProgress, TaskRun, TaskStep  # noqa: E402
+from domain.stages import Stage  # noqa: E402
 from domain.uscc import ALPHABET, make_uscc  # noqa: E402
 from domain.workdays import SHANGHAI  # noqa: E402
 from read.audit_package import export_draw, verify_against_database  # noqa: E402
@@ -113,11 +123,51 @@ def naive_draw(engine) -> float:
         return time.perf_counter() - start
 
 
+async def start_targets(url: str, run: TaskRun, max_cached: int, folder: Path) -> dict:
+    """The task workflow, from where dispatch leaves it, on a dev server through one real worker process."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from workflows.common import SEARCH_ATTRIBUTES, task_workflow_id
+    from workflows.task import InspectionTaskWorkflow
+
+    total = run.progress.targets_total
+    async with await WorkflowEnvironment.start_local(
+            data_converter=pydantic_data_converter, search_attributes=list(SEARCH_ATTRIBUTES),
+            dev_server_existing_path=str(Path(sys.executable).parent / "temporal")) as env:
+        queue = f"province-{uuid.uuid4().hex[:6]}"
+        worker = harness.start_worker("real", env.client.service_client.config.target_host, queue,
+                                      folder / "worker.log", database_url=url, outbox=folder / "outbox.jsonl",
+                                      max_cached=max_cached)
+        try:
+            rss_before, _ = harness.rss_kb(worker.worker_pid)
+            start = time.perf_counter()
+            handle = await env.client.start_workflow(InspectionTaskWorkflow.run, run, id=task_workflow_id(run.task_id),
+                                                     task_queue=queue)
+            started = 0
+            while started < total:
+                await asyncio.sleep(1)
+                try:  # the chain's latest run: a query may meet a run that is just continuing as new
+                    started = (await env.client.get_workflow_handle(handle.id).query(InspectionTaskWorkflow.status)).started
+                except Exception:  # noqa: BLE001 - asked again a second later
+                    continue
+            start_s = time.perf_counter() - start
+            runs = await harness.chain_lengths(env.client, handle.id)
+            _, peak = harness.rss_kb(worker.worker_pid)
+        finally:
+            harness.stop_process(worker)
+    return dict(targets_started=total, start_s=round(start_s, 1), started_per_s=round(total / start_s, 1),
+                task_runs=len(runs), task_max_events=max(runs), max_cached=max_cached,
+                worker_rss_before_mb=round(rss_before / 1024), worker_peak_rss_mb=round(peak / 1024))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--entities", type=int, default=4_000_000)
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     parser.add_argument("--keep", action="store_true", help="keep the database (default: dropped at the end)")
+    parser.add_argument("--dispatch", action="store_true", help="dispatch the drawn targets and start their workflows")
+    parser.add_argument("--max-cached", type=int, default=10_000, help="the worker's max_cached_workflows (--dispatch)")
     args = parser.parse_args(argv)
     url, name = create_database(args.admin_url)
     engine = make_engine(url)
@@ -161,6 +211,17 @@ def main(argv: list[str] | None = None) -> int:
                 stored = connection.execute(text("SELECT pg_total_relation_size('draw_selection')")).scalar()
                 directory = connection.execute(text("SELECT pg_total_relation_size('entities')")).scalar()
                 population_rows = connection.execute(text("SELECT pg_total_relation_size('draw_population')")).scalar()
+            started = {}
+            if args.dispatch:
+                dispatched, dispatch_s = timed(env.run, activities.dispatch, step)
+                print(f"dispatch {dispatch_s:.2f} s ({dispatched.teams} teams, {dispatched.unstaffed} unstaffed)",
+                      flush=True)
+                run = TaskRun(task_id=task_id, plan_code=plan.plan_code, plan_year=plan.year, unit=plan.tasks[0].unit,
+                              progress=TaskProgress(stage=Stage.DISPATCHED,
+                                                    targets_total=drawn.selected + drawn.targeted))
+                started = asyncio.run(start_targets(url, run, args.max_cached, Path(folder)))
+                print(f"targets started: {started}", flush=True)
+                started = dict(dispatch_s=round(dispatch_s, 2), **started)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         figures = dict(
             entities=args.entities, population=freeze.population, selected=drawn.selected,
@@ -169,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             naive_s=round(naive_s, 2), freeze_draw_vs_naive=round((freeze_s + draw_s) / naive_s, 2),
             verify_vs_naive=round(verify_s / naive_s, 2), heartbeats=freeze_beats + draw_beats,
             peak_rss_mb=round(peak_mb), draw_bytes=stored, directory_bytes=directory,
-            draw_share=round(stored / directory, 4), population_table_bytes=population_rows,
+            draw_share=round(stored / directory, 4), population_table_bytes=population_rows, **started,
         )
         print(" ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
     finally:

@@ -205,7 +205,9 @@ def draw_key(seed: bytes, uscc: str) -> bytes:
 
 
 # --- selection ----------------------------------------------------------------------------------
-_USCC_MASK = (1 << (8 * _USCC_LENGTH)) - 1
+_KEY_LENGTH = 32
+_INVERTED = bytes(255 - b for b in range(256))  # bytes.translate table: reverses the order of equal-length bytes
+_ANY = b"\xff" * (_KEY_LENGTH + _USCC_LENGTH + 1)  # above every candidate: a stratum still filling takes each row
 
 
 def select(seed: bytes, population: Iterable[tuple[str, str]], quotas: Mapping[str, int]) -> list[str]:
@@ -218,38 +220,47 @@ def select(seed: bytes, population: Iterable[tuple[str, str]], quotas: Mapping[s
 class Selection:
     """select()'s one pass, fed as the population streams by: rows, or blocks of population lines.
 
-    Per stratum a bounded heap of its best q_s candidates. A candidate is the integer key || uscc
-    (big-endian, so integer order is key order, ties to the smaller USCC), negated so that heapq's
-    min-heap keeps the worst candidate at the root. Plain ints and bytes keep the hot loop fast.
+    A candidate is key(e) || uscc as bytes (fixed width, so byte order is key order, ties to the
+    smaller USCC). Per stratum a bounded heap of its best q_s candidates, each stored inverted
+    (bytes.translate) so that heapq's min-heap keeps the worst at the root, and that worst one as
+    the stratum's bar: most rows cost one hash and one bytes comparison against it, no Python
+    object beyond the digest.
     """
 
     def __init__(self, seed: bytes, quotas: Mapping[str, int]) -> None:
         self._prefix = hashlib.sha256(_validate_secret(seed, "seed"))
-        # Per stratum (as bytes): [heap of negated candidates, quota, rows seen].
-        self._slots = {validate_stratum(s).encode("ascii"): [[], _count(q, f"quota of stratum {s!r}"), 0]
+        # Per stratum (as bytes): heap of inverted candidates, quota; and the bar a candidate must be under.
+        self._slots = {validate_stratum(s).encode("ascii"): ([], _count(q, f"quota of stratum {s!r}"))
                        for s, q in quotas.items()}
+        self._bars = {s: _ANY if size else b"" for s, (_, size) in self._slots.items()}
 
     def add(self, rows: Iterable[tuple[bytes, bytes]]) -> None:
         """(uscc, stratum) rows, both ASCII bytes."""
-        prefix, slots = self._prefix, self._slots
+        copy, bars = self._prefix.copy, self._bars
         for raw, stratum in rows:
-            slot = slots.get(stratum)
-            if slot is None:
-                raise DrawError(f"entity {raw.decode(errors='replace')!r} is in stratum "
-                                f"{stratum.decode(errors='replace')!r}, which has no quota")
-            slot[2] += 1
-            heap, size = slot[0], slot[1]
-            if not size:
-                continue
-            if len(raw) != _USCC_LENGTH:  # the candidate encoding needs a fixed width
-                raise DrawError(f"USCC {raw.decode(errors='replace')!r}: must be {_USCC_LENGTH} characters")
-            hasher = prefix.copy()
+            hasher = copy()
             hasher.update(raw)
-            candidate = -int.from_bytes(hasher.digest() + raw, "big")
+            candidate = hasher.digest() + raw
+            try:
+                if candidate >= bars[stratum]:
+                    continue
+            except KeyError:
+                raise DrawError(f"entity {raw.decode(errors='replace')!r} is in stratum "
+                                f"{stratum.decode(errors='replace')!r}, which has no quota") from None
+            self._keep(candidate, stratum)
+
+    def _keep(self, candidate: bytes, stratum: bytes) -> None:
+        if len(candidate) != _KEY_LENGTH + _USCC_LENGTH:  # the candidate encoding needs a fixed width
+            raise DrawError(f"USCC {candidate[_KEY_LENGTH:].decode(errors='replace')!r}: "
+                            f"must be {_USCC_LENGTH} characters")
+        heap, size = self._slots[stratum]
+        if len(heap) < size:
+            heapq.heappush(heap, candidate.translate(_INVERTED))
             if len(heap) < size:
-                heapq.heappush(heap, candidate)
-            elif candidate > heap[0]:
-                heapq.heapreplace(heap, candidate)
+                return
+        else:
+            heapq.heapreplace(heap, candidate.translate(_INVERTED))
+        self._bars[stratum] = heap[0].translate(_INVERTED)
 
     def add_lines(self, block: bytes) -> None:
         """Population lines, "uscc\tstratum\n" each, as PopulationDigest.add_lines takes them."""
@@ -260,11 +271,11 @@ class Selection:
     def selected(self) -> list[tuple[str, str]]:
         """(uscc, stratum) of the selection, by USCC."""
         selected: list[tuple[str, str]] = []
-        for stratum, (heap, size, seen) in self._slots.items():
+        for stratum, (heap, size) in self._slots.items():
             name = stratum.decode("ascii")
-            if size > seen:
-                raise DrawError(f"stratum {name!r}: quota {size} exceeds its population {seen}")
-            selected.extend(((-c & _USCC_MASK).to_bytes(_USCC_LENGTH, "big").decode("ascii"), name) for c in heap)
+            if len(heap) < size:  # a stratum takes every row until its heap is full
+                raise DrawError(f"stratum {name!r}: quota {size} exceeds its population {len(heap)}")
+            selected.extend((c[_KEY_LENGTH:].translate(_INVERTED).decode("ascii"), name) for c in heap)
         selected.sort()
         for before, after in zip(selected, selected[1:]):
             if before[0] == after[0]:

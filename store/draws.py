@@ -8,6 +8,7 @@ digest, the draw's selection and `draw verify` alike. A draw keeps only its sele
 """
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -230,8 +231,41 @@ def save_selection(connection: Connection, task_id: str, draw_seq: int, selected
     """The draw's selection, a page of rows per statement; `page(rows so far)` told after each."""
     for start in range(0, len(selected), rows_per_page):
         rows = selected[start:start + rows_per_page]
-        connection.execute(insert(ds), [dict(task_id=task_id, draw_seq=draw_seq, uscc=u, stratum=s) for u, s in rows])
+        insert_rows(connection, ds, [dict(task_id=task_id, draw_seq=draw_seq, uscc=u, stratum=s) for u, s in rows])
         page(start + len(rows))
+
+
+def insert_rows(connection: Connection, table, rows: list[dict]) -> None:
+    """Many rows into `table` (each dict with the same keys): on PostgreSQL one COPY, several times faster
+    than a multi-row INSERT for the hundreds of thousands of rows of a province's selection."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    text = "".join("\t".join(_copy_text(row[c]) for c in columns) + "\n" for row in rows)
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", io.StringIO(text))
+    finally:
+        cursor.close()
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value) -> str:
+    """A value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: instants must carry their time zone")
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
 
 
 def conflicts(connection: Connection, task_id: str, draw_seq: int, year: int, frequency_cap: int) -> int:
@@ -279,5 +313,4 @@ def save_dispatch(connection: Connection, task_id: str, teams: Iterable[tuple[st
                  source="draw" if team else "unstaffed", reason=reason, at=at, workflow_id=workflow_id,
                  step="dispatch")
             for uscc, unit, team, reason in teams]
-    if rows:
-        connection.execute(insert(schema.teams), rows)
+    insert_rows(connection, schema.teams, rows)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, delete, exists, func, select, update
 
 from db import schema
 from domain.messages.target import Team
 from domain.messages.task import TargetCounts
 from domain.stages import Stage
 from store.common import insert_once, one_by
+from store.draws import insert_rows
 
 FINAL_STAGES = (Stage.CLOSED.value, Stage.CANCELLED.value)
 t = schema.targets
@@ -23,8 +24,7 @@ def add_drawn(connection: Connection, task_id: str, selected: list[str], at: dat
     ) if r.uscc not in chosen]
     rows = [dict(task_id=task_id, uscc=u, workflow_id="", kind=kind, stage="drawn", overdue=False, updated_at=at)
             for kind, usccs in (("random", selected), ("targeted", extra)) for u in usccs]
-    if rows:
-        connection.execute(insert(t), rows)
+    insert_rows(connection, t, rows)
     return len(extra)
 
 
