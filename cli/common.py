@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from domain.access import Actor
-from domain.text import for_terminal
+from domain.text import FORBIDDEN, for_terminal
 
 EXIT_REFUSED = 2  # bad input or a refused command: nothing changed
 EXIT_FAILED = 1
+LINE_CAP = 1000  # characters of one line of an error: a huge argument is named by its start, not echoed whole
 
 
 class UsageError(Exception):
@@ -68,8 +69,17 @@ def emit(args, data, text: str | None = None) -> None:
         print(json.dumps(data, ensure_ascii=False, default=str, indent=2))
 
 
+def for_stderr(line: str) -> str:
+    """Control and bidi characters as their escapes; a lone surrogate (a non-UTF-8 file name) is left to
+    stderr's own backslashreplace, which shows it the same way."""
+    return FORBIDDEN.sub(lambda c: c.group() if "\ud800" <= c.group() <= "\udfff" else for_terminal(c.group()), line)
+
+
 def fail(args, message: str) -> None:
-    print(f"spotcheck {args.verb}: {message}", file=sys.stderr)
+    """The error on stderr: each line's control and bidi characters shown as escapes, and a long line clipped."""
+    lines = [for_stderr(line) for line in message.split("\n")]
+    lines = [line if len(line) <= LINE_CAP else f"{line[:LINE_CAP]}… ({len(line)} characters)" for line in lines]
+    print(f"spotcheck {args.verb}: " + "\n".join(lines), file=sys.stderr)
 
 
 class Verbs:

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cli.common import Verbs, emit, operator
+from cli.common import UsageError, Verbs, emit, operator
+from domain.plan import PlanInvalid
 from service.imports import import_directory
 from runtime.progress import progress
 from service import plans
@@ -23,8 +24,13 @@ def cmd_import(args, ctx):
 
 
 async def cmd_plan_start(args, ctx):
-    started = await plans.start_plan(ctx, operator(), Path(args.file).read_bytes(), args.file,
-                                     allow_past=args.allow_past)
+    try:
+        started = await plans.start_plan(ctx, operator(), Path(args.file).read_bytes(), args.file,
+                                         allow_past=args.allow_past)
+    except PlanInvalid as invalid:  # name the flag that allows a past window: the domain's rule knows no door
+        if args.allow_past or not any("wholly in the past" in p.reason for p in invalid.problems):
+            raise
+        raise UsageError(f"{invalid}; to enter a past window for the record, add --allow-past") from invalid
     emit(args, {"plan_code": started.plan_code, "started": started.started, "tasks": started.tasks},
          f"plan {started.plan_code}: " + (f"started with {started.tasks} tasks" if started.started
                                           else "already started; not started twice"))

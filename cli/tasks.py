@@ -8,6 +8,7 @@ from read.listing import BadFilter, TaskFilters, list_tasks
 from read.tasks import task_rows, task_summary
 from read.timeline import timeline
 from read.archive import ArchiveAltered, HistoryArchive, verify_chain
+from domain.uscc import uscc_problem
 from service import gateway
 from workflows.common import task_workflow_id
 from workflows.task import InspectionTaskWorkflow
@@ -41,6 +42,9 @@ async def cmd_task_show(args, ctx):
 
 
 async def cmd_task_history(args, ctx):
+    problem = uscc_problem(args.target) if args.target is not None else None
+    if problem:  # refused here: read as a workflow id, a huge one fails the gRPC call instead of naming nothing
+        raise UsageError(f"--target {shown(args.target[:40])}: {problem}")
     check = None
     if args.verify_archive:  # the whole chain first: a timeline read from a broken archive would mislead
         check = verify_chain(ctx.engine())

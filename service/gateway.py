@@ -11,7 +11,10 @@ from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.text import FORBIDDEN, for_terminal
 from service.errors import Invalid, NotFound, Refused
+
+WORKFLOW_ID_CAP = 255  # characters; every id the project makes (plan, task, target) is far shorter
 
 
 def reasons(failure: BaseException | None) -> str:
@@ -37,6 +40,7 @@ def build(model: type[BaseModel], **fields: Any) -> Any:
 async def update(handle: WorkflowHandle, method: Callable, command: BaseModel, *, what: str,
                  update_id: str | None = None) -> str:
     """Send one update; a refusal by the workflow's validator, a closed or a missing workflow reads as a sentence."""
+    _exists(handle, what)
     try:
         return await handle.execute_update(method, command, id=update_id)
     except WorkflowUpdateFailedError as error:
@@ -46,6 +50,7 @@ async def update(handle: WorkflowHandle, method: Callable, command: BaseModel, *
 
 
 async def query(handle: WorkflowHandle, method: Callable, *, what: str) -> Any:
+    _exists(handle, what)
     try:
         return await handle.query(method)
     except RPCError as error:
@@ -53,10 +58,23 @@ async def query(handle: WorkflowHandle, method: Callable, *, what: str) -> Any:
 
 
 async def signal(handle: WorkflowHandle, method: Callable, arg: BaseModel, *, what: str) -> None:
+    _exists(handle, what)
     try:
         await handle.signal(method, arg)
     except RPCError as error:
         raise missing(error, what) from error
+
+
+def _named(what: str) -> str:
+    """What a sentence names, typed by someone: its escapes shown, a huge one cut."""
+    return for_terminal(what if len(what) <= 120 else f"{what[:120]}…")
+
+
+def _exists(handle: WorkflowHandle, what: str) -> None:
+    """An id no workflow of the project can have is not sent: the server would fail on it (a huge id breaks
+    the gRPC call) instead of answering that it does not exist."""
+    if len(handle.id) > WORKFLOW_ID_CAP or FORBIDDEN.search(handle.id):
+        raise NotFound(f"no {_named(what)} is running")
 
 
 def missing(error: RPCError, what: str) -> Exception:
@@ -64,8 +82,8 @@ def missing(error: RPCError, what: str) -> Exception:
     if error.status == RPCStatusCode.NOT_FOUND:
         text = error.message.lower()
         if "completed" in text or "closed" in text or "finished" in text:
-            return Refused(f"{what} has closed and takes no more commands")
-        return NotFound(f"no {what} is running")
+            return Refused(f"{_named(what)} has closed and takes no more commands")
+        return NotFound(f"no {_named(what)} is running")
     return error
 
 

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, inspect, select, table
 
+from cli.common import for_stderr
 from db.engine import make_engine, migrate
 from service.imports import import_directory
 
@@ -164,7 +165,7 @@ def test_a_missing_audit_package_is_refused_naming_the_file(main, home, tmp_path
     if any(not "\udc80" <= c <= "\udcff" for c in record if _escaped(c)):  # no bytes make it: not even a file name
         refused(out, err, code, "not UTF-8")
     else:
-        refused(out, err, code, str(record_path), "No such file")
+        refused(out, err, code, for_stderr(str(record_path)), "No such file")  # its control characters escaped
 
 
 def _escaped(text: str) -> bool:
@@ -242,3 +243,92 @@ def test_a_directory_or_an_impossible_number_where_a_file_or_a_count_goes(main, 
     code, out, err = main(*[a.replace("{dir}", str(tmp_path)) for a in argv])
     refused(out, err, code, *[n.replace("{dir}", str(tmp_path)) for n in named])
     assert counts(home) == before
+
+
+# --- against the dev server ----------------------------------------------------------------------
+# Random text (control and bidi characters, huge, empty) in each argument of every verb that reaches a workflow,
+# through cli.main against the dev server and the project's workers: each run ends in exit 0 or one sentence
+# (exit 2), never a traceback or a hang, and the target then takes its next valid command.
+HOSTILE = st.one_of(
+    st.text(NOT_NUL, max_size=40),
+    st.sampled_from(["", " ", "\x1b[2J\x1b[31m", "\u202eI013", "\x07", "\t\n", "‮", "I" * 33, "-x", "NOPE-0001"]),
+    st.text(NOT_NUL, min_size=1, max_size=3).map(lambda t: t * 40_000),  # 40-120 K characters
+)
+
+
+def _verbs(task_id: str, uscc: str, team: list[str], plan_code: str) -> dict:
+    """Each verb's argv with two slots for hostile text (a, b); the other arguments are valid. Options as
+    --opt=value and positionals after --, so that argparse reads a value that starts with - as a value."""
+    target = ["--", task_id, uscc]
+    return {
+        "task show": lambda a, b: ["task", "show", "--", a],
+        "task history": lambda a, b: ["task", "history", f"--target={a}", "--", task_id],
+        "task list": lambda a, b: ["task", "list", f"--plan={a}", f"--unit={b}"],
+        "task accept": lambda a, b: ["task", "accept", f"--inspector={a}", *target],
+        "task arrive": lambda a, b: ["task", "arrive", f"--inspector={team[0]}", "--", a, b],
+        "draw target": lambda a, b: ["draw", "target", f"--reason={a}", "--", task_id, b],
+        "draw entropy": lambda a, b: ["draw", "entropy", "--", task_id, a],
+        "draw redraw": lambda a, b: ["draw", "redraw", f"--reason={a}", f"--approver={b}", "--", task_id],
+        "dispatch assign": lambda a, b: ["dispatch", "assign", f"--unit={a}", f"--inspector={team[0]}",
+                                         f"--inspector={b}", f"--by={team[1]}", f"--reason={a}", *target],
+        "check record": lambda a, b: ["check", "record", f"--inspector={team[0]}", f"--inspector={a}",
+                                      f"--method={b}", f"--evidence={a}", *target],
+        "result enter": lambda a, b: ["result", "enter", f"--inspector={team[0]}", f"--category={a}", f"--note={b}",
+                                      f"--finding={a}:pass", *target],
+        "result review": lambda a, b: ["result", "review", f"--reviewer={a}", f"--return={b}", *target],
+        "case recheck": lambda a, b: ["case", "recheck", f"--inspector={a}", "--passed", f"--note={b}", *target],
+        "case link": lambda a, b: ["case", "link", "--", a, b],
+        "case list": lambda a, b: ["case", "list", f"--task={a}", f"--state={b}"],
+        "plan adjust": lambda a, b: ["plan", "adjust", f"--cancel-task={a}", f"--reason={b}", "--approver=JDZ-I022",
+                                     "--", plan_code],
+    }
+
+
+VERBS = list(_verbs("T", "U", ["A", "B"], "P"))
+
+
+@pytest.fixture(scope="module")
+def running(postgres_url, tmp_path_factory):
+    """One dev server and the workers for the module, and a plan whose targets wait for their check."""
+    from tests.hostile.system import running_system
+
+    with running_system(postgres_url, tmp_path_factory.mktemp("fuzz-running")) as system:
+        task_id, usccs = system.start_plan("C15", window_days=90)
+        yield system, task_id, usccs[0], system.team(task_id, usccs[0])
+
+
+def ended_as_a_sentence(code: int, out: str, err: str) -> None:
+    assert "Traceback" not in err, err[-3000:]
+    if code != 0:
+        assert code == 2, (code, err[-2000:])
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("spotcheck "), err[-2000:]
+        assert len(err) < 4000, err[:2000]  # a huge argument is named, not echoed whole
+
+
+@pytest.mark.postgres
+@given(verb=st.sampled_from(VERBS), a=HOSTILE, b=HOSTILE)
+@example(verb="task show", a="\x1f" * 40_000, b="").via("a huge workflow id broke the gRPC call: exit 1, INTERNAL")
+@example(verb="task arrive", a="T\n1", b="U\x1b[2J").via("a line feed split the sentence in two")
+@example(verb="case list", a="", b="0" * 40_000).via("a huge value was echoed whole")
+@example(verb="task history", a="\x1f" * 40_000, b="").via("a huge --target broke the history read: exit 1")
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_hostile_text_in_any_argument_ends_in_success_or_one_sentence(running, verb, a, b):
+    system, task_id, uscc, team = running
+    argv = _verbs(task_id, uscc, team, task_id.removesuffix("-T1"))[verb](a, b)
+    ended_as_a_sentence(*system.spotcheck(*argv, timeout=30))
+
+
+@pytest.mark.postgres
+def test_after_the_hostile_text_the_target_takes_its_next_valid_command(running):
+    system, task_id, uscc, team = running
+    code, out, err = system.spotcheck("task", "show", task_id, "--json")
+    assert code == 0, err
+    checked = system.status(task_id, uscc).check is not None
+    argv = (["result", "enter", task_id, uscc, "--inspector", team[0], "--category", "no_issue",
+             *[arg for point in ("GS-001-1", "GS-001-2", "GS-001-3") for arg in ("--finding", f"{point}:pass")]]
+            if checked else
+            ["check", "record", task_id, uscc, "--inspector", team[0], "--inspector", team[1], "--method", "document"])
+    code, out, err = system.spotcheck(*argv)
+    assert code == 0 and err == "", err
