@@ -16,7 +16,7 @@ import traceback
 from temporalio.service import RPCError
 
 from cli import api, draws, ops, plans, public, register, targets, tasks, users
-from cli.common import EXIT_FAILED, EXIT_REFUSED, UsageError, Verbs, fail
+from cli.common import EXIT_FAILED, EXIT_REFUSED, UsageError, Verbs, fail, for_stderr
 from db.engine import DatabaseUnavailable
 from domain.plan import PlanInvalid
 from service.imports import ImportRejected
@@ -116,7 +116,8 @@ def _sentence(error: BaseException, args, argv: list[str] | None, settings) -> t
     if isinstance(error, DatabaseUnavailable):
         return EXIT_FAILED, str(error)
     if isinstance(error, OSError) and error.filename is not None:  # a file named on the command line
-        return EXIT_REFUSED, f"{error.filename}: {error.strerror or error}"
+        # A file name is one value: a line break in it is escaped too, not taken as the message's next line.
+        return EXIT_REFUSED, f"{for_stderr(str(error.filename))}: {error.strerror or error}"
     if isinstance(error, FileNotFoundError):
         return EXIT_REFUSED, str(error)
     if isinstance(error, RPCError):

@@ -158,6 +158,7 @@ FILE_NAMES = st.text(NOT_NUL, min_size=1, max_size=30).filter(lambda name: name 
 @given(record=FILE_NAMES, population=FILE_NAMES)
 @example(record="r\ud800.json", population="p.csv").via("a lone surrogate: no file name at all")
 @example(record="\udcd5\udcc5.json", population="\ud800").via("GBK bytes, surrogate-escaped: a file name")
+@example(record="\n", population="0").via("a line break in a file name: escaped, not a second line of the error")
 @IN_PROCESS
 def test_a_missing_audit_package_is_refused_naming_the_file(main, home, tmp_path, record, population):
     record_path = tmp_path / "absent" / record
