@@ -16,10 +16,11 @@ async def cmd_projection_rebuild(args, ctx):
              "not compared: " + "; ".join(f"{t}.{c} ({why})" for t, columns in EXCLUDED.items()
                                          for c, why in columns.items())]
     lines += [f"replay failed: {shown(f)}" for f in outcome.failures]
-    lines += [f"{d.table} {shown(d.key)} {d.column}: live {shown(d.as_json()['live'])}, "
-              f"rebuilt {shown(d.as_json()['rebuilt'])}" for d in outcome.differences]
+    report = outcome.as_json()
+    lines += [f"{d['table']} {shown(d['key'])} {d['column']}: live {shown(d['live'])}, rebuilt {shown(d['rebuilt'])}"
+              for d in report["differences"]]
     lines.append(f"{len(outcome.differences)} differences")
-    emit(args, outcome.as_json(), "\n".join(lines))
+    emit(args, report, "\n".join(lines))
     return EXIT_FAILED if outcome.differences or outcome.failures else 0
 
 

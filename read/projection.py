@@ -124,7 +124,7 @@ async def rebuild(engine: Engine, client: Client, year: int, deadlines: Deadline
     outcome = Rebuild(year)
     steps = await _year_steps(client, archive, plan_codes, task_ids, outcome)
     steps.sort(key=lambda s: (s.completed, s.workflow_id, s.event_id))
-    decoded = await _decoded(client, steps)
+    decoded = await _decoded(client, steps, outcome)
     await asyncio.to_thread(_replay_and_compare, engine, deadlines, decoded, plan_codes, task_ids, outcome)
     return outcome
 
@@ -212,16 +212,26 @@ def _types(activity: str) -> tuple[type, type] | None:
     return None
 
 
-async def _decoded(client: Client, steps: list[Completed]) -> list[tuple[Completed, Any, Any]]:
-    """(step, input, result) of each step the rebuild replays, decoded with the client's data converter."""
+async def _decoded(client: Client, steps: list[Completed], outcome: Rebuild) -> list[tuple[Completed, Any, Any]]:
+    """(step, input, result) of each step the rebuild replays, decoded with the client's data converter; a
+    payload it cannot read (a codec key missing, an older shape) is a replay failure of its step."""
     out = []
     for step in steps:
         types = _types(step.activity)
-        if types is not None:
+        if types is None:
+            continue
+        try:
             given = (await client.data_converter.decode(step.input, [types[0]]))[0]
             result = (await client.data_converter.decode(step.result, [types[1]]))[0] if step.result else None
-            out.append((step, given, result))
+        except Exception as error:  # noqa: BLE001 - reported with the step; its rows show as differences
+            outcome.failures.append(_failure(step, error))
+            continue
+        out.append((step, given, result))
     return out
+
+
+def _failure(step: Completed, error: Exception) -> str:
+    return f"{step.workflow_id} {step.activity} (event {step.event_id}): {type(error).__name__}: {error}"
 
 
 class _Replayer:
@@ -292,8 +302,7 @@ def _replay_and_compare(live: Engine, deadlines: Deadlines, steps: list[tuple[Co
             try:
                 replayer.replay(step, given, result)
             except Exception as error:  # noqa: BLE001 - one failed replay is reported; its rows show as differences
-                outcome.failures.append(f"{step.workflow_id} {step.activity} (event {step.event_id}): "
-                                        f"{type(error).__name__}: {error}")
+                outcome.failures.append(_failure(step, error))
             outcome.replayed += 1
         for name, key in KEYS.items():
             table = schema.metadata.tables[name]

@@ -69,9 +69,11 @@ def _sqlite_file(live: Engine) -> Iterator[Engine]:
         migrate(fresh)
         with fresh.connect() as connection:
             connection.exec_driver_sql("ATTACH DATABASE ? AS live", (live.url.database,))
-            with connection.begin():
-                _copy_inputs(connection, "live")
+            connection.commit()
+            _copy_inputs(connection, "live")
+            connection.commit()
             connection.exec_driver_sql("DETACH DATABASE live")
+            connection.commit()
         yield fresh
     finally:
         fresh.dispose()
