@@ -5,7 +5,7 @@ The projection rows are written by activities from their inputs. A history holds
 in the order of completion across all the year's workflows, into a fresh schema (store/projection.py):
 
 - most activities are run again themselves, against the fresh schema, with `activity.info` faked (the
-  workflow id) and their clock pinned to when the completed attempt started (what they publish as "now");
+  workflow id) and their clock pinned to when the first attempt ran (what they publish as "now", see `ran`);
 - freeze and draw are not: their work (the population streamed, the selection made) is kept in the draws
   tables, so their writes are redone from their results and the stored draw, with the same store calls;
 - activities that write none of the compared tables (paging, counting, deadlines, the archive) are skipped.
@@ -70,7 +70,7 @@ EXCLUDED = {
                      "published_at": "when the publishing activity ran (its now())"},
     "follow_ups": {"closed_at": "when the receiving system's acceptance was delivered (deliver's now())"},
 }
-# Modules whose activities read the clock: pinned during a replay to when the completed attempt started.
+# Modules whose activities read the clock: pinned during a replay to when the step ran (Completed.ran).
 CLOCKED = (activities.draws, activities.handoff, activities.plans, activities.targets)
 
 
@@ -80,7 +80,11 @@ class Completed:
 
     workflow_id: str
     activity: str
-    started: datetime  # the attempt that completed
+    # When it ran, as its writes saw the clock: a step's rows are written once, by the attempt that commits
+    # first, which is the first attempt unless it failed before its commit. The first attempt's start is in
+    # no event once it was retried (the started event is the completing attempt's), so then the scheduled
+    # time stands for it: a retry after a commit (a worker killed) starts long after the rows were written.
+    ran: datetime
     completed: datetime
     event_id: int
     input: Sequence[Any]  # payloads
@@ -172,12 +176,13 @@ def _completed(workflow_id: str, events: Sequence[HistoryEvent]) -> list[Complet
         if scheduled is None:
             continue
         s = scheduled.activity_task_scheduled_event_attributes
-        completed_at = event.event_time.ToDatetime(tzinfo=timezone.utc)
+        first = started if started is not None and started.activity_task_started_event_attributes.attempt <= 1 \
+            else scheduled
         out.append(Completed(
             workflow_id=workflow_id, activity=s.activity_type.name,
-            started=started.event_time.ToDatetime(tzinfo=timezone.utc) if started is not None else completed_at,
-            completed=completed_at, event_id=event.event_id, input=list(s.input.payloads),
-            result=list(a.result.payloads)))
+            ran=first.event_time.ToDatetime(tzinfo=timezone.utc),
+            completed=event.event_time.ToDatetime(tzinfo=timezone.utc), event_id=event.event_id,
+            input=list(s.input.payloads), result=list(a.result.payloads)))
     return out
 
 
@@ -238,8 +243,10 @@ class _Replayer:
     def __init__(self, fresh: Engine, deadlines: Deadlines) -> None:
         self._fresh = fresh
         notifier = Notifier(fresh, _Unsent())
-        instances = {DrawActivities: DrawActivities(fresh), TargetActivities: TargetActivities(fresh, deadlines, notifier),
-                     HandoffActivities: HandoffActivities(fresh, deadlines, notifier), PlanActivities: PlanActivities(fresh)}
+        instances = {DrawActivities: DrawActivities(fresh),
+                     TargetActivities: TargetActivities(fresh, deadlines, notifier),
+                     HandoffActivities: HandoffActivities(fresh, deadlines, notifier),
+                     PlanActivities: PlanActivities(fresh)}
         self._rerun = {name: getattr(instances[holder], name) for holder, names in RERUN.items() for name in names}
         self._redone = {"freeze": self._freeze, "draw": self._draw}
 
@@ -250,7 +257,7 @@ class _Replayer:
         environment = ActivityEnvironment()
         environment.info = dataclasses.replace(environment.info, workflow_id=step.workflow_id,
                                                activity_type=step.activity)
-        with _clock(step.started):
+        with _clock(step.ran):
             environment.run(self._rerun[step.activity], given)
 
     def _freeze(self, workflow_id: str, step: TaskStep, summary: FreezeSummary) -> None:
@@ -281,7 +288,7 @@ class _Replayer:
 
 @contextmanager
 def _clock(at: datetime) -> Iterator[None]:
-    """The activities' `datetime.now()` answers `at`: the instant the completed attempt started."""
+    """The activities' `datetime.now()` answers `at`: when the replayed step ran."""
 
     class Pinned(datetime):
         @classmethod

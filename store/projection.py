@@ -85,7 +85,8 @@ def _sqlite_file(live: Engine) -> Iterator[Engine]:
 def _copy_inputs(connection: Connection, source: str) -> None:
     for table in INPUTS:
         columns = ", ".join(f'"{c.name}"' for c in table.columns)
-        connection.execute(text(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM {source}."{table.name}"'))
+        connection.execute(text(
+            f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM {source}."{table.name}"'))
 
 
 # --- the rows compared --------------------------------------------------------------------------------
@@ -93,7 +94,8 @@ def year_scope(engine: Engine, year: int) -> tuple[list[str], list[str]]:
     """(plan codes, task ids) of the plan year: every task its plans ever held, added ones included."""
     p, pt = schema.plans, schema.plan_tasks
     with engine.connect() as connection:
-        plans = list(connection.execute(select(p.c.plan_code).where(p.c.year == year).order_by(p.c.plan_code)).scalars())
+        plans = list(connection.execute(
+            select(p.c.plan_code).where(p.c.year == year).order_by(p.c.plan_code)).scalars())
         tasks = list(connection.execute(select(pt.c.task_id).where(pt.c.plan_code.in_(plans))
                                         .order_by(pt.c.task_id)).scalars())
     return plans, tasks
