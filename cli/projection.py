@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from cli.common import EXIT_FAILED, Verbs, emit, shown, year
 from read.archive import HistoryArchive
-from read.projection import EXCLUDED, rebuild
+from read.projection import EXCLUDED, UNDETERMINED, rebuild
 from runtime.client import deadlines_for
 
 
@@ -16,6 +16,8 @@ async def cmd_projection_rebuild(args, ctx):
              "not compared: " + "; ".join(f"{t}.{c} ({why})" for t, columns in EXCLUDED.items()
                                          for c, why in columns.items())]
     lines += [f"replay failed: {shown(f)}" for f in outcome.failures]
+    if outcome.undetermined:
+        lines.append(f"{len(outcome.undetermined)} values not compared: {UNDETERMINED}")
     report = outcome.as_json()
     lines += [f"{d['table']} {shown(d['key'])} {d['column']}: live {shown(d['live'])}, rebuilt {shown(d['rebuilt'])}"
               for d in report["differences"]]

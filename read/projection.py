@@ -70,6 +70,9 @@ EXCLUDED = {
                      "published_at": "when the publishing activity ran (its now())"},
     "follow_ups": {"closed_at": "when the receiving system's acceptance was delivered (deliver's now())"},
 }
+UNDETERMINED = ("a result's publication whose due fell between the scheduling and the completion of "
+                "publish_result: on time or not (publications.on_time, targets.overdue) depends on when the "
+                "attempt that committed ran, which no event records")
 # Modules whose activities read the clock: pinned during a replay to when the step ran (Completed.ran).
 CLOCKED = (activities.draws, activities.handoff, activities.plans, activities.targets)
 
@@ -85,6 +88,7 @@ class Completed:
     # no event once it was retried (the started event is the completing attempt's), so then the scheduled
     # time stands for it: a retry after a commit (a worker killed) starts long after the rows were written.
     ran: datetime
+    scheduled: datetime
     completed: datetime
     event_id: int
     input: Sequence[Any]  # payloads
@@ -112,12 +116,15 @@ class Rebuild:
     replayed: int = 0
     failures: list[str] = dataclasses.field(default_factory=list)
     differences: list[Difference] = dataclasses.field(default_factory=list)
+    # Values the histories cannot settle, left out of the comparison row by row (see `_undetermined`).
+    undetermined: list[Difference] = dataclasses.field(default_factory=list)
     rows: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {"year": self.year, "workflows": self.workflows, "from_archive": self.from_archive,
                 "activities_replayed": self.replayed, "tables": self.rows,
                 "excluded": {t: dict(c) for t, c in EXCLUDED.items()}, "replay_failures": self.failures,
+                "undetermined": {"why": UNDETERMINED, "values": [d.as_json() for d in self.undetermined]},
                 "differences": [d.as_json() for d in self.differences]}
 
 
@@ -181,6 +188,7 @@ def _completed(workflow_id: str, events: Sequence[HistoryEvent]) -> list[Complet
         out.append(Completed(
             workflow_id=workflow_id, activity=s.activity_type.name,
             ran=first.event_time.ToDatetime(tzinfo=timezone.utc),
+            scheduled=scheduled.event_time.ToDatetime(tzinfo=timezone.utc),
             completed=event.event_time.ToDatetime(tzinfo=timezone.utc), event_id=event.event_id,
             input=list(s.input.payloads), result=list(a.result.payloads)))
     return out
@@ -305,6 +313,7 @@ def _replay_and_compare(live: Engine, deadlines: Deadlines, steps: list[tuple[Co
                         plan_codes: list[str], task_ids: list[str], outcome: Rebuild) -> None:
     with fresh_schema(live) as fresh:
         replayer = _Replayer(fresh, deadlines)
+        unsettled = _undetermined(steps)
         for step, given, result in steps:
             try:
                 replayer.replay(step, given, result)
@@ -316,7 +325,23 @@ def _replay_and_compare(live: Engine, deadlines: Deadlines, steps: list[tuple[Co
             was = scoped_rows(live, table, plan_codes, task_ids)
             now = scoped_rows(fresh, table, plan_codes, task_ids)
             outcome.rows[name] = len(was)
-            outcome.differences += compare(name, key, EXCLUDED[name], was, now)
+            for difference in compare(name, key, EXCLUDED[name], was, now):
+                settled = difference.column not in unsettled.get((name, tuple(difference.key.values())), ())
+                (outcome.differences if settled else outcome.undetermined).append(difference)
+
+
+def _undetermined(steps: list[tuple[Completed, Any, Any]]) -> dict[tuple[str, tuple], set[str]]:
+    """(table, key) -> columns the histories cannot settle: whether a result was published on time when its due
+    fell while publish_result ran. Its rows are written by whichever attempt committed first, at an instant
+    between the scheduling and the completion that no event records (a worker killed after the commit
+    leaves a retry; one killed before it leaves a later attempt to write them)."""
+    out: dict[tuple[str, tuple], set[str]] = {}
+    for step, given, _ in steps:
+        if step.activity == "publish_result" and given.due_at is not None \
+                and step.scheduled <= given.due_at <= step.completed:
+            out[("publications", (step.workflow_id, "publish-result"))] = {"on_time"}
+            out[("targets", (given.task_id, given.uscc))] = {"overdue"}
+    return out
 
 
 def compare(table: str, key: tuple[str, ...], excluded: dict[str, str], live: list[dict],

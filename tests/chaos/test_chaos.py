@@ -740,6 +740,7 @@ async def test_plan_survives_kills_server_restart_and_database_outage(chaos_data
         projection = await rebuild(engine, client, plan.year, Deadlines(calendar_from_env(), workday_seconds=float(
             worker.env["SPOTCHECK_DEMO_WORKDAY_SECONDS"])), HistoryArchive(engine))
         print(f"projection rebuild: {projection.rows} rows compared, {projection.replayed} activities replayed, "
+              f"{len(projection.undetermined)} values undetermined by the histories, "
               f"{len(projection.differences)} differences", flush=True)
     except BaseException as error:
         failed = f"{type(error).__name__}"
