@@ -15,7 +15,7 @@ import traceback
 
 from temporalio.service import RPCError
 
-from cli import api, draws, ops, plans, public, register, targets, tasks, users
+from cli import api, draws, ops, plans, projection, public, register, targets, tasks, users
 from cli.common import EXIT_FAILED, EXIT_REFUSED, UsageError, Verbs, fail, for_stderr
 from db.engine import DatabaseUnavailable
 from domain.plan import PlanInvalid
@@ -40,6 +40,7 @@ GROUPS = {
     "user": "local accounts (api.md)",
     "public": "the public site (公示)",
     "notice": "the signed inspection and result notices",
+    "projection": "the projection tables, rebuilt from the event histories",
 }
 
 
@@ -64,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
     api.register(verbs)
     users.register(verbs)
     public.register(verbs)
+    projection.register(verbs)
     return root
 
 

@@ -1,0 +1,110 @@
+"""The projection rebuild's SQL (read/projection.py): a fresh schema holding the live inputs, and the rows compared.
+
+The fresh schema is migrated like any other, then given a copy of what the activities read but do not
+derive from their inputs (the directories, the plans, the draws with their secrets and selections, the
+frozen pools); the projection tables the rebuild recomputes stay empty. PostgreSQL: a schema of its own
+in the live database, dropped afterwards. SQLite: a temporary file with the live one attached.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Table, create_engine, or_, select, text
+
+from db import schema
+from db.engine import Engine, make_engine, migrate
+
+# What the activities read and no history can give back: the directories and plans (inputs), and the draws'
+# secrets, selections and frozen pools, which live only in the database (activities/draws.py).
+INPUTS: tuple[Table, ...] = (
+    schema.import_batches, schema.units, schema.items, schema.entities, schema.inspectors,
+    schema.plans, schema.plan_templates, schema.plan_tasks,
+    schema.draws, schema.draw_population, schema.draw_selection, schema.targeted, schema.dispatch_pools,
+)
+
+
+@contextmanager
+def fresh_schema(live: Engine) -> Iterator[Engine]:
+    """An engine on a new, migrated schema holding a copy of the live INPUTS; removed on exit."""
+    if live.dialect.name == "postgresql":
+        with _postgres_schema(live) as fresh:
+            yield fresh
+    else:
+        with _sqlite_file(live) as fresh:
+            yield fresh
+
+
+@contextmanager
+def _postgres_schema(live: Engine) -> Iterator[Engine]:
+    with live.connect() as connection:
+        source = connection.execute(text("SELECT current_schema()")).scalar()
+    name = f"projection_{uuid.uuid4().hex[:12]}"
+    url = live.url.render_as_string(hide_password=False)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{name}"'))
+    fresh = make_engine(url, search_path=name)
+    try:
+        migrate(fresh)
+        with fresh.begin() as connection:
+            _copy_inputs(connection, f'"{source}"')
+        yield fresh
+    finally:
+        fresh.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
+
+
+@contextmanager
+def _sqlite_file(live: Engine) -> Iterator[Engine]:
+    folder = tempfile.mkdtemp(prefix="spotcheck-projection-")
+    path = os.path.join(folder, "rebuilt.sqlite")
+    fresh = make_engine(f"sqlite:///{path}")
+    try:
+        migrate(fresh)
+        with fresh.connect() as connection:
+            connection.exec_driver_sql("ATTACH DATABASE ? AS live", (live.url.database,))
+            connection.commit()
+            _copy_inputs(connection, "live")
+            connection.commit()
+            connection.exec_driver_sql("DETACH DATABASE live")
+            connection.commit()
+        yield fresh
+    finally:
+        fresh.dispose()
+        for leftover in os.listdir(folder):
+            os.remove(os.path.join(folder, leftover))
+        os.rmdir(folder)
+
+
+def _copy_inputs(connection: Connection, source: str) -> None:
+    for table in INPUTS:
+        columns = ", ".join(f'"{c.name}"' for c in table.columns)
+        connection.execute(text(
+            f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM {source}."{table.name}"'))
+
+
+# --- the rows compared --------------------------------------------------------------------------------
+def year_scope(engine: Engine, year: int) -> tuple[list[str], list[str]]:
+    """(plan codes, task ids) of the plan year: every task its plans ever held, added ones included."""
+    p, pt = schema.plans, schema.plan_tasks
+    with engine.connect() as connection:
+        plans = list(connection.execute(
+            select(p.c.plan_code).where(p.c.year == year).order_by(p.c.plan_code)).scalars())
+        tasks = list(connection.execute(select(pt.c.task_id).where(pt.c.plan_code.in_(plans))
+                                        .order_by(pt.c.task_id)).scalars())
+    return plans, tasks
+
+
+def scoped_rows(engine: Engine, table: Table, plan_codes: list[str], task_ids: list[str]) -> list[dict]:
+    """The table's rows of the year: those of its tasks, and for tables that name a plan, those of its plans."""
+    condition = table.c.task_id.in_(task_ids)
+    if "plan_code" in table.c:
+        condition = or_(condition, table.c.plan_code.in_(plan_codes))
+    with engine.connect() as connection:
+        return [dict(r) for r in connection.execute(select(table).where(condition)).mappings()]
