@@ -238,7 +238,7 @@ class TargetInspectionWorkflow:
     def _follow_up_step(self, step: str, kind: str) -> FollowUpStep:
         assert self._result
         return FollowUpStep(task_id=self._run.task_id, uscc=self._run.uscc, kind=kind,
-                            category=self._result.category, step=step, at=workflow.now())
+                            category=self._result.category, step=step, at=workflow.now(), verified_at=self._check_at)
 
     # --- deadlines -----------------------------------------------------------------------------
     async def _escalate(self, step: str, details: str) -> None:
