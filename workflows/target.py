@@ -163,7 +163,8 @@ class TargetInspectionWorkflow:
         )
         if not await wait_until(staffed, deadline.reminder_at, "staffing reminder"):
             await self._alert("reminder", "staffing-reminder",
-                              f"no team yet from {', '.join(self._unstaffed_units())}: assign one", self._ctx.supervisors)
+                              f"no team yet from {', '.join(self._unstaffed_units())}: assign one",
+                              self._ctx.supervisors)
         if not await wait_until(staffed, deadline.due_at, "staffing due"):
             await self._escalate("staffing-escalation",
                                  f"no team from {', '.join(self._unstaffed_units())} by the staffing deadline")
