@@ -50,7 +50,7 @@ def _check(value: object, forbidden: frozenset, path: str) -> None:
             _check(inner, forbidden, f"{path}{n}.")
 
 
-# --- the plan (R3, R5, R6, R7) ------------------------------------------------------------------------------
+# --- the plan (R3, R5, R6, R7) ----------------------------------------------------------------------
 def plan(*, plan_code: str, year: int, owner_unit: str, tasks: list[str], document_sha256: str,
          filed_with: Mapping | None = None, special_campaigns: Mapping[str, Mapping] | None = None) -> dict:
     """The plan; the filing with the level above once recorded (R6), and the tasks that are special

@@ -431,6 +431,7 @@ def test_next_deadline_is_the_earliest_open_one_window_publication_or_order(year
     assert next_deadline((schema.targets, waiting)) == at(2025, 8, 20).isoformat()
     with year.begin() as c:
         c.execute(schema.follow_ups.update().where(schema.follow_ups.c.lead_id == "F8").values(state="closed"))
-        c.execute(schema.targets.update().where(schema.targets.c.task_id == "T1",
-                                                schema.targets.c.published_at.is_(None)).values(published_at=at(2025, 9, 2)))
+        tg = schema.targets
+        unpublished = tg.update().where(tg.c.task_id == "T1", tg.c.published_at.is_(None))
+        c.execute(unpublished.values(published_at=at(2025, 9, 2)))
     assert task_summary(year, "T1")["next_deadline"] == at(2025, 11, 10, 15, 59, 59).isoformat()
