@@ -102,7 +102,7 @@ class HandoffActivities:
             name = entity_name(connection, step.uscc)
             due_at = None
             if step.kind in {k.value for k in ORDER_KINDS}:
-                due_at = self._deadlines.after_working_days(step.at, ORDER_WORKING_DAYS)
+                due_at = self._deadlines.after_working_days(step.verified_at or step.at, ORDER_WORKING_DAYS)
             payload = public.follow_up(lead_id=lead_id, kind=step.kind, task_id=step.task_id, line=line,
                                        uscc=step.uscc, entity_name=name, result_category=step.category,
                                        due_at=due_at)

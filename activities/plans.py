@@ -8,6 +8,7 @@ from temporalio import activity
 
 from activities.common import no_retry_cures, not_found, workflow_id
 from db.engine import Engine
+from domain import public
 from domain.messages.plan import AdjustmentPublished, AdjustmentStep, PlanPublished, PlanRun, TaskSlot
 from domain.workdays import SHANGHAI
 from store import plans
@@ -20,6 +21,12 @@ def task_slot(task_id: str, document: str) -> TaskSlot:
     line = json.loads(document)
     starts = date.fromisoformat(line["starts"])
     return TaskSlot(task_id=task_id, unit=line["unit"], start_at=datetime.combine(starts, time(0), SHANGHAI))
+
+
+def special_campaigns(tasks) -> dict[str, dict]:
+    """The tasks flagged as special campaigns (R7), by task id, from their stored lines."""
+    lines = {t.task_id: json.loads(t.document) for t in tasks}
+    return {task_id: line["special_campaign"] for task_id, line in lines.items() if "special_campaign" in line}
 
 
 class PlanActivities:
@@ -38,8 +45,10 @@ class PlanActivities:
             due = datetime.combine(date(plan.year, *MARCH_31), time(23, 59, 59), SHANGHAI)
             publish(connection, workflow_id=workflow_id(), step="publish-plan", kind="plan", at=now,
                     year=plan.year, plan_code=run.plan_code, unit=plan.owner_unit, due_at=due, on_time=now <= due,
-                    payload={"plan_code": run.plan_code, "year": plan.year, "owner_unit": plan.owner_unit,
-                             "tasks": [t.task_id for t in tasks], "document_sha256": plan.document_sha256})
+                    payload=public.plan(plan_code=run.plan_code, year=plan.year, owner_unit=plan.owner_unit,
+                                        tasks=[t.task_id for t in tasks], document_sha256=plan.document_sha256,
+                                        filed_with=json.loads(plan.document).get("filed_with"),
+                                        special_campaigns=special_campaigns(tasks)))
             published_at = plans.published_at(connection, workflow_id(), "publish-plan")
         on_time = published_at.astimezone(SHANGHAI).date() <= date(plan.year, *MARCH_31)
         return PlanPublished(plan_code=run.plan_code, year=plan.year, published_at=published_at, on_time=on_time,

@@ -11,7 +11,7 @@ from activities.handoff import Notifier
 from db.engine import Engine
 from domain import public
 from domain.messages.target import Alert, CheckRecorded, TargetContext, TargetStep
-from domain.messages.task import WorkingDaysLater
+from domain.messages.task import WaitDeadline, WaitFor, WorkingDaysLater
 from domain.workdays import SHANGHAI, CalendarYearUnknown, Deadlines
 from store import draws, targets
 from store.directory import entity_name, entity_region, items_of, people_with_role, review_required, split, task_line
@@ -19,6 +19,11 @@ from store.register import publish
 
 PUBLICATION_WORKING_DAYS = 20  # R21
 REMINDER_WORKING_DAYS = 3
+# Waits on people that the rules leave open [A]: a supervisor staffs a target the draw could not staff
+# within 3 working days of its dispatch, and an announced entropy value (a public value published after
+# the freeze) is entered within 5 working days of the freeze. A reminder comes one working day before.
+WAIT_WORKING_DAYS = {"staffing": 3, "entropy": 5}
+WAIT_REMINDER_WORKING_DAYS = 1
 
 
 class TargetActivities:
@@ -75,6 +80,21 @@ class TargetActivities:
         """The instant `working_days` working days after `start`: the task's announcement and redraw windows."""
         return self._due(request.task_id, request.uscc, lambda: self._deadlines.after_working_days(
             request.start, request.working_days))
+
+    @activity.defn
+    @no_retry_cures
+    def wait_deadline(self, wait: WaitFor) -> WaitDeadline:
+        """The deadline of a wait on people, never after `not_after`, and the supervisors to alert."""
+        due = self._due(wait.task_id, wait.uscc, lambda: self._deadlines.after_working_days(
+            wait.start, WAIT_WORKING_DAYS[wait.wait]))
+        if wait.not_after is not None:
+            due = min(due, wait.not_after)
+        reminder = self._due(wait.task_id, wait.uscc, lambda: self._deadlines.reminder_before(
+            due, WAIT_REMINDER_WORKING_DAYS))
+        with found(), self._engine.begin() as connection:
+            line, _ = task_line(connection, wait.task_id)
+            supervisors = people_with_role(connection, line["unit"], "supervisor", datetime.now(timezone.utc))
+        return WaitDeadline(reminder_at=min(reminder, due), due_at=due, supervisors=supervisors)
 
     @activity.defn
     @no_retry_cures

@@ -173,6 +173,22 @@ class TaskFilter(_Frozen):
         return self.subject_type is None or "enterprise" in self.subject_type
 
 
+class SpecialCampaign(_Frozen):
+    """R7: a special campaign (专项检查), not part of the routine random plan: in fields the random-check
+    items cover it is the exception, so it is flagged apart, named, and carries its approval."""
+
+    name: Name
+    approval_ref: Name  # the approving document's number
+
+
+class Filing(_Frozen):
+    """R6: the plan filed (备案) with the level above: the unit filed with, when, and its reference."""
+
+    unit: Code
+    filed_on: IsoDate
+    ref: Name | None = None
+
+
 class PlanTask(_Frozen):
     """One line of the plan: a task (抽查任务)."""
 
@@ -194,6 +210,7 @@ class PlanTask(_Frozen):
     entropy_source: EntropySource  # "none" or the public value to come (draw-protocol.md)
     starts: IsoDate
     ends: IsoDate
+    special_campaign: SpecialCampaign | None = None  # absent: a routine random-check task (R7)
 
     @model_validator(mode="before")
     @classmethod
@@ -237,6 +254,7 @@ class PlanFile(_Frozen):
     year: Annotated[Count, Field(ge=2000, le=2999)]
     owner_unit: Code
     tasks: Annotated[list[PlanTask], Field(min_length=1), _at_most(MAX_TASKS, "tasks per plan")]
+    filed_with: Filing | None = None  # R6; absent: not filed yet (plans loaded before it was recorded)
 
     @field_validator("tasks")
     @classmethod
@@ -321,10 +339,24 @@ def check_plan(plan: PlanFile, directory: PlanDirectory, *, today: date | None =
     problems = []
     if plan.owner_unit not in directory.units:
         problems.append(PlanProblem("plan", "owner_unit", shown(plan.owner_unit), "no such unit in the directory"))
+    problems += _filing_problems(plan, directory)
     for task in plan.tasks:
         problems += _task_problems(task, plan.year, directory, None if allow_past else today)
     if problems:
         raise PlanInvalid(problems)
+
+
+def _filing_problems(plan: PlanFile, directory: PlanDirectory) -> list[PlanProblem]:
+    """R6: a plan is filed with the level above: a unit of the directory other than its owner."""
+    filing = plan.filed_with
+    if filing is None:
+        return []
+    if filing.unit == plan.owner_unit:
+        return [PlanProblem("plan", "filed_with.unit", shown(filing.unit),
+                            "is the plan's owner; a plan is filed with the level above (R6)")]
+    if filing.unit not in directory.units:
+        return [PlanProblem("plan", "filed_with.unit", shown(filing.unit), "no such unit in the directory")]
+    return []
 
 
 def check_task(task: PlanTask, plan_year: int, directory: PlanDirectory, *, today: date | None = None,

@@ -11,7 +11,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from domain.plan import MAX_FILE_BYTES, PlanFile, PlanInvalid, PlanProblem, PlanTask, TaskFilter, shown
+from domain.plan import (
+    MAX_FILE_BYTES,
+    Filing,
+    PlanFile,
+    PlanInvalid,
+    PlanProblem,
+    PlanTask,
+    SpecialCampaign,
+    TaskFilter,
+    shown,
+)
 
 
 _LONG_QUOTED = re.compile(r"'[^'\n]{60,}'" + r'|"[^"\n]{60,}"')  # a repr() or JSON string of 60+ characters
@@ -182,7 +192,8 @@ def _locate(loc: tuple, data: Any, model: type[BaseModel]) -> tuple[str, tuple]:
 def _model_at(loc: tuple, model: type[BaseModel]) -> type[BaseModel]:
     """The model whose keys an object at `loc` has."""
     keys = [part for part in loc if isinstance(part, str)]
-    return {"tasks": PlanTask, "filter": TaskFilter}[keys[-1]] if keys else model
+    nested = {"tasks": PlanTask, "filter": TaskFilter, "filed_with": Filing, "special_campaign": SpecialCampaign}
+    return nested[keys[-1]] if keys else model
 
 
 def _dotted(path: tuple) -> str:

@@ -50,10 +50,20 @@ def _check(value: object, forbidden: frozenset, path: str) -> None:
             _check(inner, forbidden, f"{path}{n}.")
 
 
-# --- the plan (R3, R5) ------------------------------------------------------------------------------
-def plan(*, plan_code: str, year: int, owner_unit: str, tasks: list[str], document_sha256: str) -> dict:
-    return {"plan_code": plan_code, "year": year, "owner_unit": owner_unit, "tasks": tasks,
-            "document_sha256": document_sha256}
+# --- the plan (R3, R5, R6, R7) ----------------------------------------------------------------------
+def plan(*, plan_code: str, year: int, owner_unit: str, tasks: list[str], document_sha256: str,
+         filed_with: Mapping | None = None, special_campaigns: Mapping[str, Mapping] | None = None) -> dict:
+    """The plan; the filing with the level above once recorded (R6), and the tasks that are special
+    campaigns listed apart from the routine ones, each with its approval (R7). Both absent when none."""
+    payload = {"plan_code": plan_code, "year": year, "owner_unit": owner_unit, "tasks": tasks,
+               "document_sha256": document_sha256}
+    if filed_with:
+        payload["filed_with"] = {key: filed_with[key] for key in ("unit", "filed_on", "ref") if key in filed_with}
+    if special_campaigns:
+        payload["special_campaigns"] = [{"task_id": task_id, "name": campaign["name"],
+                                         "approval_ref": campaign["approval_ref"]}
+                                        for task_id, campaign in sorted(special_campaigns.items())]
+    return payload
 
 
 def adjustment(plan_code: str, change: Adjustment) -> dict:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from datetime import date, datetime
 
 from db.engine import Connection, Engine
+from domain.workdays import END_OF_DAY, SHANGHAI
 from store import views
 
 
@@ -39,13 +41,23 @@ def task_rows(connection: Connection, plan: str | None = None) -> list[dict]:
 
 def task_summary(engine_or_connection: Engine | Connection, task_id: str) -> dict:
     """What `task show` adds from the database to the workflow's status: task_code, targets
-    ({target stage: count}), overdue (the USCCs of targets flagged overdue) and next_deadline
-    (the earliest publication deadline among unpublished targets)."""
+    ({target stage: count}), overdue (the USCCs of targets flagged overdue) and next_deadline: the
+    earliest open deadline of the task, among the window's end while a target awaits its check, the
+    publication deadlines of unpublished targets and the due dates of open orders (follow-ups)."""
     with views.reading(engine_or_connection) as connection:
         stages = views.target_stage_counts(connection, task_id=task_id)
         overdue = views.overdue_targets(connection, task_id)
-        due = views.next_publication_due(connection, task_id)
         document = views.task_document(connection, task_id)
-    return {"task_code": json.loads(document)["task_code"] if document else None,
+        line = json.loads(document) if document else None
+        window = window_end(line["ends"]) if line and views.awaiting_check(connection, task_id) else None
+        dues = [views.instant(due) for due in (
+            window, views.next_publication_due(connection, task_id), views.next_order_due(connection, task_id))]
+    earliest = min((datetime.fromisoformat(due) for due in dues if due is not None), default=None)
+    return {"task_code": line["task_code"] if line else None,
             "targets": {r.stage: r.n for r in sorted(stages, key=lambda r: r.stage)}, "overdue": overdue,
-            "next_deadline": due.isoformat() if due else None}
+            "next_deadline": earliest.isoformat() if earliest else None}
+
+
+def window_end(ends: str) -> datetime:
+    """The end of a task window's last day, Beijing time: the field work is due then (R31)."""
+    return datetime.combine(date.fromisoformat(ends), END_OF_DAY, SHANGHAI)

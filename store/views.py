@@ -127,6 +127,18 @@ def next_publication_due(connection: Connection, task_id: str) -> datetime | Non
         t.c.task_id == task_id, t.c.published_at.is_(None))).scalar()
 
 
+def next_order_due(connection: Connection, task_id: str) -> datetime | None:
+    """The earliest deadline among the task's open follow-ups (an order to correct or to publish)."""
+    return connection.execute(select(func.min(f.c.due_at)).where(
+        f.c.task_id == task_id, f.c.state == "open")).scalar()
+
+
+def awaiting_check(connection: Connection, task_id: str) -> bool:
+    """Whether a target of the task still waits for its check (dispatched, or unstaffed): its window is open."""
+    return connection.execute(select(exists().where(
+        t.c.task_id == task_id, t.c.stage.in_(("dispatched", "unstaffed"))))).scalar()
+
+
 # --- metrics -----------------------------------------------------------------------------------
 def inspected_targets(connection: Connection, year: int) -> int:
     """Random-draw targets with an accepted result, checked in `year`."""

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         TargetStep,
         Team,
     )
+    from domain.messages.task import WaitFor
     from domain.stages import Stage
     from workflows.common import (
         LIGHT,
@@ -57,6 +58,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Targets opened since this patch continue as new where their long waits begin (_continue_at_wait).
 CONTINUES_AT_WAITS = "target-continues-at-waits"
+# Targets opened unstaffed since this patch wait for a supervisor's assignment until a deadline.
+STAFFING_DEADLINE = "staffing-deadline"
 
 
 # Outside the sandbox: a worker holds thousands of open targets, and the sandbox loads this module again
@@ -127,7 +130,10 @@ class TargetInspectionWorkflow:
         )
         self._teams = list(self._ctx.teams)
         self._set_stage(Stage.UNSTAFFED if self._ctx.unstaffed_units else Stage.DISPATCHED, initial=True)
-        await workflow.wait_condition(lambda: not self._unstaffed_units() or self._cancelled())
+        staffed = lambda: not self._unstaffed_units() or self._cancelled()  # noqa: E731
+        if not staffed() and workflow.patched(STAFFING_DEADLINE):
+            await self._staffing_deadline(staffed)
+        await workflow.wait_condition(staffed)
         if self._cancelled():
             return False
         await self._notify_team("notify-team")
@@ -145,6 +151,23 @@ class TargetInspectionWorkflow:
             await workflow.wait_condition(checked)
         await workflow.wait_condition(lambda: self._due is not None or self._cancelled())
         return not self._cancelled()
+
+    async def _staffing_deadline(self, staffed) -> None:
+        """Wait for the supervisors to staff the units the dispatch could not: a reminder, then an escalation."""
+        assert self._ctx
+        deadline = await workflow.execute_activity_method(
+            TargetActivities.wait_deadline,
+            WaitFor(task_id=self._run.task_id, uscc=self._run.uscc, wait="staffing", start=workflow.now(),
+                    not_after=self._ctx.window_end),
+            **LIGHT,
+        )
+        if not await wait_until(staffed, deadline.reminder_at, "staffing reminder"):
+            await self._alert("reminder", "staffing-reminder",
+                              f"no team yet from {', '.join(self._unstaffed_units())}: assign one",
+                              self._ctx.supervisors)
+        if not await wait_until(staffed, deadline.due_at, "staffing due"):
+            await self._escalate("staffing-escalation",
+                                 f"no team from {', '.join(self._unstaffed_units())} by the staffing deadline")
 
     async def _continue_at_wait(self) -> NoReturn:
         """Continue as new, carrying the whole state, where weeks of waiting begin (the check, the result).
@@ -216,7 +239,7 @@ class TargetInspectionWorkflow:
     def _follow_up_step(self, step: str, kind: str) -> FollowUpStep:
         assert self._result
         return FollowUpStep(task_id=self._run.task_id, uscc=self._run.uscc, kind=kind,
-                            category=self._result.category, step=step, at=workflow.now())
+                            category=self._result.category, step=step, at=workflow.now(), verified_at=self._check_at)
 
     # --- deadlines -----------------------------------------------------------------------------
     async def _escalate(self, step: str, details: str) -> None:

@@ -16,7 +16,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from activities.draws import SYSTEM_APPROVER, DrawActivities, conflict_reason
     from activities.targets import TargetActivities
-    from domain.messages.target import TargetRun
+    from domain.messages.target import Alert, TargetRun
     from domain.messages.task import (
         Announcement,
         DispatchSummary,
@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         TaskStatus,
         TaskStep,
         TaskTargets,
+        WaitFor,
         WorkingDaysLater,
     )
     from domain.draw import DrawError, check_entropy_value
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         CHILDREN_PER_RUN,
         HEAVY,
         LIGHT,
+        OVERDUE,
         PLAN_YEAR,
         STAGE,
         TASK_ID,
@@ -61,6 +63,8 @@ SIGNALS_BEFORE_RUN_PATCH = "signals-before-run-counted"
 # The task counts its closed targets in the projection, woken by the last one's signal, instead of one signal
 # per target: a burst of signals (targets sharing a deadline) filled the history and kept continue-as-new out.
 COUNTED_PATCH = "targets-counted-in-projection"
+# Tasks awaiting entropy since this patch wait for it until a deadline.
+ENTROPY_DEADLINE = "entropy-deadline"
 
 # How the entropy validator names the source in a refusal: it holds the stage, not the announcement (the door
 # names the source itself). Validators do not run on replay, so refusing more changes no accepted history.
@@ -131,7 +135,10 @@ class InspectionTaskWorkflow:
             workflow.logger.info("frozen: %d entities, digest %s", freeze.population, freeze.population_digest)
             if announcement.entropy_source != "none":
                 self._set_stage(Stage.AWAITING_ENTROPY)
-                await workflow.wait_condition(lambda: self._entropy is not None or self._cancelled())
+                entered = lambda: self._entropy is not None or self._cancelled()  # noqa: E731
+                if workflow.patched(ENTROPY_DEADLINE):
+                    await self._entropy_deadline(entered, announcement.entropy_source)
+                await workflow.wait_condition(entered)
             if self._cancelled():
                 return
             drawn: DrawSummary = await workflow.execute_activity_method(
@@ -172,6 +179,29 @@ class InspectionTaskWorkflow:
             )
             self._set_stage(Stage.DISPATCHED)
             return
+
+    async def _entropy_deadline(self, entered, source: str) -> None:
+        """Wait for the announced entropy value: a reminder, then an escalation that marks the task overdue."""
+        deadline = await workflow.execute_activity_method(
+            TargetActivities.wait_deadline,
+            WaitFor(task_id=self._run.task_id, wait="entropy", start=workflow.now()), **LIGHT,
+        )
+        if not await wait_until(entered, deadline.reminder_at, "entropy reminder"):
+            await self._alert("reminder", f"entropy-reminder-{self._progress.draw_seq}",
+                              f"enter the published value of {source} to draw", deadline.supervisors)
+        if not await wait_until(entered, deadline.due_at, "entropy due"):
+            workflow.upsert_search_attributes([OVERDUE.value_set(True)])
+            await self._alert("escalation", f"entropy-escalation-{self._progress.draw_seq}",
+                              f"the value of {source} is not entered by its deadline; the draw waits",
+                              deadline.supervisors)
+
+    async def _alert(self, kind: str, step: str, details: str, notify: list[str]) -> None:
+        await workflow.execute_activity_method(
+            TargetActivities.alert,
+            Alert(task_id=self._run.task_id, uscc=None, kind=kind, step=step, at=workflow.now(), details=details,
+                  notify=sorted(notify)),
+            **LIGHT,
+        )
 
     async def _wait_working_days(self, days: int, done, summary: str) -> None:
         until = await workflow.execute_activity_method(

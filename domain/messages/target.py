@@ -249,6 +249,7 @@ class FollowUpStep(Record):
     step: str
     at: datetime
     due_at: datetime | None = None
+    verified_at: datetime | None = None  # the check that verified the finding: an order runs from it (R25)
 
 
 class FollowUpOpened(Record):

@@ -85,6 +85,24 @@ class WorkingDaysLater(Record):
     working_days: int
 
 
+class WaitFor(Record):
+    """A wait on people (a supervisor's assignment, an entropy value) that starts at `start`."""
+
+    task_id: str
+    uscc: str | None = None
+    wait: str  # staffing | entropy
+    start: datetime
+    not_after: datetime | None = None  # no later than this (the task window's end)
+
+
+class WaitDeadline(Record):
+    """When to remind, when the wait is overdue, and who the task's unit has to answer for it."""
+
+    reminder_at: datetime
+    due_at: datetime
+    supervisors: list[str]
+
+
 class Announcement(Record):
     commitment: str
     entropy_source: str

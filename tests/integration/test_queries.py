@@ -409,3 +409,29 @@ def test_year_summary(year):
     with year.connect() as c:
         assert summary["metrics"] == metrics(c, 2025, as_of=AS_OF).as_json()
     json.dumps(summary, ensure_ascii=False)  # printable as is
+
+
+def test_next_deadline_is_the_earliest_open_one_window_publication_or_order(year):
+    """T1's earliest unpublished target (d) is due 2025-09-01; an open order and a target still
+    awaiting its check each take the lead once earlier, and a closed order never does."""
+    def next_deadline(*rows) -> str | None:
+        with year.begin() as c:
+            for table, row in rows:
+                c.execute(insert(table).values(**row))
+        return task_summary(year, "T1")["next_deadline"]
+
+    closed_earlier = {**follow_up("F7", "d", "order_to_publish", "closed", at(2025, 8, 2), at(2025, 8, 5)),
+                      "due_at": at(2025, 8, 16)}
+    assert next_deadline((schema.follow_ups, closed_earlier)) == at(2025, 9, 1).isoformat()
+    order = {**follow_up("F8", "d", "order_to_publish", "open", at(2025, 8, 2)), "due_at": at(2025, 8, 20)}
+    assert next_deadline((schema.follow_ups, order)) == at(2025, 8, 20).isoformat()
+    # A target dispatched, not yet checked, opens the window's deadline (2025-11-10 23:59:59 Beijing time):
+    # later than the order, so it leads only once the order is closed and every result published.
+    waiting, _ = target("k", "T1", 11, "dispatched")
+    assert next_deadline((schema.targets, waiting)) == at(2025, 8, 20).isoformat()
+    with year.begin() as c:
+        c.execute(schema.follow_ups.update().where(schema.follow_ups.c.lead_id == "F8").values(state="closed"))
+        tg = schema.targets
+        unpublished = tg.update().where(tg.c.task_id == "T1", tg.c.published_at.is_(None))
+        c.execute(unpublished.values(published_at=at(2025, 9, 2)))
+    assert task_summary(year, "T1")["next_deadline"] == at(2025, 11, 10, 15, 59, 59).isoformat()

@@ -1,5 +1,6 @@
-"""The targeting and redraw windows were added behind `workflow.patched`: histories from before them replay.
-Without the guard the same change is non-deterministic, which this test shows by forcing the patch on."""
+"""The targeting and redraw windows, and the deadlines on the waits for people, were added behind
+`workflow.patched`: histories from before them replay. Without the guard the same change is
+non-deterministic, which these tests show by forcing the patch on."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,8 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from runtime.client import WORKFLOWS
 
-BEFORE_WINDOWS = Path(__file__).resolve().parent.parent / "histories" / "InspectionTaskWorkflow" / "0.1.0-1.json"
+CORPUS = Path(__file__).resolve().parent.parent / "histories"
+BEFORE_WINDOWS = CORPUS / "InspectionTaskWorkflow" / "0.1.0-1.json"
 
 
 def replayer() -> Replayer:
@@ -34,3 +36,28 @@ async def test_same_change_unguarded_fails_the_replay(monkeypatch):
     monkeypatch.setattr(workflow, "patched", lambda patch_id: True)
     with pytest.raises(workflow.NondeterminismError):
         await replayer().replay_workflow(history())
+
+
+# The deadlines on the waits for people came behind their own patches; these histories waited without them
+# (captured on the code before: a task that waited 9 days for its entropy value, a target 9 days unstaffed).
+WAITS_BEFORE_DEADLINES = {
+    "entropy-deadline": CORPUS / "InspectionTaskWorkflow" / "0.1.0-8.json",
+    "staffing-deadline": CORPUS / "TargetInspectionWorkflow" / "0.1.0-24.json",
+}
+
+
+def waited(patch_id: str) -> WorkflowHistory:
+    return WorkflowHistory.from_json(patch_id, json.loads(WAITS_BEFORE_DEADLINES[patch_id].read_text()))
+
+
+@pytest.mark.parametrize("patch_id", sorted(WAITS_BEFORE_DEADLINES))
+async def test_wait_deadline_replays_a_history_that_waited_without_one(patch_id):
+    await replayer().replay_workflow(waited(patch_id))
+
+
+@pytest.mark.parametrize("patch_id", sorted(WAITS_BEFORE_DEADLINES))
+async def test_wait_deadline_unguarded_fails_the_replay(monkeypatch, patch_id):
+    guarded = workflow.patched
+    monkeypatch.setattr(workflow, "patched", lambda name: name == patch_id or guarded(name))
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer().replay_workflow(waited(patch_id))

@@ -46,7 +46,7 @@ DIRECTORY = PlanDirectory(
             item("NEW-001", effective_from=date(2025, 5, 1)),
         )
     },
-    units=frozenset({"360200-SCJ", "360202-SCJ", "360203-SCJ", "360200-SWJ"}),
+    units=frozenset({"360000-SCJ", "360200-SCJ", "360202-SCJ", "360203-SCJ", "360200-SWJ"}),
 )
 
 
@@ -259,7 +259,7 @@ def test_parse_task_names_the_task():
         "add.json: task JDZ-2025-0009 team_size 1: Input should be greater than or equal to 2",
         "add.json: task JDZ-2025-0009 extra: unknown key; the keys are: task_id, task_code, name, items, unit, "
         "partner_units, level, draw_level, filter, ratios, frequency_cap, team_size, load_cap, entropy_source, "
-        "starts, ends",
+        "starts, ends, special_campaign",
     ]
 
 
@@ -479,6 +479,42 @@ def test_plan_deadline_is_31_march_of_the_year():
 ])
 def test_published_on_time(published_on, on_time):
     assert published_on_time(2025, published_on) is on_time
+
+
+# --- R6: filed with the level above; R7: special campaigns flagged apart ------------------------------
+FILING = {"unit": "360000-SCJ", "filed_on": "2025-03-20", "ref": "赣市监信备〔2025〕3号"}
+CAMPAIGN = {"name": "2025年燃气安全专项检查", "approval_ref": "景市监批〔2025〕7号"}
+
+
+def test_a_plan_filed_with_the_level_above_and_a_special_campaign_pass():
+    plan = parse(plan_doc(task_doc(), task_doc(task_id="JDZ-2025-0002", special_campaign=CAMPAIGN),
+                          filed_with=FILING))
+    check_plan(plan, DIRECTORY)
+    assert plan.filed_with.unit == "360000-SCJ" and plan.filed_with.filed_on == date(2025, 3, 20)
+    assert [t.special_campaign.approval_ref if t.special_campaign else None for t in plan.tasks] == \
+        [None, "景市监批〔2025〕7号"]
+
+
+def test_a_plan_is_not_filed_with_its_owner():
+    problem = only(rule_problems(filed_with={**FILING, "unit": "360200-SCJ"}), "plan", "filed_with.unit")
+    assert "R6" in problem.reason
+
+
+def test_a_plan_is_filed_with_a_unit_of_the_directory():
+    problem = only(rule_problems(filed_with={**FILING, "unit": "999999-SCJ"}), "plan", "filed_with.unit")
+    assert problem.reason == "no such unit in the directory"
+
+
+def test_a_special_campaign_carries_its_approval():
+    problems = shape_problems(plan_doc(task_doc(special_campaign={"name": CAMPAIGN["name"]})))
+    assert [(p.where, p.field) for p in problems] == [("task JDZ-2025-0001", "special_campaign.approval_ref")]
+
+
+def test_without_filing_or_campaign_the_stored_document_is_as_before():
+    """Both are optional: a plan loaded before them keeps its document and digest."""
+    document = json.loads(canonical_json(parse(plan_doc())))
+    assert set(document) == {"plan_code", "year", "owner_unit", "tasks"}
+    assert "special_campaign" not in document["tasks"][0]
 
 
 # --- exactness: ratio comparisons are fractions, never floats -------------------------------------

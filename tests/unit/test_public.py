@@ -66,6 +66,21 @@ PAYLOADS = {
 }
 
 
+def test_the_plan_payload_names_its_filing_and_its_special_campaigns_apart():
+    payload = public.plan(plan_code="JDZ-2025", year=2025, owner_unit="360200-SCJ",
+                          tasks=["JDZ-2025-0001", "JDZ-2025-0002"], document_sha256="ab" * 32,
+                          filed_with={"unit": "360000-SCJ", "filed_on": "2025-03-20", "ref": "赣市监信备〔2025〕3号"},
+                          special_campaigns={"JDZ-2025-0002": {"name": "燃气安全专项检查", "approval_ref": "景市监批〔2025〕7号"}})
+    assert payload["filed_with"] == {"unit": "360000-SCJ", "filed_on": "2025-03-20", "ref": "赣市监信备〔2025〕3号"}
+    assert payload["special_campaigns"] == [
+        {"task_id": "JDZ-2025-0002", "name": "燃气安全专项检查", "approval_ref": "景市监批〔2025〕7号"}]
+    assert public.check(payload) is payload
+
+
+def test_a_plan_payload_without_filing_or_campaigns_is_as_before():
+    assert set(PAYLOADS["plan"]()) == {"plan_code", "year", "owner_unit", "tasks", "document_sha256"}
+
+
 @pytest.mark.parametrize("kind", PAYLOADS)
 def test_no_payload_holds_what_may_never_be_public(kind):
     payload = PAYLOADS[kind]()
