@@ -730,8 +730,9 @@ async def test_plan_survives_kills_server_restart_and_database_outage(chaos_data
                 break
             await asyncio.sleep(0.5)
             completed = (await client.count_workflows(query)).count
+        # Kept in the checkout's test-artifacts/ (CI keeps it): a failing history is the one thing to study.
         replayed, replay_failures, upstream_failures = await replay_histories(
-            client, task_id, tmp_path / "replay-failures")
+            client, task_id, Path(__file__).resolve().parents[2] / "test-artifacts" / "chaos" / "replay-failures")
         for failure in upstream_failures:
             print(f"known upstream replay failure (tests/replay/upstream.py): {failure}", flush=True)
         # The projection the run left, rebuilt from its histories with the workers' calendar: the tables the
