@@ -278,3 +278,19 @@ async def test_a_retried_post_with_the_same_key_takes_effect_once(world):
 async def _chain(world, uscc: str) -> list:
     """Every event of the target's runs (it continues as new once its check is recorded)."""
     return [e for run in await execution_chain(world.env.client, target_workflow_id(world.task_id, uscc)) for e in run]
+
+
+async def test_an_assignment_against_the_draws_rules_is_409_naming_each_rule_and_changes_nothing(world):
+    uscc = world.usccs[0]
+    url = f"/api/v1/tasks/{world.task_id}/targets/{uscc}/assign"
+    before = await world.snapshot(uscc)
+    async with world.http() as http:
+        reviewer = await http.post(url, headers=world.headers("supervisor"), json={
+            "unit": UNIT, "inspectors": [world.people["lead"], "JDZ-I020"], "reason": "sick"})
+        two = await http.post(url, headers=world.headers("supervisor"), json={
+            "unit": UNIT, "inspectors": ["JDZ-I015"], "reason": "sick"})
+    assert reviewer.status_code == 409 and reviewer.json()["rule"] == "role", reviewer.text
+    assert reviewer.json()["errors"] == [{"rule": "role", "message": "JDZ-I020 does not hold the role inspector"}]
+    assert two.status_code == 409 and two.json()["rule"] == "draw-rules"
+    assert [e["rule"] for e in two.json()["errors"]] == ["active", "team-size"]
+    assert await world.snapshot(uscc) == before
