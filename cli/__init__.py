@@ -15,7 +15,7 @@ import traceback
 
 from temporalio.service import RPCError
 
-from cli import api, draws, ops, plans, public, register, targets, tasks, users
+from cli import api, draws, login, ops, plans, public, register, targets, tasks, users
 from cli.common import EXIT_FAILED, EXIT_REFUSED, UsageError, Verbs, fail
 from db.engine import DatabaseUnavailable
 from domain.plan import PlanInvalid
@@ -63,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     ops.register_demo(verbs)
     api.register(verbs)
     users.register(verbs)
+    login.register(verbs)
     public.register(verbs)
     return root
 

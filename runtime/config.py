@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,19 @@ def open_private(path: Path, mode: str = "ab"):
     """`path` opened for appending or writing, created 0600 if it is new."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
     return os.fdopen(os.open(path, flags, PRIVATE_FILE), mode)
+
+
+def token_secret(data_dir: Path) -> bytes:
+    """The key that signs local access tokens (the API's and the CLI's logins): SPOTCHECK_API_SECRET, else one
+    made once and kept 0600 in the data dir, so tokens outlive a restart."""
+    if given := os.environ.get("SPOTCHECK_API_SECRET"):
+        return given.encode()
+    path = data_dir / "api-secret"
+    if not path.exists():
+        private_dir(data_dir)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE), "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()
 
 
 def server_file(data_dir: Path) -> Path:

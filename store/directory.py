@@ -77,6 +77,13 @@ def entity_region(connection: Connection, uscc: str, at: datetime) -> str | None
         schema.entities.c.uscc == uscc, in_force(schema.entities, at))).scalar()
 
 
+def everyone(connection: Connection, at: datetime) -> list[str]:
+    """The ids of every person in the inspectors directory in force at `at` (any unit, role or status)."""
+    i = schema.inspectors
+    return list(connection.execute(select(i.c.inspector_id).where(in_force(i, at)).order_by(i.c.inspector_id))
+                .scalars())
+
+
 def people(connection: Connection, ids: list[str], at: datetime) -> list:
     """The directory's records of `ids` (any unit, role or status) in force at `at`."""
     i = schema.inspectors
