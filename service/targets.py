@@ -16,8 +16,8 @@ from temporalio.client import Client
 
 from domain import access
 from domain.access import Actor, Candidate
-from domain.dispatch import PoolInspector
 from domain.commands import command_key, command_text
+from domain.dispatch import PoolInspector
 from domain.messages.target import (
     CheckRecord,
     FieldSignal,
@@ -27,10 +27,10 @@ from domain.messages.target import (
     Review,
     TargetStatus,
 )
+from domain.workdays import SHANGHAI
 from runtime.context import Context
 from service import gateway
 from service.errors import NotFound, Refused
-from domain.workdays import SHANGHAI
 from store import directory
 from store.common import NotFound as StoreNotFound
 from store.directory import unknown_inspectors
@@ -91,6 +91,7 @@ def _by(actor: Actor) -> dict[str, str]:
 
 
 def _in_directory(ctx: Context, inspector: str) -> None:
+    """The signalling inspector must be in the directory."""
     with ctx.engine().connect() as connection:
         unknown = unknown_inspectors(connection, [inspector], datetime.now(timezone.utc))
     if unknown:
