@@ -50,8 +50,13 @@ def from_error(error: Exception) -> Problem:
             return Problem(422, str(error), rule="invalid", errors=_fields(str(error)))
         case errors.NotFound():
             return Problem(404, str(error), rule="not-found")
-        case errors.Refused():
+        case errors.Refused(breaches=[]):
             return Problem(409, str(error), rule="workflow-rule")
+        case errors.Refused(breaches=[one]):
+            return Problem(409, str(error), rule=one.rule, errors=[{"rule": one.rule, "message": one.reason}])
+        case errors.Refused():
+            return Problem(409, str(error), rule="draw-rules",
+                           errors=[{"rule": b.rule, "message": b.reason} for b in error.breaches])
         case identity.TooManyAttempts():
             return Problem(429, error.reason, rule=error.rule, headers={"Retry-After": "60"})
         case identity.AuthenticationFailed():

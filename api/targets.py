@@ -62,7 +62,9 @@ class ReviewBody(Strict):
 class Assignment(Strict):
     unit: str = Field(max_length=32)
     inspectors: list[str] = Field(min_length=1, max_length=20)
-    reason: str = Field(min_length=1, max_length=4000)
+    reason: str = Field(min_length=1, max_length=400)
+    load_cap_override: str = Field("", max_length=70, description="why the team may go past the task's load cap"
+                                                                  " (recorded with the reason)")
 
 
 def _outcome(task_id: str, uscc: str, outcome: targets.Outcome) -> tuple[int, dict]:
@@ -186,5 +188,5 @@ async def assign(request: Request, task_id: str, uscc: str, me: Me, body: Assign
     async def work(key):
         return _outcome(task_id, uscc, await targets.assign_team(
             request.app.state.ctx, me, task_id, uscc, unit=body.unit, inspectors=body.inspectors,
-            reason=body.reason, request_key=key))
+            reason=body.reason, load_cap_override=body.load_cap_override, request_key=key))
     return await mutation(request, me, body.model_dump(), work)

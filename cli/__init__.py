@@ -15,7 +15,7 @@ import traceback
 
 from temporalio.service import RPCError
 
-from cli import api, draws, ops, plans, projection, public, register, targets, tasks, users
+from cli import api, draws, login, ops, plans, projection, public, register, targets, tasks, users
 from cli.common import EXIT_FAILED, EXIT_REFUSED, UsageError, Verbs, fail, for_stderr
 from db.engine import DatabaseUnavailable
 from domain.plan import PlanInvalid
@@ -64,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     ops.register_demo(verbs)
     api.register(verbs)
     users.register(verbs)
+    login.register(verbs)
     public.register(verbs)
     projection.register(verbs)
     return root

@@ -3,23 +3,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 
 from cli.common import UsageError, Verbs
+from runtime import config
 from service.identity import LocalTokens, Oidc
-
-
-def _secret(data_dir: Path) -> bytes:
-    """SPOTCHECK_API_SECRET, else one made once and kept 0600 in the data dir, so tokens outlive a restart."""
-    if given := os.environ.get("SPOTCHECK_API_SECRET"):
-        return given.encode()
-    path = data_dir / "api-secret"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-            out.write(secrets.token_urlsafe(48))
-    return path.read_text().strip().encode()
 
 
 def _oidc() -> Oidc | None:
@@ -43,7 +31,7 @@ def cmd_api(args, ctx):
 
     logs.configure()
     try:
-        tokens = LocalTokens(secret=_secret(ctx.settings.data_dir))
+        tokens = LocalTokens(secret=config.token_secret(ctx.settings.data_dir))
     except ValueError as error:
         raise UsageError(f"SPOTCHECK_API_SECRET: {error}") from None
     app = create_app(lambda: ctx, auth_settings=Auth(tokens=tokens, oidc=_oidc()))

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from domain.access import Actor
 from domain.text import FORBIDDEN, for_terminal
+from runtime import config
+from service import identity
+from service.identity import LocalTokens
 
 EXIT_REFUSED = 2  # bad input or a refused command: nothing changed
 EXIT_FAILED = 1
@@ -19,8 +24,46 @@ class UsageError(Exception):
 
 
 def operator(identity: str | None = None) -> Actor:
-    """Who acts from this shell: the id a human verb names (until `spotcheck login` replaces the flag)."""
+    """The local operator of the operator verbs (plans, draws, imports, archive): whoever can run this shell
+    against the project database. A human step never acts as them: see `person`."""
     return Actor(id=identity or "operator", roles=frozenset(), unit=None, method="cli-local")
+
+
+# --- the logged-in user (`spotcheck login`) -----------------------------------------------------------
+TOKEN_ENV = "SPOTCHECK_TOKEN"  # for scripts: a token from `spotcheck login --print-token`
+LOGIN_HOURS = 10  # a CLI login lasts a working day; the user's status is read again at every command
+
+
+def login_tokens(settings) -> LocalTokens:
+    """The CLI's logins: signed with the API's key, under their own issuer, so neither door takes the other's."""
+    try:
+        return LocalTokens(secret=config.token_secret(settings.data_dir), ttl=timedelta(hours=LOGIN_HOURS),
+                           issuer="spotcheck-cli")
+    except ValueError as error:
+        raise UsageError(f"SPOTCHECK_API_SECRET: {error}") from None
+
+
+def token_file() -> Path:
+    """$XDG_CONFIG_HOME/spotcheck/token, else ~/.config/spotcheck/token (kept 0600)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "spotcheck" / "token"
+
+
+def person(ctx) -> Actor:
+    """Who acts in a human step (check, result, review, assignment, field signals): the logged-in user, as the
+    directory and their account stand now (method `cli-local`). No flag chooses the actor."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        try:
+            token = token_file().read_text().strip()
+        except FileNotFoundError:
+            raise UsageError(f"not logged in: run `spotcheck login ID` (or set {TOKEN_ENV})") from None
+    try:
+        return identity.actor_from_access_token(ctx.engine(), token, login_tokens(ctx.settings), "cli-local")
+    except identity.TokenRejected as error:
+        if error.rule == "expired":
+            raise UsageError("your login has expired: run `spotcheck login ID` again") from None
+        raise
 
 
 def year(text: str) -> int:

@@ -27,6 +27,7 @@ from activities.archive import archive_pass
 
 from domain.messages.archiver import ArchiveBatch, ArchiveSummary
 from db.engine import make_engine, migrate
+from domain.access import Actor
 from domain.categories import ORDER_KINDS, category
 from domain.messages.plan import PlanRun
 from domain.messages.target import CheckRecord, Recheck, ResultEntry, Review, TargetStatus
@@ -35,11 +36,12 @@ from domain.workdays import SHANGHAI
 from runtime import config
 from runtime.client import connect
 from read.archive import verify_chain
+from service import identity
 from service.errors import Refused
 from service.targets import send, status as target_status
 from service.imports import import_examples
 from runtime.examples import shifted_plan
-from store import targets as targets_store
+from store import directory, targets as targets_store
 from store.plans import load_plan
 from read.metrics import unit_line, year_summary
 from runtime.server import server_running, start_server_background
@@ -47,6 +49,8 @@ from workflows.common import TASK_QUEUE, plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
 PLAN_CODE = "JDZ-DEMO"
+PEOPLE_PASSWORD = "spotcheck-demo-people"  # every demo person's, to try `spotcheck login` and the API with
+DEMO_ADMIN = Actor(id="demo", roles=frozenset({"admin"}), unit=None, method="cli-local")
 WORKDAY_SECONDS = "4"  # a demo working day; a 30-day task window then lasts about 90 s
 WINDOW_DAYS = 30
 # Category mix the demo inspectors find (weights), mostly clean as in real years.
@@ -174,6 +178,21 @@ async def plan_state(client: Client) -> WorkflowExecutionStatus | None:
         return None
 
 
+def create_people(engine) -> int:
+    """The directory's people as local accounts (their roles and units stay the directory's), so the people the
+    demo plays exist as users; how many are new."""
+    with engine.connect() as connection:
+        ids = directory.everyone(connection, datetime.now(timezone.utc))
+    added = 0
+    for person in ids:
+        try:
+            identity.add_user(engine, DEMO_ADMIN, person, PEOPLE_PASSWORD)
+            added += 1
+        except identity.UserExists:
+            pass
+    return added
+
+
 async def run_demo(settings: config.Settings, json_output: bool = False) -> int:
     out = (lambda line: print(line, file=sys.stderr)) if json_output or not sys.stdout.isatty() else print
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -190,6 +209,7 @@ async def run_demo(settings: config.Settings, json_output: bool = False) -> int:
     if state is None:
         for summary in import_examples(engine, now=datetime.now(timezone.utc)):
             out(f"imported {summary.kind}: {summary.rows_read} rows ({summary.added} new, {summary.changed} changed)")
+        out(f"{create_people(engine)} people of the directory added as users (password {PEOPLE_PASSWORD})")
         raw = shifted_plan(datetime.now(SHANGHAI).date(), WINDOW_DAYS)
         plan, _ = load_plan(engine, raw, "examples/plan-template.json (dated today)")
         await client.start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=PLAN_CODE),

@@ -30,7 +30,8 @@ def cmd_codec_server(args, ctx):
         raise UsageError("SPOTCHECK_CODEC_KEYS is not set: no key to encode or decode with (docs/codec.md)")
     logs.configure()
     try:
-        server = CodecServer(codec, host=args.host, port=args.port, cors_origins=args.cors_origin or [DEFAULT_CORS_ORIGIN])
+        server = CodecServer(codec, ctx.settings.codec_token, host=args.host, port=args.port,
+                             cors_origins=args.cors_origin or [DEFAULT_CORS_ORIGIN])
     except OSError as error:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {error}") from error
     server.serve()

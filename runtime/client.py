@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from db.engine import Engine
 from temporalio.client import Client
 from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -18,7 +19,7 @@ from activities.plans import PlanActivities
 from activities.targets import TargetActivities
 from domain.workdays import Deadlines, calendar_from_env
 from runtime.codec import data_converter
-from runtime.config import Settings
+from runtime.config import Settings, TemporalAccess
 from runtime.logs import LoggingInterceptor
 from runtime.telemetry import RefusalMetrics
 from workflows.archiver import HistoryArchiverWorkflow
@@ -32,11 +33,23 @@ WORKFLOWS = [PlanLauncherWorkflow, AnnualPlanWorkflow, InspectionTaskWorkflow, T
              HistoryArchiverWorkflow]
 
 
+def tls_config(access: TemporalAccess) -> TLSConfig | bool:
+    """The TLS of a secured cluster (the files read now, so a missing one is named at connect); False: none."""
+    if not access.tls:
+        return False
+    return TLSConfig(
+        server_root_ca_cert=access.tls_ca.read_bytes() if access.tls_ca else None,  # None: the system's roots
+        client_cert=access.tls_cert.read_bytes() if access.tls_cert else None,
+        client_private_key=access.tls_key.read_bytes() if access.tls_key else None,
+        domain=access.tls_server_name)
+
+
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     # pydantic_data_converter, encrypting when SPOTCHECK_CODEC_KEYS is set (runtime/codec.py); a worker
     # passes the runtime that exports its metrics (runtime/telemetry.py)
     return await Client.connect(settings.temporal_address, namespace=settings.namespace,
-                                data_converter=data_converter(settings), runtime=runtime)
+                                data_converter=data_converter(settings), runtime=runtime,
+                                tls=tls_config(settings.temporal), api_key=settings.temporal.api_key)
 
 
 def receiver_for(settings: Settings) -> Receiver:

@@ -8,12 +8,17 @@ The Web UI (`--codec-endpoint`, or the UI's "Codec Server" setting) and the `tem
     OPTIONS                  CORS preflight, for the configured UI origins only
     GET  /health             200 "ok"
 
+Every encode and decode needs `Authorization: Bearer <SPOTCHECK_CODEC_TOKEN>` (401 otherwise; the
+`temporal` CLI's `--codec-auth`, or the proxy in front of the Web UI, sends it), and a browser may call
+only from a configured Web UI origin (403 otherwise; no wildcard).
+
 A path that ends with /decode or /encode is accepted, so an endpoint with a namespace prefix works.
-Standard library only (http.server, one thread per request); the codec is CPU-only. Anyone who can
-reach the port can decrypt: bind it to 127.0.0.1 (the default) or a private network.
+Standard library only (http.server, one thread per request); the codec is CPU-only. Whoever holds the
+token can decrypt: bind it to 127.0.0.1 (the default) or a private network as well.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import signal
 import threading
@@ -29,6 +34,7 @@ from runtime.codec import AesGcmCodec, CodecKeyError
 
 DEFAULT_PORT = 8081
 DEFAULT_CORS_ORIGIN = "http://127.0.0.1:8233"  # the embedded server's Web UI (`spotcheck server`)
+MIN_TOKEN = 32  # characters: a token someone made, not a word someone chose
 MAX_BODY = 64 * 1024 * 1024  # Temporal caps one payload at 2 MiB; a UI page of events stays far below this
 ALLOWED_HEADERS = "content-type,x-namespace,authorization"
 
@@ -63,6 +69,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._origin_allowed():
             self._error(HTTPStatus.FORBIDDEN, f"origin {self.headers.get('Origin')!r} is not allowed (--cors-origin)")
             return
+        if not self._authorized():
+            self._error(HTTPStatus.UNAUTHORIZED, "send Authorization: Bearer <SPOTCHECK_CODEC_TOKEN>",
+                        {"WWW-Authenticate": 'Bearer realm="spotcheck-codec"'})
+            return
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -86,8 +96,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- helpers ---
     def _origin_allowed(self) -> bool:
+        """A browser's call from a configured Web UI origin, or a call with no Origin (not a browser's)."""
         origin = self.headers.get("Origin")
-        return origin is None or "*" in self.server.cors_origins or origin in self.server.cors_origins
+        return origin is None or origin in self.server.cors_origins
+
+    def _authorized(self) -> bool:
+        scheme, _, given = (self.headers.get("Authorization") or "").partition(" ")
+        # compared in constant time, as bytes: a header's non-ASCII text is no reason for an error
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8", "replace"),
+                                                                  self.server.token)
 
     def _cors_headers(self, preflight: bool) -> None:
         origin = self.headers.get("Origin")
@@ -102,9 +119,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Access-Control-Max-Age", "600")
 
     def _reply(self, status: HTTPStatus, body: bytes, content_type: str = "application/json",
-               preflight: bool = False, close: bool = False) -> None:
+               preflight: bool = False, close: bool = False, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self._cors_headers(preflight)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if close:
             self.send_header("Connection", "close")  # http.server then closes it after this reply
         if body:
@@ -114,9 +133,9 @@ class _Handler(BaseHTTPRequestHandler):
         if body:
             self.wfile.write(body)
 
-    def _error(self, status: HTTPStatus, message: str) -> None:
+    def _error(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None) -> None:
         # the request body may be unread: close, never parse it as the next request
-        self._reply(status, json.dumps({"error": message}, ensure_ascii=False).encode(), close=True)
+        self._reply(status, json.dumps({"error": message}, ensure_ascii=False).encode(), close=True, headers=headers)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's signature
         pass  # one structured line per request instead (log_request); never a payload
@@ -129,8 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _CodecHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], codec: AesGcmCodec, cors_origins: Iterable[str]) -> None:
+    def __init__(self, address: tuple[str, int], codec: AesGcmCodec, token: str, cors_origins: Iterable[str]) -> None:
         self.codec = codec
+        self.token = token.encode()
         self.cors_origins = frozenset(o.rstrip("/") for o in cors_origins)
         super().__init__(address, _Handler)
 
@@ -138,9 +158,15 @@ class _CodecHTTPServer(ThreadingHTTPServer):
 class CodecServer:
     """The HTTP codec server; `start()` serves from a background thread, `serve()` until SIGINT/SIGTERM."""
 
-    def __init__(self, codec: AesGcmCodec, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+    def __init__(self, codec: AesGcmCodec, token: str | None, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  cors_origins: Iterable[str] = (DEFAULT_CORS_ORIGIN,)) -> None:
-        self._httpd = _CodecHTTPServer((host, port), codec, cors_origins)
+        if not token or len(token) < MIN_TOKEN or not token.isascii() or not token.isprintable():
+            raise ValueError(f"SPOTCHECK_CODEC_TOKEN: the codec server needs a bearer token of at least {MIN_TOKEN}"
+                             " printable ASCII characters (e.g. `openssl rand -hex 32`)")
+        cors_origins = list(cors_origins)
+        if not cors_origins or any(o.strip() in ("*", "") for o in cors_origins):
+            raise ValueError("--cors-origin: name the Web UI's origin (scheme://host:port); no wildcard")
+        self._httpd = _CodecHTTPServer((host, port), codec, token, cors_origins)
         self._thread: threading.Thread | None = None
 
     @property

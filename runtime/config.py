@@ -4,8 +4,40 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TemporalAccess:
+    """How a client or worker proves itself to a secured cluster: TLS (a CA to trust, and for mTLS a client
+    certificate and key; file paths) and an API key. None of it set: plain gRPC, as the embedded server."""
+
+    tls_ca: Path | None = None  # SPOTCHECK_TEMPORAL_TLS_CA
+    tls_cert: Path | None = None  # SPOTCHECK_TEMPORAL_TLS_CERT
+    tls_key: Path | None = None  # SPOTCHECK_TEMPORAL_TLS_KEY
+    tls_server_name: str | None = None  # SPOTCHECK_TEMPORAL_TLS_SERVER_NAME: the name in the server's certificate
+    api_key: str | None = field(default=None, repr=False)  # SPOTCHECK_TEMPORAL_API_KEY
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("SPOTCHECK_TEMPORAL_TLS_CERT and SPOTCHECK_TEMPORAL_TLS_KEY go together (mTLS)")
+
+    @property
+    def tls(self) -> bool:
+        """TLS at all: any TLS setting, or an API key, which is never sent in clear."""
+        return bool(self.tls_ca or self.tls_cert or self.tls_server_name or self.api_key)
+
+    @classmethod
+    def from_env(cls) -> TemporalAccess:
+        def path(name: str) -> Path | None:
+            value = os.environ.get(name)
+            return Path(value) if value else None
+        return cls(tls_ca=path("SPOTCHECK_TEMPORAL_TLS_CA"), tls_cert=path("SPOTCHECK_TEMPORAL_TLS_CERT"),
+                   tls_key=path("SPOTCHECK_TEMPORAL_TLS_KEY"),
+                   tls_server_name=os.environ.get("SPOTCHECK_TEMPORAL_TLS_SERVER_NAME") or None,
+                   api_key=os.environ.get("SPOTCHECK_TEMPORAL_API_KEY") or None)
 
 
 @dataclass(frozen=True)
@@ -20,6 +52,8 @@ class Settings:
     metrics_address: str | None = None  # SPOTCHECK_METRICS_ADDRESS host:port: the workers' Prometheus endpoint
     # SPOTCHECK_CODEC_KEYS "id1:base64key,id2:base64key" (runtime/codec.py); never in the repr or logs
     codec_keys: str | None = field(default=None, repr=False)
+    codec_token: str | None = field(default=None, repr=False)  # SPOTCHECK_CODEC_TOKEN: the codec server's bearer
+    temporal: TemporalAccess = field(default_factory=lambda: TemporalAccess())
 
     @property
     def outbox_file(self) -> Path:
@@ -44,6 +78,19 @@ def open_private(path: Path, mode: str = "ab"):
     """`path` opened for appending or writing, created 0600 if it is new."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
     return os.fdopen(os.open(path, flags, PRIVATE_FILE), mode)
+
+
+def token_secret(data_dir: Path) -> bytes:
+    """The key that signs local access tokens (the API's and the CLI's logins): SPOTCHECK_API_SECRET, else one
+    made once and kept 0600 in the data dir, so tokens outlive a restart."""
+    if given := os.environ.get("SPOTCHECK_API_SECRET"):
+        return given.encode()
+    path = data_dir / "api-secret"
+    if not path.exists():
+        private_dir(data_dir)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE), "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()
 
 
 def server_file(data_dir: Path) -> Path:
@@ -71,4 +118,6 @@ def load(data_dir: str | os.PathLike | None = None) -> Settings:
         ui_address=server.get("ui") if server else None,
         metrics_address=os.environ.get("SPOTCHECK_METRICS_ADDRESS") or None,
         codec_keys=os.environ.get("SPOTCHECK_CODEC_KEYS") or None,
+        codec_token=os.environ.get("SPOTCHECK_CODEC_TOKEN") or None,
+        temporal=TemporalAccess.from_env(),
     )

@@ -241,14 +241,15 @@ def issue_access_token(user_id: str, settings: LocalTokens, now: datetime | None
     return jwt.encode(claims, settings.secret, algorithm="HS256"), int(settings.ttl.total_seconds())
 
 
-def actor_from_access_token(engine: Engine, token: str, settings: LocalTokens) -> Actor:
-    """The actor of a request carrying a local access token, as they stand now."""
+def actor_from_access_token(engine: Engine, token: str, settings: LocalTokens, method: str = "password") -> Actor:
+    """The actor of a request carrying a local access token, as they stand now; `method`: how the token was
+    presented (the API's bearer token after a password login, or the CLI's stored login, `cli-local`)."""
     try:
         claims = jwt.decode(token, settings.secret, algorithms=["HS256"], issuer=settings.issuer,
                             options={"require": ["exp", "iat", "iss", "sub"]})
     except jwt.PyJWTError as error:
         raise _rejected(error) from None
-    return _current(engine, claims["sub"], "password")
+    return _current(engine, claims["sub"], method)
 
 
 def oidc_user_id(token: str, settings: Oidc) -> str:

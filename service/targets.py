@@ -14,8 +14,10 @@ from typing import Callable
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from domain.access import Actor
+from domain import access
+from domain.access import Actor, Candidate
 from domain.commands import command_key, command_text
+from domain.dispatch import PoolInspector
 from domain.messages.target import (
     CheckRecord,
     FieldSignal,
@@ -25,10 +27,14 @@ from domain.messages.target import (
     Review,
     TargetStatus,
 )
+from domain.workdays import SHANGHAI
 from runtime.context import Context
 from service import gateway
 from service.errors import NotFound, Refused
+from store import directory
+from store.common import NotFound as StoreNotFound
 from store.directory import unknown_inspectors
+from store.targets import team_loads
 from workflows.common import target_workflow_id
 from workflows.target import TargetInspectionWorkflow
 
@@ -84,20 +90,19 @@ def _by(actor: Actor) -> dict[str, str]:
     return {"actor": actor.id, "auth_method": actor.method}
 
 
-def _in_directory(ctx: Context, inspectors: list[str], unit: str | None = None) -> None:
-    """Ids a command names must be inspectors in the directory (of `unit`, when given)."""
+def _in_directory(ctx: Context, inspector: str) -> None:
+    """The signalling inspector must be in the directory."""
     with ctx.engine().connect() as connection:
-        unknown = unknown_inspectors(connection, inspectors, datetime.now(timezone.utc), unit)
+        unknown = unknown_inspectors(connection, [inspector], datetime.now(timezone.utc))
     if unknown:
-        where = f"inspectors of unit {unit}" if unit else "inspectors"
-        raise NotFound(f"not among the {where} in the directory: {', '.join(unknown)}; "
+        raise NotFound(f"{inspector} is not among the inspectors in the directory; "
                        "name an inspector listed by `spotcheck import inspectors`")
 
 
 async def field_signal(ctx: Context, actor: Actor, task_id: str, uscc: str, kind: str) -> str:
     """Accepted or arrived: logged in the history, gates nothing; only from an inspector of the target's team."""
     signal = gateway.build(FieldSignal, kind=kind, inspector=actor.id, **_by(actor))
-    _in_directory(ctx, [signal.inspector])
+    _in_directory(ctx, signal.inspector)
     handle = _handle(await ctx.client(), task_id, uscc)
     current = await gateway.query(handle, TargetInspectionWorkflow.status, what=_what(task_id, uscc))
     if not any(signal.inspector in team.inspectors for team in current.teams):
@@ -126,11 +131,42 @@ async def review_result(ctx: Context, actor: Actor, task_id: str, uscc: str, *, 
     return await send(await ctx.client(), task_id, uscc, "review", command, request_key)
 
 
+def assignment_refusal(ctx: Context, task_id: str, uscc: str, unit: str, inspectors: list[str],
+                       load_cap_override: str) -> Refused | None:
+    """The draw's rules (domain.access.assignment_breaches) against the directory as it stands now."""
+    now = datetime.now(timezone.utc)
+    with ctx.engine().connect() as connection:
+        try:
+            line, _ = directory.task_line(connection, task_id)
+        except StoreNotFound:
+            raise NotFound(f"no task {task_id}") from None
+        required = {item["qualification"] for item in directory.items_of(connection, line["items"], now)}
+        records = directory.people(connection, inspectors, now)
+        loads = team_loads(connection, task_id, unit, besides=uscc)
+    candidates = {r["inspector_id"]: Candidate(
+        inspector=PoolInspector(inspector_id=r["inspector_id"], status=r["status"], cert_expiry=r["cert_expiry"],
+                                qualifications=tuple(directory.split(r["qualifications"])),
+                                recusal=tuple(directory.split(r["recusal"]))),
+        unit=r["unit_code"], roles=frozenset(directory.split(r["roles"])), load=loads.get(r["inspector_id"], 0))
+        for r in records}
+    breaches = access.assignment_breaches(
+        inspectors, candidates, unit=unit, uscc=uscc, required=required, as_of=now.astimezone(SHANGHAI).date(),
+        load_cap=int(line["load_cap"]), override_reason=load_cap_override)
+    if not breaches:
+        return None
+    return Refused("the assignment breaks the draw's rules: "
+                   + "; ".join(f"{b.reason} [{b.rule}]" for b in breaches), breaches)
+
+
 async def assign_team(ctx: Context, actor: Actor, task_id: str, uscc: str, *, unit: str, inspectors: list[str],
-                      reason: str, request_key: str | None = None) -> Outcome:
-    command = gateway.build(ManualAssignment, unit=unit, inspectors=inspectors, by=actor.id, reason=reason,
+                      reason: str, load_cap_override: str = "", request_key: str | None = None) -> Outcome:
+    """A supervisor's team, held to the draw's rules; past the load cap only with a reason, recorded with it."""
+    override = load_cap_override.strip()
+    command = gateway.build(ManualAssignment, unit=unit, inspectors=inspectors, by=actor.id,
+                            reason=f"{reason} (load cap overridden: {override})" if override else reason,
                             **_by(actor))
-    _in_directory(ctx, command.inspectors, command.unit)
+    if refusal := assignment_refusal(ctx, task_id, uscc, command.unit, command.inspectors, override):
+        raise refusal
     return await send(await ctx.client(), task_id, uscc, "assign", command, request_key)
 
 

@@ -77,10 +77,21 @@ def entity_region(connection: Connection, uscc: str, at: datetime) -> str | None
         schema.entities.c.uscc == uscc, in_force(schema.entities, at))).scalar()
 
 
-def unknown_inspectors(connection: Connection, ids: list[str], at: datetime, unit: str | None = None) -> list[str]:
-    """Those of `ids` who are not inspectors in force at `at` (of `unit`, when given), sorted."""
+def everyone(connection: Connection, at: datetime) -> list[str]:
+    """The ids of every person in the inspectors directory in force at `at` (any unit, role or status)."""
     i = schema.inspectors
-    query = select(i.c.inspector_id).where(i.c.inspector_id.in_(ids), in_force(i, at))
-    if unit is not None:
-        query = query.where(i.c.unit_code == unit)
-    return sorted(set(ids) - {r.inspector_id for r in connection.execute(query)})
+    return list(connection.execute(select(i.c.inspector_id).where(in_force(i, at)).order_by(i.c.inspector_id))
+                .scalars())
+
+
+def people(connection: Connection, ids: list[str], at: datetime) -> list:
+    """The directory's records of `ids` (any unit, role or status) in force at `at`."""
+    i = schema.inspectors
+    return connection.execute(select(i).where(i.c.inspector_id.in_(ids), in_force(i, at))).mappings().all()
+
+
+def unknown_inspectors(connection: Connection, ids: list[str], at: datetime) -> list[str]:
+    """Those of `ids` who are not inspectors in force at `at`, sorted."""
+    i = schema.inspectors
+    found = connection.execute(select(i.c.inspector_id).where(i.c.inspector_id.in_(ids), in_force(i, at)))
+    return sorted(set(ids) - {r.inspector_id for r in found})

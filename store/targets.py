@@ -102,6 +102,19 @@ def current_teams(connection: Connection, task_id: str, uscc: str) -> tuple[list
             [r.unit_code for r in rows if not r.inspectors])
 
 
+def team_loads(connection: Connection, task_id: str, unit: str, *, besides: str) -> dict[str, int]:
+    """How many of the task's targets other than `besides` each inspector is on the unit's current team of."""
+    teams = schema.teams
+    latest = (select(func.max(teams.c.team_id).label("team_id"))
+              .where(teams.c.task_id == task_id, teams.c.unit_code == unit, teams.c.uscc != besides)
+              .group_by(teams.c.uscc).subquery())
+    loads: dict[str, int] = {}
+    for row in connection.execute(select(teams.c.inspectors).join(latest, latest.c.team_id == teams.c.team_id)):
+        for inspector in filter(None, row.inspectors.split(";")):
+            loads[inspector] = loads.get(inspector, 0) + 1
+    return loads
+
+
 def assign_team(connection: Connection, *, task_id: str, uscc: str, unit: str, inspectors: list[str], reason: str,
                 by: str, at: datetime, workflow_id: str, step: str) -> None:
     """A supervisor's recorded manual assignment (once per workflow step and unit)."""

@@ -126,6 +126,7 @@ async def world(postgres_url, tmp_path_factory):
                     "ops.audit", TOKENS, now=datetime.now(timezone.utc) - timedelta(hours=1))[0]
                 identity.disable_user(db.engine, ADMIN, "ops.gone")
                 world.people = people
+                world.database_url = db.url
                 yield world
 
 
@@ -278,3 +279,44 @@ async def test_a_retried_post_with_the_same_key_takes_effect_once(world):
 async def _chain(world, uscc: str) -> list:
     """Every event of the target's runs (it continues as new once its check is recorded)."""
     return [e for run in await execution_chain(world.env.client, target_workflow_id(world.task_id, uscc)) for e in run]
+
+
+async def test_an_assignment_against_the_draws_rules_is_409_naming_each_rule_and_changes_nothing(world):
+    uscc = world.usccs[0]
+    url = f"/api/v1/tasks/{world.task_id}/targets/{uscc}/assign"
+    before = await world.snapshot(uscc)
+    async with world.http() as http:
+        reviewer = await http.post(url, headers=world.headers("supervisor"), json={
+            "unit": UNIT, "inspectors": [world.people["lead"], "JDZ-I020"], "reason": "sick"})
+        two = await http.post(url, headers=world.headers("supervisor"), json={
+            "unit": UNIT, "inspectors": ["JDZ-I015"], "reason": "sick"})
+    assert reviewer.status_code == 409 and reviewer.json()["rule"] == "role", reviewer.text
+    assert reviewer.json()["errors"] == [{"rule": "role", "message": "JDZ-I020 does not hold the role inspector"}]
+    assert two.status_code == 409 and two.json()["rule"] == "draw-rules"
+    assert [e["rule"] for e in two.json()["errors"]] == ["active", "team-size"]
+    assert await world.snapshot(uscc) == before
+
+
+async def test_a_human_verb_at_the_command_line_records_the_logged_in_user_and_cli_local(world, tmp_path,
+                                                                                          monkeypatch):
+    import io
+
+    import cli
+    uscc = world.usccs[0]
+    lead, teammate = await world.team(uscc)
+    try:
+        identity.add_user(world.engine, ADMIN, lead, PASSWORD)
+    except identity.UserExists:
+        pass
+    monkeypatch.setenv("DATABASE_URL", world.database_url)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", world.env.client.service_client.config.target_host)
+    monkeypatch.setenv("SPOTCHECK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert await asyncio.to_thread(cli.main, ["login", lead, "--password-stdin"]) == 0
+    assert await asyncio.to_thread(cli.main, ["check", "record", world.task_id, uscc, "--inspector", lead,
+                                              "--inspector", teammate, "--method", "document"]) == 0
+    accepted = [e.workflow_execution_update_accepted_event_attributes.accepted_request.input
+                for e in await _chain(world, uscc) if e.HasField("workflow_execution_update_accepted_event_attributes")]
+    checks = [json.loads(i.args.payloads[0].data) for i in accepted if i.name == "record_check"]
+    assert [(c["actor"], c["auth_method"], c["inspectors"]) for c in checks] == [(lead, "cli-local", [lead, teammate])]

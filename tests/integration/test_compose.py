@@ -133,3 +133,45 @@ def test_compose_mounts_exist():
         assert (ROOT / "deploy" / script).is_file(), f"deploy/{script} missing"
     assert (ROOT / "deploy" / "dynamicconfig" / "production-sql.yaml").is_file()
     assert (ROOT / "Dockerfile").is_file()
+
+
+TEMPORAL_ACCESS = ("SPOTCHECK_TEMPORAL_TLS_CA", "SPOTCHECK_TEMPORAL_TLS_CERT", "SPOTCHECK_TEMPORAL_TLS_KEY",
+                   "SPOTCHECK_TEMPORAL_TLS_SERVER_NAME", "SPOTCHECK_TEMPORAL_API_KEY")
+
+
+def _service_blocks(rendered: str) -> dict[str, str]:
+    """`config`'s rendered text, each service's lines (no YAML parser needed)."""
+    services = re.search(r"^services:\n((?:[ ].*\n)+)", rendered, re.M).group(1)
+    parts = re.split(r"^  (\S+):\n", services, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_compose_shows_the_secured_shape(compose, monkeypatch):
+    """With the `.env` of the file's header, the workers reach the server over mTLS, the server demands
+    client certificates, and the codec server has its token; the names are the ones runtime/config.py reads."""
+    secured = {"TEMPORAL_SERVER_TLS_CA": "/etc/spotcheck/tls/ca.pem",
+               "TEMPORAL_SERVER_TLS_CERT": "/etc/spotcheck/tls/server.pem",
+               "TEMPORAL_SERVER_TLS_KEY": "/etc/spotcheck/tls/server.key",
+               "TEMPORAL_TLS_REQUIRE_CLIENT_AUTH": "true",
+               "SPOTCHECK_TEMPORAL_TLS_CA": "/etc/spotcheck/tls/ca.pem",
+               "SPOTCHECK_TEMPORAL_TLS_CERT": "/etc/spotcheck/tls/client.pem",
+               "SPOTCHECK_TEMPORAL_TLS_KEY": "/etc/spotcheck/tls/client.key",
+               "SPOTCHECK_TEMPORAL_TLS_SERVER_NAME": "temporal", "SPOTCHECK_CODEC_TOKEN": "t" * 64}
+    for name, value in secured.items():
+        monkeypatch.setenv(name, value)
+    result = _run(compose, "config")
+    assert result.returncode == 0, result.stderr
+    services = _service_blocks(result.stdout)
+
+    def has(service: str, name: str, value: str) -> bool:
+        return re.search(rf"^\s+{name}: [\"']?{re.escape(value)}[\"']?$", services[service], re.M) is not None
+    for name in ("worker", "worker-heavy"):
+        assert all(has(name, key, secured[key]) for key in TEMPORAL_ACCESS[:4]), services[name]
+        assert "/deploy/tls:/etc/spotcheck/tls:ro" in services[name]
+    assert has("temporal", "TEMPORAL_TLS_REQUIRE_CLIENT_AUTH", "true")
+    assert has("temporal", "TEMPORAL_TLS_FRONTEND_CERT", "/etc/spotcheck/tls/server.pem")
+    assert has("temporal", "TEMPORAL_TLS_CLIENT1_CA_CERT", "/etc/spotcheck/tls/ca.pem")
+    assert has("temporal-ui", "TEMPORAL_TLS_CERT", "/etc/spotcheck/tls/client.pem")
+    assert has("codec-server", "SPOTCHECK_CODEC_TOKEN", "t" * 64)
+    source = (ROOT / "runtime" / "config.py").read_text()
+    assert all(f'"{name}"' in source for name in (*TEMPORAL_ACCESS, "SPOTCHECK_CODEC_TOKEN"))

@@ -198,9 +198,14 @@ async def test_committed_plain_corpus_replays_with_the_encrypting_converter():
 
 
 # --- the codec server ------------------------------------------------------------------------------
+CODEC_TOKEN = "codec-token-" + "7" * 32
+BEARER = {"Authorization": f"Bearer {CODEC_TOKEN}"}
+
+
 def post(url: str, body: bytes, headers: dict | None = None) -> tuple[int, dict, dict]:
+    """A POST with the codec server's token unless `headers` says otherwise."""
     request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+                                     headers={"Content-Type": "application/json", **BEARER, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(response.headers), json.loads(response.read())
@@ -212,7 +217,7 @@ def test_codec_server_encode_then_decode_round_trip():
     codec = AesGcmCodec({"k2": NEW_KEY, "k1": OLD_KEY})
     originals = [plain(CheckRecord(inspectors=["JDZ-I001", "JDZ-I002"], method="document")), plain("景德镇")]
     body = json_format.MessageToJson(Payloads(payloads=originals)).encode()
-    with CodecServer(codec, port=0, cors_origins=["http://127.0.0.1:8233"]) as server:
+    with CodecServer(codec, CODEC_TOKEN, port=0, cors_origins=["http://127.0.0.1:8233"]) as server:
         status, _, encoded = post(f"{server.url}/encode", body)
         assert status == 200
         encoded_payloads = json_format.ParseDict(encoded, Payloads()).payloads
@@ -246,6 +251,32 @@ def test_codec_server_encode_then_decode_round_trip():
         assert status == 403 and "Access-Control-Allow-Origin" not in headers
         status, _, error = post(f"{server.url}/decode", b"not json")
         assert status == 400 and "payloads" in error["error"]
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {CODEC_TOKEN}",
+                                           f"Bearer {CODEC_TOKEN}x", "Bearer ", "Bearer \u00e9t\u00e9"])
+def test_the_codec_server_decrypts_for_the_token_only(authorization):
+    codec = AesGcmCodec({"k2": NEW_KEY})
+    body = json_format.MessageToJson(Payloads(payloads=codec.encode_sync([plain("景德镇")]))).encode()
+    ui = "http://127.0.0.1:8233"
+    with CodecServer(codec, CODEC_TOKEN, port=0, cors_origins=[ui]) as server:
+        status, headers, error = post(f"{server.url}/decode", body, {"Origin": ui, "Authorization": authorization or ""})
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+        assert headers["Access-Control-Allow-Origin"] == ui  # the Web UI can read why
+        assert "景德镇" not in json.dumps(error, ensure_ascii=False)
+        assert post(f"{server.url}/decode", body, {"Origin": ui})[0] == 200
+
+
+@pytest.mark.parametrize("token,origins,problem", [
+    (None, ["http://127.0.0.1:8233"], "SPOTCHECK_CODEC_TOKEN"),
+    ("short", ["http://127.0.0.1:8233"], "at least 32"),
+    ("x" * 31 + "\n", ["http://127.0.0.1:8233"], "printable"),
+    (CODEC_TOKEN, ["*"], "no wildcard"),
+    (CODEC_TOKEN, [], "no wildcard"),
+])
+def test_the_codec_server_needs_a_token_and_a_named_origin(token, origins, problem):
+    with pytest.raises(ValueError, match=problem):
+        CodecServer(AesGcmCodec({"k2": NEW_KEY}), token, port=0, cors_origins=origins)
 
 
 # --- the whole chain, encrypted --------------------------------------------------------------------
