@@ -109,3 +109,35 @@ def follow_up(*, lead_id: str, kind: str, task_id: str, line: Mapping, uscc: str
     if due_at is not None:
         payload["due_at"] = due_at.isoformat()
     return payload
+
+
+# --- after publication: corrections (更正) and stop-publication (R27) ---------------------------------
+def correction(original: Mapping, *, n: int, corrects: int, category_code: str | None, note: str | None,
+               reason: str, corrected_on: date) -> dict:
+    """The n-th correction of a published result (`original`, its payload; `corrects`, its publication id).
+
+    The original row stays in the register as it was: this one says what changed, why and when, and
+    carries the fields as they now read. Never who approved it (the unit's staff, as for reviews, R23)."""
+    now_category = category_code or original["category"]
+    payload = {"task_id": original["task_id"], "task_code": original["task_code"], "uscc": original["uscc"],
+               "entity_name": original["entity_name"], "unit": original["unit"], "correction": n,
+               "corrects": corrects, "category": now_category, "category_zh": category(now_category).name_zh,
+               "previous_category": original["category"], "reason": reason, "corrected_on": corrected_on.isoformat()}
+    if note is not None:
+        payload["note"] = note
+    return payload
+
+
+def withdrawal(*, task_id: str, uscc: str, withdraws: int, decided_on: date, eligible_from: date) -> dict:
+    """The result `withdraws` (a publication id) leaves the public pages (停止公示): the decision's date and
+    the end of the minimum period it waited for. Never the applicant's grounds or who decided."""
+    return {"task_id": task_id, "uscc": uscc, "withdraws": withdraws, "decided_on": decided_on.isoformat(),
+            "eligible_from": eligible_from.isoformat()}
+
+
+def still_public(rows: list[Mapping]) -> list[Mapping]:
+    """The register's rows the public pages show: a withdrawn result leaves them with its corrections, and
+    the withdrawal itself is not shown (the register keeps all three)."""
+    withdrawn = {(r["task_id"], r["uscc"]) for r in rows if r["kind"] == "withdrawal"}
+    return [r for r in rows if r["kind"] != "withdrawal"
+            and not (r["kind"] in ("result", "correction") and (r["task_id"], r["uscc"]) in withdrawn)]

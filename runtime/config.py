@@ -18,6 +18,9 @@ class Settings:
     handoff_url: str | None
     ui_address: str | None
     metrics_address: str | None = None  # SPOTCHECK_METRICS_ADDRESS host:port: the workers' Prometheus endpoint
+    # SPOTCHECK_STOP_PUBLICATION_MIN_DAYS: the province's minimum publication period of a result before its
+    # entity may have it withdrawn (R27, calendar days). No default: unset, every application is refused.
+    stop_publication_min_days: int | None = None
     # SPOTCHECK_CODEC_KEYS "id1:base64key,id2:base64key" (runtime/codec.py); never in the repr or logs
     codec_keys: str | None = field(default=None, repr=False)
 
@@ -71,4 +74,16 @@ def load(data_dir: str | os.PathLike | None = None) -> Settings:
         ui_address=server.get("ui") if server else None,
         metrics_address=os.environ.get("SPOTCHECK_METRICS_ADDRESS") or None,
         codec_keys=os.environ.get("SPOTCHECK_CODEC_KEYS") or None,
+        stop_publication_min_days=_days(os.environ.get(STOP_PUBLICATION_MIN_DAYS)),
     )
+
+
+STOP_PUBLICATION_MIN_DAYS = "SPOTCHECK_STOP_PUBLICATION_MIN_DAYS"
+
+
+def _days(text: str | None) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"{STOP_PUBLICATION_MIN_DAYS}={text!r}: a whole number of days")
+    return int(text)
