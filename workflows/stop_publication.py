@@ -78,8 +78,10 @@ class StopPublicationWorkflow:
 
     @decide.validator
     def _validate_decision(self, decision: StopDecision) -> None:
-        if self._published is None or self._eligible_from is None or self._refusal is not None:
-            raise ApplicationError(f"this application takes no decision: {self._refusal or 'not yet recorded'}")
+        if self._refusal is not None:
+            raise ApplicationError(f"this application was refused and takes no decision: {self._refusal}")
+        if self._published is None or self._eligible_from is None:
+            raise ApplicationError("the application is still being recorded; send the decision again in a moment")
         if self._decision is not None:
             raise ApplicationError(f"already decided by {self._decision.decided_by}")
         if decision.decided_by not in self._published.supervisors:
