@@ -48,7 +48,8 @@ class RegisterActivities:
                     year=original["year"], task_id=step.task_id, uscc=step.uscc,
                     category=run.category or original["category"], unit=original["unit"],
                     payload=public.correction(json.loads(original["payload"]), n=run.n,
-                                              corrects=original["publication_id"], category_code=run.category,
+                                              corrects=original["publication_id"],
+                                              previous_category=original["category"], category_code=run.category,
                                               note=run.note, reason=run.reason,
                                               corrected_on=step.at.astimezone(SHANGHAI).date()))
             record_decision(connection, workflow_id=workflow_id(), step="correction", kind="correction",

@@ -29,6 +29,7 @@ from read.register import case_list, publication_register
 ADJUSTMENTS = {"add": "新增任务", "cancel": "取消任务"}
 FOLLOW_UPS = {"case_lead": "移送案件线索", "abnormal_listing": "列入经营异常名录", "order_to_publish": "责令公示",
               "correction": "责令改正"}
+WITHHELD = "（依法不予公示）"  # in place of a field withheld before publication (R23)
 TASK_STATES = {"closed": "已结束", "cancelled": "已取消"}
 # Why an entity left the population (store.draws.eligible_population): its status, or the frequency rules.
 EXCLUSIONS = {"deregistered": "已注销", "revoked": "已吊销", "suspended": "停业", "a_class_already_drawn": "A类本年度已被抽取",
@@ -235,7 +236,7 @@ def _selection(task: Task) -> str:
 
 
 def _entity_page(uscc: str, results: list[tuple[Task, dict]], follow_ups) -> str:
-    name = results[0][1]["entity_name"]
+    name = results[0][1].get("entity_name") or WITHHELD
     body = ['<p><a href="../index.html">← 返回公示首页</a></p>',
             _facts((("市场主体", name), ("统一社会信用代码", uscc))), "<h2>检查结果</h2>",
             _results_table([(r, t.corrections.get(uscc, []), follow_ups.get((t.task_id, uscc), [])) for t, r in results],
@@ -246,13 +247,13 @@ def _entity_page(uscc: str, results: list[tuple[Task, dict]], follow_ups) -> str
 def _results_table(rows: list[tuple[dict, list[dict], list[dict]]], *, entity_links: bool) -> str:
     shown = []
     for r, corrections, leads in rows:
-        entity = escape(r["entity_name"]) + f"<br><code>{escape(r['uscc'])}</code>"
+        entity = escape(r.get("entity_name") or WITHHELD) + f"<br><code>{escape(r['uscc'])}</code>"
         if entity_links:
             entity = f'<a href="../entities/{escape(r["uscc"])}.html">{entity}</a>'
         task = f'<a href="../tasks/{_name(r["task_id"])}.html">{escape(r["task_code"])}</a>'
         later = "<br>".join(escape(FOLLOW_UPS.get(f["kind"], f["kind"]))
                             + (f"（期限 {escape(_when(f['due_at']))}）" if f.get("due_at") else "") for f in leads)
-        shown.append((entity, task, _outcome(r, corrections), escape(r["check_date"]), escape(r["unit"]),
+        shown.append((entity, task, _outcome(r, corrections), escape(r.get("check_date") or WITHHELD), escape(r["unit"]),
                       later or "无", escape(_when(r["published_at"]))))
     return _table(("市场主体", "任务", "检查结果", "检查日期", "检查单位", "后续处置", "公示时间"), shown,
                   raw=range(7))
@@ -260,16 +261,20 @@ def _results_table(rows: list[tuple[dict, list[dict], list[dict]]], *, entity_li
 
 def _outcome(result: dict, corrections: list[dict]) -> str:
     """The result as it reads now; each correction below it with its date and reason, the first version kept."""
+    withheld = f'<br><span class="note">{escape(result["withheld_note"])}</span>' if result.get("withheld") else ""
     if not corrections:
-        return escape(result["category_zh"])
-    lines = [f"<strong>{escape(corrections[-1]['category_zh'])}</strong>"]
-    previous = result["category_zh"]
+        return escape(result.get("category_zh") or WITHHELD) + withheld
+    lines = [f"<strong>{escape(corrections[-1].get('category_zh') or WITHHELD)}</strong>"]
+    previous = result.get("category_zh")
     for c in corrections:
-        change = f"原为“{escape(previous)}”" if c["category_zh"] != previous else "结果未变"
+        if c.get("category_zh") is None:  # the category is withheld (R23)
+            change = "结果已更正"
+        else:
+            change = "结果未变" if c["category_zh"] == previous else f"原为“{escape(previous)}”"
         note = f"；说明：{escape(c['note'])}" if c.get("note") else ""
         lines.append(f'<span class="note">更正（{escape(c["corrected_on"])}）：{change}；理由：{escape(c["reason"])}{note}</span>')
-        previous = c["category_zh"]
-    return "<br>".join(lines)
+        previous = c.get("category_zh")
+    return "<br>".join(lines) + withheld
 
 
 # --- pieces ----------------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadline
         draws.record_targeted, draws.supersede_draw,
         targets.working_days_later, targets.open_target, targets.record_check, targets.record_result, targets.record_review,
         targets.record_team, targets.record_stage, targets.finish, targets.publish_result, targets.alert,
+        targets.record_withholding,
         handoff.open_follow_up, handoff.deliver, handoff.close_follow_up,
         archive.archive_closed,
         register.published_result, register.publish_correction, register.record_application,
