@@ -172,7 +172,8 @@ class TargetActivities:
             if decision is None:
                 record_decision(connection, workflow_id=workflow_id(), step="withholding", kind="withholding",
                                 task_id=step.task_id, uscc=step.uscc, requested_by=marked.marked_by,
-                                requested_at=step.at, reason=f"{marked.grounds}: {', '.join(marked.fields)}: {marked.reason}")
+                                requested_at=step.at,
+                                reason=f"{marked.grounds}: {', '.join(marked.fields)}: {marked.reason}")
             else:
                 update_decision(connection, workflow_id=workflow_id(), step="withholding",
                                 decision="approved" if decision.approve else "rejected", decided_by=decision.approver,

@@ -116,7 +116,8 @@ def follow_up(*, lead_id: str, kind: str, task_id: str, line: Mapping, uscc: str
 # --- withheld before publication (R23) -----------------------------------------------------------------
 # Why a result's fields may be withheld (S1 Art.3), and the public result's fields that may be.
 WITHHOLDING_GROUNDS = {"state_secret": "国家秘密", "trade_secret": "商业秘密", "privacy": "个人隐私"}
-WITHHOLDABLE = {"entity_name": ("entity_name",), "category": ("category", "category_zh", "previous_category"), "check_date": ("check_date",)}
+WITHHOLDABLE = {"entity_name": ("entity_name",), "category": ("category", "category_zh", "previous_category"),
+                "check_date": ("check_date",)}
 # A result is marked before it is approved, while its publication can still wait for the decision.
 MARKABLE_STAGES = (Stage.UNSTAFFED, Stage.DISPATCHED, Stage.CHECKED, Stage.ENTERED)
 

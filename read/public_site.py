@@ -184,8 +184,9 @@ def _task_page(task: Task, follow_ups: Mapping[tuple[str, str], list[dict]]) -> 
         body.append(_selection(task))
     body.append("<h2>检查结果</h2>")
     if task.results:
-        body.append(_results_table([(r, task.corrections.get(r["uscc"], []), follow_ups.get((task.task_id, r["uscc"]), []))
-                                    for r in task.results], entity_links=True))
+        body.append(_results_table([(r, task.corrections.get(r["uscc"], []),
+                                     follow_ups.get((task.task_id, r["uscc"]), [])) for r in task.results],
+                                   entity_links=True))
     else:
         body.append("<p>尚无公示的检查结果。</p>")
     return _page(_plain_title(task), "\n".join(body), root="../")
@@ -239,8 +240,8 @@ def _entity_page(uscc: str, results: list[tuple[Task, dict]], follow_ups) -> str
     name = results[0][1].get("entity_name") or WITHHELD
     body = ['<p><a href="../index.html">← 返回公示首页</a></p>',
             _facts((("市场主体", name), ("统一社会信用代码", uscc))), "<h2>检查结果</h2>",
-            _results_table([(r, t.corrections.get(uscc, []), follow_ups.get((t.task_id, uscc), [])) for t, r in results],
-                           entity_links=False)]
+            _results_table([(r, t.corrections.get(uscc, []), follow_ups.get((t.task_id, uscc), []))
+                            for t, r in results], entity_links=False)]
     return _page(f"{name} · 抽查检查结果", "\n".join(body), root="../")
 
 
@@ -253,7 +254,8 @@ def _results_table(rows: list[tuple[dict, list[dict], list[dict]]], *, entity_li
         task = f'<a href="../tasks/{_name(r["task_id"])}.html">{escape(r["task_code"])}</a>'
         later = "<br>".join(escape(FOLLOW_UPS.get(f["kind"], f["kind"]))
                             + (f"（期限 {escape(_when(f['due_at']))}）" if f.get("due_at") else "") for f in leads)
-        shown.append((entity, task, _outcome(r, corrections), escape(r.get("check_date") or WITHHELD), escape(r["unit"]),
+        shown.append((entity, task, _outcome(r, corrections), escape(r.get("check_date") or WITHHELD),
+                      escape(r["unit"]),
                       later or "无", escape(_when(r["published_at"]))))
     return _table(("市场主体", "任务", "检查结果", "检查日期", "检查单位", "后续处置", "公示时间"), shown,
                   raw=range(7))
@@ -272,7 +274,8 @@ def _outcome(result: dict, corrections: list[dict]) -> str:
         else:
             change = "结果未变" if c["category_zh"] == previous else f"原为“{escape(previous)}”"
         note = f"；说明：{escape(c['note'])}" if c.get("note") else ""
-        lines.append(f'<span class="note">更正（{escape(c["corrected_on"])}）：{change}；理由：{escape(c["reason"])}{note}</span>')
+        lines.append(f'<span class="note">更正（{escape(c["corrected_on"])}）：{change}；'
+                     f'理由：{escape(c["reason"])}{note}</span>')
         previous = c.get("category_zh")
     return "<br>".join(lines) + withheld
 

@@ -22,7 +22,10 @@ def _what(task_id: str, uscc: str) -> str:
 
 async def apply(ctx: Context, actor: Actor, task_id: str, uscc: str, *, applicant: str, grounds: str) -> str:
     """Start the application (one at a time per result; a rejected entity may apply again)."""
-    min_days = ctx.settings.stop_publication_min_days
+    try:
+        min_days = ctx.settings.stop_publication_min_days
+    except ValueError as bad:
+        raise Refused(f"stop-publication is not allowed: {bad}") from None
     if min_days is None:
         raise Refused(NO_PERIOD)
     with ctx.engine().connect() as connection:

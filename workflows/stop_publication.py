@@ -47,7 +47,8 @@ class StopPublicationWorkflow:
         if self._refusal is None:
             assert self._published.published_at and run.min_days is not None
             self._eligible_from = self._published.published_at + timedelta(days=run.min_days)
-        await workflow.execute_activity_method(RegisterActivities.record_application, self._step("application"), **LIGHT)
+        await workflow.execute_activity_method(
+            RegisterActivities.record_application, self._step("application"), **LIGHT)
         if self._refusal is not None:
             self._state = "refused"
             return f"refused: {self._refusal}"

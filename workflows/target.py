@@ -354,8 +354,11 @@ class TargetInspectionWorkflow:
             self._remember("withhold-decision", decision)
             await workflow.execute_activity_method(
                 TargetActivities.record_withholding,
-                self._step("withholding-decision", withholding=self._withholding, withholding_decision=decision), **LIGHT)
-        return "approved: published with the marked fields withheld" if decision.approve else "refused: published in full"
+                self._step("withholding-decision", withholding=self._withholding, withholding_decision=decision),
+                **LIGHT)
+        if decision.approve:
+            return "approved: published with the marked fields withheld"
+        return "refused: published in full"
 
     @decide_withholding.validator
     def _validate_withholding_decision(self, decision: WithholdingDecision) -> None:

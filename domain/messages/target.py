@@ -181,7 +181,7 @@ class Withholding(HumanStep):
     def _fields(cls, values: list[str]) -> list[str]:
         unknown = sorted(set(values) - set(public.WITHHOLDABLE))
         if unknown:
-            raise TextRefused("fields", f"{', '.join(unknown)}: one of {', '.join(public.WITHHOLDABLE)} may be withheld")
+            raise TextRefused("fields", f"{', '.join(unknown)}: only {', '.join(public.WITHHOLDABLE)} may be withheld")
         return sorted(set(values))
 
     @field_validator("reason")

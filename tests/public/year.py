@@ -123,10 +123,12 @@ def _corrected_and_withdrawn(c, put, year: Year, names: list[str]) -> None:
     year.corrected, _, year.withdrawn = year.selected[:3]
     original = rows[year.corrected]
     put("correction", public.correction(json.loads(original["payload"]), n=1, corrects=original["publication_id"],
-                                        previous_category=original["category"], category_code="ordered_to_correct", note=None, reason=year.correction_reason,
+                                        previous_category=original["category"], category_code="ordered_to_correct",
+                                        note=None, reason=year.correction_reason,
                                         corrected_on=date(2025, 6, 2)),
         task_id=T1, uscc=year.corrected, category="ordered_to_correct", unit=UNIT)
-    put("withdrawal", public.withdrawal(task_id=T1, uscc=year.withdrawn, withdraws=rows[year.withdrawn]["publication_id"],
+    put("withdrawal", public.withdrawal(task_id=T1, uscc=year.withdrawn,
+                                        withdraws=rows[year.withdrawn]["publication_id"],
                                         decided_on=date(2025, 7, 1), eligible_from=date(2025, 10, 1)),
         task_id=T1, uscc=year.withdrawn, unit=UNIT)
 

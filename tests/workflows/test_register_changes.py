@@ -152,7 +152,7 @@ async def test_without_a_minimum_period_every_application_is_refused_with_that_r
     assert publications_of(engine, task_id, "withdrawal") == []
 
     # The command service refuses it before any workflow starts, with the same sentence.
-    settings = dataclasses.replace(config.load(), stop_publication_min_days=None)
+    settings = dataclasses.replace(config.load(), stop_publication_period=None)
     with pytest.raises(Refused, match="SPOTCHECK_STOP_PUBLICATION_MIN_DAYS"):
         await stop_service.apply(Context(settings, engine=engine, client=ts_env.client), operator(), task_id, uscc,
                                  applicant="张三", grounds="已整改完毕")

@@ -76,7 +76,8 @@ async def test_a_marked_result_waits_for_its_approver_and_is_published_with_the_
             team = status.teams[0].inspectors
             supervisor = people(engine, "supervisor")[0]
 
-            assert (await send(client, task_id, uscc, "check", CheckRecord(inspectors=team, method="document"))).accepted
+            check = CheckRecord(inspectors=team, method="document")
+            assert (await send(client, task_id, uscc, "check", check)).accepted
             marked = Withholding(marked_by=team[0], grounds="privacy", fields=["entity_name"],
                                  reason="个体工商户名称含经营者姓名")
             with pytest.raises(WorkflowUpdateFailedError) as refused:  # nothing to decide before a marking
