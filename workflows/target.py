@@ -119,8 +119,7 @@ class TargetInspectionWorkflow:
             return await self._stop()
         withheld = None
         if workflow.patched(WITHHOLDS_BEFORE_PUBLICATION):
-            await workflow.wait_condition(lambda: self._withholding is None or self._withholding_approved is not None)
-            withheld = self._withholding if self._withholding_approved else None
+            withheld = await self._withholding_decided()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await workflow.execute_activity_method(
             TargetActivities.publish_result, self._step("publish-result", due_at=self._due, withholding=withheld),
@@ -130,6 +129,17 @@ class TargetInspectionWorkflow:
 
         await self._follow_up_result()
         return await self._finish(Stage.CLOSED)
+
+    async def _withholding_decided(self) -> Withholding | None:
+        """A result marked for withholding (R23) waits for its decision, escalated once publication is due;
+        the marking when it was approved, so that its fields are withheld, else None."""
+        decided = lambda: self._withholding is None or self._withholding_approved is not None  # noqa: E731
+        assert self._due is not None
+        if not await wait_until(decided, self._due, "withholding decision due"):
+            await self._escalate("withholding-escalation", "the result awaits a decision on withholding; its "
+                                 "publication is due")
+            await workflow.wait_condition(decided)
+        return self._withholding if self._withholding_approved else None
 
     async def _open(self) -> bool:
         """Load what the validators need, wait for every unit's team, tell the team; False if cancelled first."""
