@@ -1,8 +1,8 @@
 """A correction (更正) of a published result, by its unit, with a reason and an approver.
 
-The n-th correction of a target is the workflow correction/{task_id}/{uscc}/{n} (REJECT_DUPLICATE): the
-same command sent again after a lost answer reaches the same workflow and is answered by it, never
-published twice. The workflow judges the approver (a supervisor of the result's unit)."""
+The n-th correction of a target is the workflow correction/{task_id}/{uscc}/{n} (REJECT_DUPLICATE): it
+happens once. The same command sent again while its workflow runs is answered by that workflow; a
+different one is refused. The workflow judges the approver (a supervisor of the result's unit)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,6 +20,14 @@ from workflows.common import TASK_QUEUE
 from workflows.correction import CorrectionWorkflow, correction_workflow_id
 
 REFUSED = "refused: "
+
+
+async def _started_with(client, handle) -> CorrectionRun:
+    """The correction a running or finished correction workflow was started with."""
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    [run] = await client.data_converter.decode(started, [CorrectionRun])
+    return run
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,9 @@ async def correct(ctx: Context, actor: Actor, task_id: str, uscc: str, *, catego
         started_before = False
     except WorkflowAlreadyStartedError:
         handle, started_before = client.get_workflow_handle_for(CorrectionWorkflow.run, workflow_id), True
+        if await _started_with(client, handle) != run:
+            raise Refused(f"correction {n} of {uscc} in task {task_id} was started meanwhile with other "
+                          "fields; read the register and send yours again") from None
     outcome = await handle.result()
     if outcome.startswith(REFUSED):
         raise Refused(outcome.removeprefix(REFUSED))

@@ -31,12 +31,13 @@ from read.public_site import site
 from runtime import config
 from runtime.client import build_worker
 from runtime.context import Context
-from service import stop_publication as stop_service
+from service import corrections as correction_service, stop_publication as stop_service
 from service.errors import Refused
 from service.imports import import_examples
 from store.register import publish, result_publication
 from tests.conftest import own_schema
-from tests.workflows.support import UNIT, people, rows_of, server_now, wait_for
+from tests.workflows.support import UNIT, people, release_leaked_time_lock, rows_of, server_now, wait_for
+from workflows.common import TASK_QUEUE
 from workflows.correction import CorrectionWorkflow, correction_workflow_id
 from workflows.stop_publication import NO_PERIOD, StopPublicationWorkflow, stop_publication_workflow_id
 
@@ -53,8 +54,9 @@ def engine(postgres_url):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def worker(ts_env, engine, tmp_path_factory):
-    """The main queue's worker; these workflows use no heavy activity."""
-    queue = f"q-{uuid.uuid4()}"
+    """The main queue's worker (the command service's queue: this module's server is its own); these
+    workflows use no heavy activity."""
+    queue = TASK_QUEUE
     tmp = tmp_path_factory.mktemp("register")
     main = build_worker(ts_env.client, queue, engine, Deadlines(calendar_from_env()),
                         JsonlReceiver(tmp / "outbox.jsonl"), ThreadPoolExecutor(max_workers=4))
@@ -141,6 +143,26 @@ async def test_a_correction_approved_by_someone_not_a_supervisor_is_refused_and_
     assert publications_of(engine, task_id, "correction") == []
 
 
+async def test_the_command_service_corrects_and_refuses_a_different_correction_under_way(ts_env, engine, worker):
+    task_id, uscc = published(engine, await server_now(ts_env))
+    ctx = Context(config.load(), engine=engine, client=ts_env.client)
+    supervisor = people(engine, "supervisor")[0]
+    done = await correction_service.correct(ctx, operator(), task_id, uscc, category="other", note="补充说明",
+                                            reason="录入有误", approver=supervisor)
+    assert (done.workflow_id, done.n, done.already_started) == (correction_workflow_id(task_id, uscc, 1), 1, False)
+    # The second correction is under way (here: started on a queue no worker serves) when another one arrives.
+    other = CorrectionRun(task_id=task_id, uscc=uscc, n=2, note="另一更正", reason="r", approver=supervisor)
+    idle = await ts_env.client.start_workflow(CorrectionWorkflow.run, other, task_queue=f"idle-{uuid.uuid4()}",
+                                              id=correction_workflow_id(task_id, uscc, 2))
+    try:
+        with pytest.raises(Refused, match="correction 2 of .* was started meanwhile with other fields"):
+            await correction_service.correct(ctx, operator(), task_id, uscc, category=None, note="第三次",
+                                             reason="录入有误", approver=supervisor)
+    finally:
+        await idle.terminate("test over")  # an undelivered workflow task stops the server's time skipping
+    assert len(publications_of(engine, task_id, "correction")) == 1
+
+
 async def test_without_a_minimum_period_every_application_is_refused_with_that_reason(ts_env, engine, worker):
     task_id, uscc = published(engine, await server_now(ts_env))
     run = StopPublicationRun(task_id=task_id, uscc=uscc, applicant="张三（法定代表人）", grounds="已整改完毕", min_days=None)
@@ -159,6 +181,7 @@ async def test_without_a_minimum_period_every_application_is_refused_with_that_r
 
 
 async def test_an_approved_application_withdraws_the_result_after_the_minimum_period(ts_env, engine, worker):
+    await release_leaked_time_lock(ts_env)  # the minimum period passes by time skipping (support.py says why)
     published_at = await server_now(ts_env)
     task_id, uscc = published(engine, published_at)
     assert uscc in (pages(engine, task_id, uscc)[0])
