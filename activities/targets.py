@@ -15,7 +15,7 @@ from domain.messages.task import WaitDeadline, WaitFor, WorkingDaysLater
 from domain.workdays import SHANGHAI, CalendarYearUnknown, Deadlines
 from store import draws, targets
 from store.directory import entity_name, entity_region, items_of, people_with_role, review_required, split, task_line
-from store.register import publish
+from store.register import publish, record_decision, update_decision
 
 PUBLICATION_WORKING_DAYS = 20  # R21
 REMINDER_WORKING_DAYS = 3
@@ -167,6 +167,9 @@ class TargetActivities:
             if target is None or target.category is None:
                 raise not_found(f"entered result of {step.uscc} in task {step.task_id}")
             name = entity_name(connection, step.uscc)
+            payload = public.result(step.task_id, line, step.uscc, name, target)
+            if step.withholding is not None:  # marked and approved (R23)
+                payload = public.withheld(payload, step.withholding.fields, step.withholding.grounds)
             # Never before the workflow's own time (time-skipping tests run the workflow clock ahead).
             now = max(step.at, datetime.now(timezone.utc))
             on_time = step.due_at is None or now <= step.due_at
@@ -174,10 +177,27 @@ class TargetActivities:
                 connection, workflow_id=workflow_id(), step="publish-result", kind="result", at=now,
                 year=target.check_date.year, task_id=step.task_id, uscc=step.uscc, category=target.category,
                 unit=line["unit"], due_at=step.due_at, on_time=on_time,
-                payload=public.result(step.task_id, line, step.uscc, name, target))
+                payload=payload)
             if inserted:
                 self._project(connection, step, stage="published", published_at=now,
                               overdue=target.overdue or not on_time)
+
+    @activity.defn
+    @no_retry_cures
+    def record_withholding(self, step: TargetStep) -> None:
+        """A result marked for withholding (R23), then its decision: one register_decisions row, updated."""
+        marked, decision = step.withholding, step.withholding_decision
+        assert marked
+        with self._engine.begin() as connection:
+            if decision is None:
+                record_decision(connection, workflow_id=workflow_id(), step="withholding", kind="withholding",
+                                task_id=step.task_id, uscc=step.uscc, requested_by=marked.marked_by,
+                                requested_at=step.at,
+                                reason=f"{marked.grounds}: {', '.join(marked.fields)}: {marked.reason}")
+            else:
+                update_decision(connection, workflow_id=workflow_id(), step="withholding",
+                                decision="approved" if decision.approve else "rejected", decided_by=decision.approver,
+                                decided_at=step.at, decision_reason=decision.note or None)
 
     @activity.defn
     @no_retry_cures

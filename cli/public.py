@@ -1,4 +1,5 @@
-"""The public side's doors: `public build` (the static site) and `notice inspection|result` (the signed PDFs).
+"""The public side's doors: `public build` (the static site), `notice inspection|result` (the signed PDFs),
+and the register's changes after publication: `publication correct` (更正) and `publication stop-*` (R27).
 
 The notice signing key is configured, never in the repository: SPOTCHECK_NOTICE_KEY_FILE names a PEM
 (PKCS#8) Ed25519 private key (`openssl genpkey -algorithm ed25519`). After a rotation the retired keys'
@@ -17,12 +18,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
-from cli.common import UsageError, Verbs, emit, output_path
+from cli.common import UsageError, Verbs, emit, operator, output_path
 from cli.register import write_atomically
 from domain.notices import key_id, raw_public_key
 from domain.workdays import SHANGHAI
 from read.notices import KINDS, notice
 from read.public_site import notice_check_page, site
+from service import corrections, stop_publication
 
 KEY_FILE = "SPOTCHECK_NOTICE_KEY_FILE"
 PUBLIC_KEYS = "SPOTCHECK_NOTICE_PUBLIC_KEYS"
@@ -57,6 +59,31 @@ def cmd_notice(args, ctx):
                       site_url=args.site_url or os.environ.get(SITE_URL))
     write_atomically(out, made.pdf)
     emit(args, {"kind": made.kind, "path": str(out), "bytes": len(made.pdf), "token": made.token}, str(out))
+
+
+async def cmd_correct(args, ctx):
+    done = await corrections.correct(ctx, operator(), args.task_id, args.uscc, category=args.category,
+                                     note=args.note, reason=args.reason, approver=args.approver)
+    emit(args, {"workflow_id": done.workflow_id, "correction": done.n, "already_started": done.already_started,
+                "message": done.message}, done.message)
+
+
+async def cmd_stop_apply(args, ctx):
+    message = await stop_publication.apply(ctx, operator(), args.task_id, args.uscc, applicant=args.applicant,
+                                           grounds=args.grounds)
+    emit(args, {"message": message}, message)
+
+
+async def cmd_stop_decide(args, ctx):
+    message = await stop_publication.decide(ctx, operator(args.by), args.task_id, args.uscc, approve=args.approve,
+                                            decided_by=args.by, reason=args.reason)
+    emit(args, {"message": message}, message)
+
+
+async def cmd_stop_status(args, ctx):
+    status = await stop_publication.status(ctx, args.task_id, args.uscc)
+    emit(args, status.model_dump(mode="json"), " ".join(f"{k}={v}" for k, v in status.model_dump(mode="json").items()
+                                                         if v is not None))
 
 
 def replace_directory(out: Path, files: dict[str, str]) -> None:
@@ -118,3 +145,27 @@ def register(verbs: Verbs) -> None:
         p.add_argument("uscc")
         p.add_argument("--out", required=True, metavar="notice.pdf")
         p.add_argument("--site-url", help=f"the public site's address for the QR code (default ${SITE_URL})")
+    p = verbs.add("publication", "correct", cmd_correct, "correct a published result (更正); the register keeps both")
+    _target(p)
+    p.add_argument("--category", help="the corrected result category")
+    p.add_argument("--note", help="the corrected note, as published")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--approver", required=True, help="a supervisor of the result's unit")
+    p = verbs.add("publication", "stop-apply", cmd_stop_apply, "an entity applies to stop publishing its result (R27)")
+    _target(p)
+    p.add_argument("--applicant", required=True, help="the entity's representative, as named on the application")
+    p.add_argument("--grounds", required=True)
+    p = verbs.add("publication", "stop-decide", cmd_stop_decide, "the unit decides on a stop-publication application")
+    _target(p)
+    choice = p.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--approve", dest="approve", action="store_true")
+    choice.add_argument("--reject", dest="approve", action="store_false")
+    p.add_argument("--by", required=True, help="a supervisor of the result's unit")
+    p.add_argument("--reason", default="")
+    p = verbs.add("publication", "stop-status", cmd_stop_status, "a stop-publication application and its dates")
+    _target(p)
+
+
+def _target(p) -> None:
+    p.add_argument("task_id")
+    p.add_argument("uscc")

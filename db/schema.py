@@ -302,6 +302,23 @@ publications = _projection(
     Column("payload", Text, nullable=False),  # what the public sees, canonical JSON
 )
 
+# Corrections (更正) and stop-publication applications (R27): who asked, who decided, and when each took effect.
+register_decisions = _projection(
+    "register_decisions",
+    Column("kind", String(24), nullable=False),  # correction | stop-publication
+    Column("task_id", ByteOrder(64), nullable=False),
+    Column("uscc", ByteOrder(18), nullable=False),
+    Column("requested_by", Text, nullable=False),  # the correcting actor, or the applying entity
+    Column("requested_at", Instant(), nullable=False),
+    Column("reason", Text, nullable=False),  # the correction's reason, or the application's grounds
+    Column("decision", String(16), nullable=True),  # approved | rejected | refused (R27: no period set)
+    Column("decided_by", String(32), nullable=True),
+    Column("decided_at", Instant(), nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    Column("eligible_from", Instant(), nullable=True),  # the end of the minimum publication period
+    Column("effective_at", Instant(), nullable=True),  # the correction published, the result withdrawn
+)
+
 follow_ups = _projection(
     "follow_ups",
     Column("lead_id", String(120), primary_key=True),

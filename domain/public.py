@@ -12,6 +12,8 @@ from datetime import date, datetime
 
 from domain import draw
 from domain.categories import category
+from domain.results import Refused
+from domain.stages import Stage
 from domain.messages.plan import Adjustment
 from domain.messages.task import FreezeSummary
 
@@ -119,3 +121,80 @@ def follow_up(*, lead_id: str, kind: str, task_id: str, line: Mapping, uscc: str
     if due_at is not None:
         payload["due_at"] = due_at.isoformat()
     return payload
+
+
+# --- withheld before publication (R23) -----------------------------------------------------------------
+# Why a result's fields may be withheld (S1 Art.3), and the public result's fields that may be.
+WITHHOLDING_GROUNDS = {"state_secret": "国家秘密", "trade_secret": "商业秘密", "privacy": "个人隐私"}
+WITHHOLDABLE = {"entity_name": ("entity_name",), "category": ("category", "category_zh", "previous_category"),
+                "check_date": ("check_date",)}
+# A result is marked before it is approved, while its publication can still wait for the decision.
+MARKABLE_STAGES = (Stage.UNSTAFFED, Stage.DISPATCHED, Stage.CHECKED, Stage.ENTERED)
+
+
+def withheld(payload: Mapping, fields: list[str], grounds: str) -> dict:
+    """`payload` with `fields` withheld, saying which and why (they are published as withheld, not silently)."""
+    dropped = {key for name in fields for key in WITHHOLDABLE[name]}
+    shown = {k: v for k, v in payload.items() if k not in dropped}
+    shown.update(withheld=sorted(fields), withheld_grounds=grounds,
+                 withheld_note=f"部分信息涉及{WITHHOLDING_GROUNDS[grounds]}，经批准依法不予公示")
+    return shown
+
+
+def may_mark_withholding(marked_by: str, stage: Stage, people: frozenset[str], marked: str | None) -> None:
+    """R23: the team, a reviewer or a supervisor of the unit marks a result before it is approved, once."""
+    if stage not in MARKABLE_STAGES:
+        raise Refused(f"cannot mark the result for withholding in stage {stage.value}: only before it is approved")
+    if marked is not None:
+        raise Refused(f"the result is already marked for withholding by {marked}")
+    if marked_by not in people:
+        raise Refused(f"{marked_by} is neither on the team nor a reviewer or supervisor of the unit")
+
+
+def may_decide_withholding(approver: str, marked_by: str | None, supervisors: list[str], decided: bool) -> None:
+    """R23: a supervisor of the unit, not the one who marked it, approves or refuses the withholding, once."""
+    if marked_by is None:
+        raise Refused("the result is not marked for withholding")
+    if decided:
+        raise Refused("the withholding is already decided")
+    if approver not in supervisors:
+        raise Refused(f"{approver} is not a supervisor of the unit")
+    if approver == marked_by:
+        raise Refused(f"{approver} marked the result and cannot approve its withholding too")
+
+
+# --- after publication: corrections (更正) and stop-publication (R27) ---------------------------------
+def correction(original: Mapping, *, n: int, corrects: int, previous_category: str, category_code: str | None,
+               note: str | None, reason: str, corrected_on: date) -> dict:
+    """The n-th correction of a published result (`original`, its payload; `corrects`, its publication id;
+    `previous_category`, its category as recorded, also when withheld from the payload).
+
+    The original row stays in the register as it was: this one says what changed, why and when, and
+    carries the fields as they now read. Never who approved it (the unit's staff, as for reviews, R23).
+    A result published with fields withheld (R23) is corrected with the same fields withheld."""
+    now_category = category_code or previous_category
+    payload = {"task_id": original["task_id"], "task_code": original["task_code"], "uscc": original["uscc"],
+               "entity_name": original.get("entity_name"), "unit": original["unit"], "correction": n,
+               "corrects": corrects, "category": now_category, "category_zh": category(now_category).name_zh,
+               "previous_category": previous_category, "reason": reason,
+               "corrected_on": corrected_on.isoformat()}
+    if note is not None:
+        payload["note"] = note
+    if original.get("withheld"):
+        payload = withheld(payload, original["withheld"], original["withheld_grounds"])
+    return payload
+
+
+def withdrawal(*, task_id: str, uscc: str, withdraws: int, decided_on: date, eligible_from: date) -> dict:
+    """The result `withdraws` (a publication id) leaves the public pages (停止公示): the decision's date and
+    the end of the minimum period it waited for. Never the applicant's grounds or who decided."""
+    return {"task_id": task_id, "uscc": uscc, "withdraws": withdraws, "decided_on": decided_on.isoformat(),
+            "eligible_from": eligible_from.isoformat()}
+
+
+def still_public(rows: list[Mapping]) -> list[Mapping]:
+    """The register's rows the public pages show: a withdrawn result leaves them with its corrections, and
+    the withdrawal itself is not shown (the register keeps all three)."""
+    withdrawn = {(r["task_id"], r["uscc"]) for r in rows if r["kind"] == "withdrawal"}
+    return [r for r in rows if r["kind"] != "withdrawal"
+            and not (r["kind"] in ("result", "correction") and (r["task_id"], r["uscc"]) in withdrawn)]

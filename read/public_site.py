@@ -3,7 +3,9 @@
 Everything shown comes from the register's rows (read.register.publication_register), each of which
 passed domain.public.check when it was written, and from the follow-ups as domain.public.follow_up
 builds them for outside systems (checked again here). Nothing else is read, so nothing internal
-(risk classes, inspectors, salts, populations, unrevealed nonces) can reach a page.
+(risk classes, inspectors, salts, populations, unrevealed nonces) can reach a page. A result withdrawn on
+application (停止公示, R27) leaves every page (domain.public.still_public decides); a corrected one shows
+its correction beside it (更正).
 
 `site` returns {relative path: text}; the door writes them. Pages carry no script and load nothing (their
 style is inline; a Content-Security-Policy forbids the rest). The two checkers are assets of their own:
@@ -27,6 +29,7 @@ from read.register import case_list, publication_register
 ADJUSTMENTS = {"add": "新增任务", "cancel": "取消任务"}
 FOLLOW_UPS = {"case_lead": "移送案件线索", "abnormal_listing": "列入经营异常名录", "order_to_publish": "责令公示",
               "correction": "责令改正"}
+WITHHELD = "（依法不予公示）"  # in place of a field withheld before publication (R23)
 TASK_STATES = {"closed": "已结束", "cancelled": "已取消"}
 # Why an entity left the population (store.draws.eligible_population): its status, or the frequency rules.
 EXCLUSIONS = {"deregistered": "已注销", "revoked": "已吊销", "suspended": "停业", "a_class_already_drawn": "A类本年度已被抽取",
@@ -50,6 +53,7 @@ class Task:
     draws: dict[int, Draw] = field(default_factory=dict)
     closed: dict | None = None
     results: list[dict] = field(default_factory=list)
+    corrections: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))  # by USCC, oldest first
 
     def draw(self, seq: int) -> Draw:
         return self.draws.setdefault(seq, Draw(seq))
@@ -57,7 +61,7 @@ class Task:
 
 def site(connection: Connection) -> dict[str, str]:
     """Every file of the site but the two checkers."""
-    register = publication_register(connection)
+    register = public.still_public(publication_register(connection))
     follow_ups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for case in case_list(connection):
         shown = public.check(public.follow_up(
@@ -108,6 +112,8 @@ def _file(task: Task, row: dict) -> None:
     """Put one register row where its task page shows it."""
     if row["kind"] == "result":
         task.results.append(row)
+    elif row["kind"] == "correction":
+        task.corrections[row["uscc"]].append(row)
     elif row["kind"] == "task" and "commitment" in row:
         task.announced = row
         task.draw(row["draw_seq"]).announced = row
@@ -178,7 +184,8 @@ def _task_page(task: Task, follow_ups: Mapping[tuple[str, str], list[dict]]) -> 
         body.append(_selection(task))
     body.append("<h2>检查结果</h2>")
     if task.results:
-        body.append(_results_table([(r, follow_ups.get((task.task_id, r["uscc"]), [])) for r in task.results],
+        body.append(_results_table([(r, task.corrections.get(r["uscc"], []),
+                                     follow_ups.get((task.task_id, r["uscc"]), [])) for r in task.results],
                                    entity_links=True))
     else:
         body.append("<p>尚无公示的检查结果。</p>")
@@ -230,26 +237,47 @@ def _selection(task: Task) -> str:
 
 
 def _entity_page(uscc: str, results: list[tuple[Task, dict]], follow_ups) -> str:
-    name = results[0][1]["entity_name"]
+    name = results[0][1].get("entity_name") or WITHHELD
     body = ['<p><a href="../index.html">← 返回公示首页</a></p>',
             _facts((("市场主体", name), ("统一社会信用代码", uscc))), "<h2>检查结果</h2>",
-            _results_table([(r, follow_ups.get((t.task_id, uscc), [])) for t, r in results], entity_links=False)]
+            _results_table([(r, t.corrections.get(uscc, []), follow_ups.get((t.task_id, uscc), []))
+                            for t, r in results], entity_links=False)]
     return _page(f"{name} · 抽查检查结果", "\n".join(body), root="../")
 
 
-def _results_table(rows: list[tuple[dict, list[dict]]], *, entity_links: bool) -> str:
+def _results_table(rows: list[tuple[dict, list[dict], list[dict]]], *, entity_links: bool) -> str:
     shown = []
-    for r, leads in rows:
-        entity = escape(r["entity_name"]) + f"<br><code>{escape(r['uscc'])}</code>"
+    for r, corrections, leads in rows:
+        entity = escape(r.get("entity_name") or WITHHELD) + f"<br><code>{escape(r['uscc'])}</code>"
         if entity_links:
             entity = f'<a href="../entities/{escape(r["uscc"])}.html">{entity}</a>'
         task = f'<a href="../tasks/{_name(r["task_id"])}.html">{escape(r["task_code"])}</a>'
         later = "<br>".join(escape(FOLLOW_UPS.get(f["kind"], f["kind"]))
                             + (f"（期限 {escape(_when(f['due_at']))}）" if f.get("due_at") else "") for f in leads)
-        shown.append((entity, task, escape(r["category_zh"]), escape(r["check_date"]), escape(r["unit"]),
+        shown.append((entity, task, _outcome(r, corrections), escape(r.get("check_date") or WITHHELD),
+                      escape(r["unit"]),
                       later or "无", escape(_when(r["published_at"]))))
     return _table(("市场主体", "任务", "检查结果", "检查日期", "检查单位", "后续处置", "公示时间"), shown,
                   raw=range(7))
+
+
+def _outcome(result: dict, corrections: list[dict]) -> str:
+    """The result as it reads now; each correction below it with its date and reason, the first version kept."""
+    withheld = f'<br><span class="note">{escape(result["withheld_note"])}</span>' if result.get("withheld") else ""
+    if not corrections:
+        return escape(result.get("category_zh") or WITHHELD) + withheld
+    lines = [f"<strong>{escape(corrections[-1].get('category_zh') or WITHHELD)}</strong>"]
+    previous = result.get("category_zh")
+    for c in corrections:
+        if c.get("category_zh") is None:  # the category is withheld (R23)
+            change = "结果已更正"
+        else:
+            change = "结果未变" if c["category_zh"] == previous else f"原为“{escape(previous)}”"
+        note = f"；说明：{escape(c['note'])}" if c.get("note") else ""
+        lines.append(f'<span class="note">更正（{escape(c["corrected_on"])}）：{change}；'
+                     f'理由：{escape(c["reason"])}{note}</span>')
+        previous = c.get("category_zh")
+    return "<br>".join(lines) + withheld
 
 
 # --- pieces ----------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ def publication_register(connection: Connection, year: int | None = None) -> lis
     """The register (公示) rows of `year` (all years when None), by publication time then id.
 
     Each row is the contract's keys from the columns, plus the published payload's own keys
-    (the columns win on a clash). Never an entity's credit-risk class (R29): such keys are
+    (the columns win on a clash), except a field the payload withholds (R23): its column reads None. Never
+    an entity's credit-risk class (R29): such keys are
     dropped at any depth, whatever a writer put in the payload. The internal timeliness columns
     (`due_at`, `on_time`) are for the metrics, not the public, and are left out.
     """
@@ -40,6 +41,9 @@ def publication_register(connection: Connection, year: int | None = None) -> lis
             year=row["year"], plan_code=row["plan_code"], task_id=row["task_id"], uscc=row["uscc"],
             category=row["category"], unit=row["unit"],
         )
+        for name in entry.get("withheld", []):
+            if name in entry:
+                entry[name] = None
         register.append(entry)
     return register
 

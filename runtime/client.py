@@ -16,6 +16,7 @@ from activities.draws import DrawActivities
 from activities.handoff import HandoffActivities, JsonlReceiver, Notifier, Receiver, WebhookReceiver
 from activities.launcher import LauncherActivities
 from activities.plans import PlanActivities
+from activities.public_register import RegisterActivities
 from activities.targets import TargetActivities
 from domain.workdays import Deadlines, calendar_from_env
 from runtime.codec import data_converter
@@ -23,14 +24,16 @@ from runtime.config import Settings, TemporalAccess
 from runtime.logs import LoggingInterceptor
 from runtime.telemetry import RefusalMetrics
 from workflows.archiver import HistoryArchiverWorkflow
+from workflows.correction import CorrectionWorkflow
 from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE
 from workflows.launcher import PlanLauncherWorkflow
 from workflows.plan import AnnualPlanWorkflow
+from workflows.stop_publication import StopPublicationWorkflow
 from workflows.target import TargetInspectionWorkflow
 from workflows.task import InspectionTaskWorkflow
 
 WORKFLOWS = [PlanLauncherWorkflow, AnnualPlanWorkflow, InspectionTaskWorkflow, TargetInspectionWorkflow,
-             HistoryArchiverWorkflow]
+             HistoryArchiverWorkflow, CorrectionWorkflow, StopPublicationWorkflow]
 
 
 def tls_config(access: TemporalAccess) -> TLSConfig | bool:
@@ -82,6 +85,7 @@ def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadline
     targets = TargetActivities(engine, deadlines, notifier)
     handoff = HandoffActivities(engine, deadlines, notifier)
     archive = ArchiveActivities(engine, client)  # lists and fetches histories with the worker's client
+    register = RegisterActivities(engine)
     activities = [
         plans.publish_plan, plans.publish_adjustment, launcher.load_plan_template,
         draws.announce, draws.targets_page, draws.finished_targets, draws.cancel_unstarted, draws.close_task,
@@ -89,8 +93,11 @@ def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadline
         targets.working_days_later, targets.wait_deadline, targets.open_target, targets.record_check,
         targets.record_result, targets.record_review,
         targets.record_team, targets.record_stage, targets.finish, targets.publish_result, targets.alert,
+        targets.record_withholding,
         handoff.open_follow_up, handoff.deliver, handoff.close_follow_up,
         archive.archive_closed,
+        register.published_result, register.publish_correction, register.record_application,
+        register.record_stop_decision, register.withdraw_result,
     ]
     return Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=activities,
                   activity_executor=executor, interceptors=[LoggingInterceptor(), RefusalMetrics()],

@@ -50,6 +50,9 @@ class Settings:
     handoff_url: str | None
     ui_address: str | None
     metrics_address: str | None = None  # SPOTCHECK_METRICS_ADDRESS host:port: the workers' Prometheus endpoint
+    # SPOTCHECK_STOP_PUBLICATION_MIN_DAYS as set (read by `stop_publication_min_days`, so that a bad value
+    # refuses the applications, not every command)
+    stop_publication_period: str | None = None
     # SPOTCHECK_CODEC_KEYS "id1:base64key,id2:base64key" (runtime/codec.py); never in the repr or logs
     codec_keys: str | None = field(default=None, repr=False)
     codec_token: str | None = field(default=None, repr=False)  # SPOTCHECK_CODEC_TOKEN: the codec server's bearer
@@ -59,12 +62,26 @@ class Settings:
     def outbox_file(self) -> Path:
         return self.data_dir / "outbox.jsonl"
 
+    @property
+    def stop_publication_min_days(self) -> int | None:
+        """The province's minimum publication period of a result before its entity may have it withdrawn
+        (R27, calendar days). No default: None while unset, and every application is then refused."""
+        text = self.stop_publication_period
+        if not text:
+            return None
+        if not text.isdigit():
+            raise ValueError(f"{STOP_PUBLICATION_MIN_DAYS}={text!r}: not a whole number of days")
+        return int(text)
+
 
 # The data dir holds draw secrets (unrevealed nonces, population salts in spotcheck.db), every workflow's history
 # (temporal.db) and the outbox: readable by its owner alone. Files are created 0600 in a 0700 directory.
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 PRIVATE_UMASK = 0o077  # for a child process (the Temporal server) that creates its own files there
+
+
+STOP_PUBLICATION_MIN_DAYS = "SPOTCHECK_STOP_PUBLICATION_MIN_DAYS"
 
 
 def private_dir(path: Path) -> Path:
@@ -120,4 +137,5 @@ def load(data_dir: str | os.PathLike | None = None) -> Settings:
         codec_keys=os.environ.get("SPOTCHECK_CODEC_KEYS") or None,
         codec_token=os.environ.get("SPOTCHECK_CODEC_TOKEN") or None,
         temporal=TemporalAccess.from_env(),
+        stop_publication_period=os.environ.get(STOP_PUBLICATION_MIN_DAYS) or None,
     )

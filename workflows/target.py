@@ -16,7 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.handoff import HandoffActivities
     from activities.targets import TargetActivities
-    from domain import results
+    from domain import public, results
     from domain.categories import ORDER_KINDS, category
     from domain.commands import command_text
     from domain.messages.target import (
@@ -39,6 +39,8 @@ with workflow.unsafe.imports_passed_through():
         TargetStatus,
         TargetStep,
         Team,
+        Withholding,
+        WithholdingDecision,
     )
     from domain.messages.task import WaitFor
     from domain.stages import Stage
@@ -60,6 +62,8 @@ with workflow.unsafe.imports_passed_through():
 CONTINUES_AT_WAITS = "target-continues-at-waits"
 # Targets opened unstaffed since this patch wait for a supervisor's assignment until a deadline.
 STAFFING_DEADLINE = "staffing-deadline"
+# Since this patch a result marked for withholding (R23) waits for its approver before publication.
+WITHHOLDS_BEFORE_PUBLICATION = "target-withholds-before-publication"
 
 
 # Outside the sandbox: a worker holds thousands of open targets, and the sandbox loads this module again
@@ -89,6 +93,8 @@ class TargetInspectionWorkflow:
         self._lock = asyncio.Lock()
         self._seq = 0
         self._cancel: str | None = None
+        self._withholding: Withholding | None = None
+        self._withholding_approved: bool | None = None
         if run.state is not None:
             # Before any handler: a command sent as the previous run ended is delivered to this one first.
             self._restore(run.state)
@@ -114,14 +120,29 @@ class TargetInspectionWorkflow:
             await workflow.wait_condition(approved)
         if self._cancelled():
             return await self._stop()
+        withheld = None
+        if workflow.patched(WITHHOLDS_BEFORE_PUBLICATION):
+            withheld = await self._withholding_decided()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await workflow.execute_activity_method(
-            TargetActivities.publish_result, self._step("publish-result", due_at=self._due), **LIGHT
+            TargetActivities.publish_result, self._step("publish-result", due_at=self._due, withholding=withheld),
+            **LIGHT
         )
         self._set_stage(Stage.APPROVED)
 
         await self._follow_up_result()
         return await self._finish(Stage.CLOSED)
+
+    async def _withholding_decided(self) -> Withholding | None:
+        """A result marked for withholding (R23) waits for its decision, escalated once publication is due;
+        the marking when it was approved, so that its fields are withheld, else None."""
+        decided = lambda: self._withholding is None or self._withholding_approved is not None  # noqa: E731
+        assert self._due is not None
+        if not await wait_until(decided, self._due, "withholding decision due"):
+            await self._escalate("withholding-escalation", "the result awaits a decision on withholding; its "
+                                 "publication is due")
+            await workflow.wait_condition(decided)
+        return self._withholding if self._withholding_approved else None
 
     async def _open(self) -> bool:
         """Load what the validators need, wait for every unit's team, tell the team; False if cancelled first."""
@@ -341,6 +362,44 @@ class TargetInspectionWorkflow:
     def _validate_recheck(self, recheck: Recheck) -> None:
         results.may_record_recheck(recheck, self._standing())
 
+    @workflow.update
+    async def mark_withholding(self, withholding: Withholding) -> str:
+        """R23: the result touches secrets or privacy; its publication waits for a supervisor's decision."""
+        async with self._lock:
+            self._withholding = withholding
+            self._remember("withhold", withholding)
+            await workflow.execute_activity_method(
+                TargetActivities.record_withholding, self._step("withholding", withholding=withholding), **LIGHT)
+        return f"marked: {', '.join(withholding.fields)} withheld if a supervisor approves; publication waits for it"
+
+    @mark_withholding.validator
+    def _validate_withholding(self, withholding: Withholding) -> None:
+        if self._cancelled() or self._ctx is None:
+            raise results.Refused("the target is cancelled or still being dispatched")
+        people = frozenset(self._team_ids() | set(self._ctx.reviewers) | set(self._ctx.supervisors))
+        public.may_mark_withholding(withholding.marked_by, self._stage, people,
+                                    self._withholding.marked_by if self._withholding else None)
+
+    @workflow.update
+    async def decide_withholding(self, decision: WithholdingDecision) -> str:
+        async with self._lock:
+            self._withholding_approved = decision.approve
+            self._remember("withhold-decision", decision)
+            await workflow.execute_activity_method(
+                TargetActivities.record_withholding,
+                self._step("withholding-decision", withholding=self._withholding, withholding_decision=decision),
+                **LIGHT)
+        if decision.approve:
+            return "approved: published with the marked fields withheld"
+        return "refused: published in full"
+
+    @decide_withholding.validator
+    def _validate_withholding_decision(self, decision: WithholdingDecision) -> None:
+        if self._ctx is None:
+            raise results.Refused("the target is still being dispatched; try again in a moment")
+        public.may_decide_withholding(decision.approver, self._withholding.marked_by if self._withholding else None,
+                                      self._ctx.supervisors, self._withholding_approved is not None)
+
     # --- field signals (logged, gate nothing) and queries --------------------------------------
     @workflow.signal
     def field_signal(self, signal: FieldSignal) -> None:
@@ -366,6 +425,7 @@ class TargetInspectionWorkflow:
             check_at=self._check_at, result=self._result, returns=self._returns, publication_due=self._due,
             overdue=self._overdue, follow_up=self._follow_up, field_signals=self._signals,
             field_signal_count=self._signal_count, commands=self._seq, last_command=self._last_command,
+            withholding=self._withholding, withholding_approved=self._withholding_approved,
         )
 
     # --- helpers -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from domain import results
+from domain import public, results
 from domain.messages.base import LINE_CAP, NOTE_CAP, REASON_CAP, Command, Record, ids
 from domain.stages import Stage
 from domain.text import TextRefused, check_evidence_uri, check_id, check_line, check_note
@@ -163,6 +163,49 @@ class Recheck(HumanStep):
         return check_note(value, "note", NOTE_CAP)
 
 
+class Withholding(HumanStep):
+    """R23: the result touches state secrets, trade secrets or privacy; these public fields wait for an approver."""
+
+    marked_by: str
+    grounds: Literal["state_secret", "trade_secret", "privacy"]
+    fields: list[str] = Field(min_length=1)
+    reason: str = Field(min_length=1, pattern=r"\S")
+
+    @field_validator("marked_by")
+    @classmethod
+    def _marked_by(cls, value: str) -> str:
+        return check_id(value, "marked_by")
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, values: list[str]) -> list[str]:
+        unknown = sorted(set(values) - set(public.WITHHOLDABLE))
+        if unknown:
+            raise TextRefused("fields", f"{', '.join(unknown)}: only {', '.join(public.WITHHOLDABLE)} may be withheld")
+        return sorted(set(values))
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return check_line(value, "reason", REASON_CAP)
+
+
+class WithholdingDecision(HumanStep):
+    approver: str
+    approve: bool
+    note: str = ""
+
+    @field_validator("approver")
+    @classmethod
+    def _approver(cls, value: str) -> str:
+        return check_id(value, "approver")
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str) -> str:
+        return check_note(value, "note", NOTE_CAP)
+
+
 class FieldSignal(HumanStep):
     kind: str = Field(pattern="^(accept|arrive)$")
     inspector: str
@@ -198,6 +241,8 @@ class TargetState(Record):
     last_command: str | None = None
     seq: int = 0
     cancel: str | None = None
+    withholding: Withholding | None = None  # R23: marked before approval
+    withholding_approved: bool | None = None  # None: not decided yet
 
 
 class TargetRun(Record):
@@ -224,6 +269,8 @@ class TargetStep(Record):
     assignment: ManualAssignment | None = None
     due_at: datetime | None = None
     stage: Stage | None = None
+    withholding: Withholding | None = None  # marked; with publish-result: approved, so the fields are withheld
+    withholding_decision: WithholdingDecision | None = None
 
 
 class CheckRecorded(Record):
@@ -289,3 +336,5 @@ class TargetStatus(Record):
     field_signal_count: int = 0  # all of them
     commands: int  # accepted commands so far: part of each update id
     last_command: str | None  # canonical form of the last accepted command, so a repeat is "already recorded"
+    withholding: Withholding | None = None
+    withholding_approved: bool | None = None

@@ -80,7 +80,7 @@ def test_every_register_payload_passes_the_never_public_list(sqlite_engine, year
         assert public.check(payload) is payload
         assert not leaks(row["payload"], forbidden), row["payload"]
         kinds.add(row["kind"])
-    assert kinds == {"plan", "adjustment", "task", "draw", "result"}
+    assert kinds == {"plan", "adjustment", "task", "draw", "result", "correction", "withdrawal"}
 
 
 def test_no_built_file_shows_anything_internal(built, year):
@@ -112,6 +112,8 @@ def test_the_site_shows_the_year(built, year):
     # The selection once the task closed; results per entity with their follow-ups.
     assert pages[f"tasks/t-{T1}-selected.txt"] == "".join(f"{u}\n" for u in year.selected)
     for uscc, code in year.results.items():
+        if uscc == year.withdrawn:
+            continue
         entity = pages[f"entities/{uscc}.html"]
         assert category(code).name_zh in entity and category(code).name_zh in task
     order = next(u for u, c in year.results.items() if c == "unpublished_info")
@@ -120,6 +122,19 @@ def test_the_site_shows_the_year(built, year):
     second = pages[f"tasks/t-{T2}.html"]
     assert "待抽取" in second and f"tasks/t-{T2}-selected.txt" not in pages
     assert "无（未指定外部随机源）" in second
+
+
+def test_a_correction_shows_beside_the_result_and_a_withdrawn_result_nowhere(built, year):
+    pages = files(built)
+    task, corrected = pages[f"tasks/t-{T1}.html"], pages[f"entities/{year.corrected}.html"]
+    for page in (task, corrected):
+        assert f"更正（2025-06-02）：原为“{category(year.results[year.corrected]).name_zh}”" in page
+        assert year.correction_reason in page and category("ordered_to_correct").name_zh in page
+    assert f"entities/{year.withdrawn}.html" not in pages
+    assert not [name for name, text in pages.items() if year.withdrawn in text and name != f"tasks/t-{T1}-selected.txt"
+                and name != f"tasks/t-{T1}.html"]
+    # On the task page it stays in the published selection (the draw is public), once, never beside a result.
+    assert task.count(year.withdrawn) == 1 and f"<li><code>{year.withdrawn}</code></li>" in task
 
 
 def test_pages_load_nothing(built):

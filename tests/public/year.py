@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from db import schema
 from domain import draw, public
@@ -49,6 +49,9 @@ class Year:
     unrevealed_nonce: str = ""
     superseded_reason: str = "抽取后发现名录导入错误，经批准重新抽取"
     results: dict[str, str] = field(default_factory=dict)  # uscc -> category
+    corrected: str = ""  # the uscc whose result was corrected (更正)
+    withdrawn: str = ""  # the uscc whose result was withdrawn on application (停止公示, R27)
+    correction_reason: str = "录入时检查结果类别选择有误，经审核更正"
 
 
 def populate(engine) -> Year:
@@ -101,6 +104,7 @@ def populate(engine) -> Year:
                                due_at=AT + timedelta(days=74) if kind == "order_to_publish" else None,
                                workflow_id=f"target-{uscc}", step="follow-up")
         put("task", public.task_closed(T1, lines[T1], selected, False, None), plan_code=PLAN, task_id=T1)
+        _corrected_and_withdrawn(c, put, year, [names[u] for u in selected[:3]])
         # The second task is announced and frozen; its nonce stays secret until its draw.
         nonce = secrets.token_bytes(32)
         year.unrevealed_nonce = nonce.hex()
@@ -110,6 +114,23 @@ def populate(engine) -> Year:
                                                               "entropy_source": draw.NO_ENTROPY}),
             plan_code=PLAN, task_id=T2, unit=UNIT)
     return year
+
+
+def _corrected_and_withdrawn(c, put, year: Year, names: list[str]) -> None:
+    """The first result corrected, the third withdrawn after an approved application, as their activities write them."""
+    rows = {r["uscc"]: r for r in c.execute(select(schema.publications).where(
+        schema.publications.c.kind == "result")).mappings()}
+    year.corrected, _, year.withdrawn = year.selected[:3]
+    original = rows[year.corrected]
+    put("correction", public.correction(json.loads(original["payload"]), n=1, corrects=original["publication_id"],
+                                        previous_category=original["category"], category_code="ordered_to_correct",
+                                        note=None, reason=year.correction_reason,
+                                        corrected_on=date(2025, 6, 2)),
+        task_id=T1, uscc=year.corrected, category="ordered_to_correct", unit=UNIT)
+    put("withdrawal", public.withdrawal(task_id=T1, uscc=year.withdrawn,
+                                        withdraws=rows[year.withdrawn]["publication_id"],
+                                        decided_on=date(2025, 7, 1), eligible_from=date(2025, 10, 1)),
+        task_id=T1, uscc=year.withdrawn, unit=UNIT)
 
 
 def _draw(task_id: str, seq: int, population, year: Year):
