@@ -7,7 +7,6 @@ by both: the page's checks (name and result, in order) and verdict must equal au
 """
 from __future__ import annotations
 
-import copy
 import json
 import random
 import re

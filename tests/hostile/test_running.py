@@ -15,7 +15,7 @@ from db import schema
 from domain.messages.target import CheckRecord, ResultEntry
 from domain.stages import Stage
 from service.gateway import reasons
-from tests.hostile.conftest import ROOT, one_sentence
+from tests.hostile.conftest import one_sentence
 from tests.hostile.system import running_system
 from tests.workflows.support import CHECKPOINTS, people, plan_file, rows_of, target_row, wait_for
 from workflows.common import target_workflow_id, task_workflow_id

@@ -56,7 +56,7 @@ def test_a_plan_over_the_task_cap_is_refused_at_the_door(main, home):
     """100,000 tasks were accepted and publish_plan then retried for ever (PayloadsTooLarge)."""
     import json
 
-    from tests.hostile.conftest import ROOT, one_sentence
+    from tests.hostile.conftest import ROOT
 
     plan = json.loads((ROOT / "examples" / "plan-template.json").read_text())
     task = plan["tasks"][0]
