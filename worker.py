@@ -18,9 +18,9 @@ import structlog
 
 from db.engine import make_engine, migrate
 from runtime import config, logs
-from service.archive import SCHEDULE_ID, ensure_archive_schedule
 from runtime.client import build_worker, connect, deadlines_for, receiver_for
 from runtime.telemetry import metrics_runtime, next_address, publish_projection_gauges
+from service.archive import SCHEDULE_ID, ensure_archive_schedule
 from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE
 
 log = structlog.get_logger()

@@ -36,6 +36,7 @@ from store import draws, targets
 from store.directory import entity_name, inspectors_of, items_of, split, task_line
 from store.register import publish
 
+
 class DrawActivities:
     def __init__(self, engine: Engine, lines_per_block: int = draws.LINES_PER_BLOCK,
                  rows_per_page: int = draws.ROWS_PER_PAGE) -> None:

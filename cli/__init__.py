@@ -19,13 +19,13 @@ from cli import api, draws, login, ops, plans, projection, public, register, tar
 from cli.common import EXIT_FAILED, EXIT_REFUSED, UsageError, Verbs, fail, for_stderr
 from db.engine import DatabaseUnavailable
 from domain.plan import PlanInvalid
-from service.imports import ImportRejected
 from runtime import config
 from runtime.context import Context
-from store.plans import PlanConflict
 from runtime.server import ServerError
 from service.errors import CommandError, Refused
 from service.identity import IdentityError
+from service.imports import ImportRejected
+from store.plans import PlanConflict
 
 GROUPS = {
     "plan": "the annual plan",

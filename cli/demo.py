@@ -24,27 +24,28 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from activities.archive import archive_pass
-
-from domain.messages.archiver import ArchiveBatch, ArchiveSummary
 from db.engine import make_engine, migrate
 from domain.access import Actor
 from domain.categories import ORDER_KINDS, category
+from domain.messages.archiver import ArchiveBatch, ArchiveSummary
 from domain.messages.plan import PlanRun
 from domain.messages.target import CheckRecord, Recheck, ResultEntry, Review, TargetStatus
 from domain.stages import Stage
 from domain.workdays import SHANGHAI
+from read.archive import verify_chain
+from read.metrics import unit_line, year_summary
 from runtime import config
 from runtime.client import connect
-from read.archive import verify_chain
+from runtime.examples import shifted_plan
+from runtime.server import server_running, start_server_background
 from service import identity
 from service.errors import Refused
-from service.targets import send, status as target_status
 from service.imports import import_examples
-from runtime.examples import shifted_plan
-from store import directory, targets as targets_store
+from service.targets import send
+from service.targets import status as target_status
+from store import directory
+from store import targets as targets_store
 from store.plans import load_plan
-from read.metrics import unit_line, year_summary
-from runtime.server import server_running, start_server_background
 from workflows.common import TASK_QUEUE, plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 

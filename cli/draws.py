@@ -4,8 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cli.common import EXIT_FAILED, UsageError, Verbs, draw_seq, emit, operator, output_path
-from read.audit_package import export_dispatch, export_draw, report_json, verify_against_database, \
-    verify_from_files
+from read.audit_package import export_dispatch, export_draw, report_json, verify_against_database, verify_from_files
 from runtime.progress import progress
 from service import draws
 

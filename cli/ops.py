@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import worker
 from cli.common import EXIT_FAILED, UsageError, Verbs, emit, fail, operator
+from cli.demo import WorkerDied, run_demo
 from runtime import logs
 from runtime.codec import codec_for
 from runtime.codec_server import DEFAULT_CORS_ORIGIN, CodecServer
-from cli.demo import WorkerDied, run_demo
 from runtime.server import run_server
 from service import archive
 

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 from cli.common import UsageError, Verbs, emit, operator
 from domain.plan import PlanInvalid
-from service.imports import import_directory
 from runtime.progress import progress
 from service import plans
+from service.imports import import_directory
 
 
 def cmd_import(args, ctx):

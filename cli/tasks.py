@@ -4,11 +4,11 @@ from __future__ import annotations
 import sys
 
 from cli.common import EXIT_FAILED, UsageError, Verbs, emit, fail, shown, year
+from domain.uscc import uscc_problem
+from read.archive import ArchiveAltered, HistoryArchive, verify_chain
 from read.listing import BadFilter, TaskFilters, list_tasks
 from read.tasks import task_rows, task_summary
 from read.timeline import timeline
-from read.archive import ArchiveAltered, HistoryArchive, verify_chain
-from domain.uscc import uscc_problem
 from service import gateway
 from workflows.common import task_workflow_id
 from workflows.task import InspectionTaskWorkflow

@@ -23,7 +23,6 @@ from domain.plan import (
     shown,
 )
 
-
 _LONG_QUOTED = re.compile(r"'[^'\n]{60,}'" + r'|"[^"\n]{60,}"')  # a repr() or JSON string of 60+ characters
 _TASK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # only to name a task in an error; draw.py validates
 _PLAIN_KEY = re.compile(r"[^\s\"\\.\[\]\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]{1,40}")  # shown as it is; others quoted

@@ -12,10 +12,10 @@ from datetime import date, datetime
 
 from domain import draw
 from domain.categories import category
-from domain.results import Refused
-from domain.stages import Stage
 from domain.messages.plan import Adjustment
 from domain.messages.task import FreezeSummary
+from domain.results import Refused
+from domain.stages import Stage
 
 # Keys that may never be public, at any depth: inspectors' identities and data (R23), an entity's
 # credit-risk class (R29), the draw's secrets and the files only auditors get (draw-protocol.md).

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from db.engine import Engine
 from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
@@ -18,14 +17,15 @@ from activities.launcher import LauncherActivities
 from activities.plans import PlanActivities
 from activities.public_register import RegisterActivities
 from activities.targets import TargetActivities
+from db.engine import Engine
 from domain.workdays import Deadlines, calendar_from_env
 from runtime.codec import data_converter
 from runtime.config import Settings, TemporalAccess
 from runtime.logs import LoggingInterceptor
 from runtime.telemetry import RefusalMetrics
 from workflows.archiver import HistoryArchiverWorkflow
-from workflows.correction import CorrectionWorkflow
 from workflows.common import HEAVY_TASK_QUEUE, TASK_QUEUE
+from workflows.correction import CorrectionWorkflow
 from workflows.launcher import PlanLauncherWorkflow
 from workflows.plan import AnnualPlanWorkflow
 from workflows.stop_publication import StopPublicationWorkflow

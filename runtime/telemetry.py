@@ -19,11 +19,11 @@ import asyncio
 from datetime import datetime, timezone
 
 import structlog
-from db.engine import Engine
 from temporalio import workflow
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import HandleUpdateInput, Interceptor, WorkflowInboundInterceptor, WorkflowInterceptorClassInput
 
+from db.engine import Engine
 from store.ops import watch
 
 log = structlog.get_logger()

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 from temporalio.client import Client
 
-from store.directory import entity_name
-from store.common import NotFound as StoreNotFound
-from store.draws import draw
 from domain.access import Actor
 from domain.commands import command_key
 from domain.draw import DrawError, check_entropy_value
@@ -14,6 +11,9 @@ from domain.uscc import uscc_problem
 from runtime.context import Context
 from service import gateway
 from service.errors import Invalid, NotFound
+from store.common import NotFound as StoreNotFound
+from store.directory import entity_name
+from store.draws import draw
 from workflows.common import task_workflow_id
 from workflows.task import InspectionTaskWorkflow
 

@@ -11,10 +11,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.access import Actor
 from domain.commands import command_key
+from domain.messages.plan import Adjustment, PlanRun
 from domain.plan import canonical_json
 from domain.workdays import SHANGHAI
-from domain.messages.plan import Adjustment, PlanRun
-from store.plans import load_plan, validate_added_task
+from runtime.context import Context
 from service import gateway
 from service.plan_schedule import (
     ScheduleResult,
@@ -24,7 +24,7 @@ from service.plan_schedule import (
     template_problems,
     upsert_schedule,
 )
-from runtime.context import Context
+from store.plans import load_plan, validate_added_task
 from workflows.common import TASK_QUEUE, plan_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, select
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 
 
 def canonical_json(value: Any) -> str:

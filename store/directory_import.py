@@ -38,7 +38,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import UserDefinedType
 
 from db.schema import Instant, entities, import_batches, inspectors, items, units
-from domain.directory_rows import ERRORS_KEPT, SPECS, CleanRun, DirectorySpec, ErrorLog, Reference, RowError, duplicate_key, in_utc
+from domain.directory_rows import (
+    ERRORS_KEPT,
+    SPECS,
+    CleanRun,
+    DirectorySpec,
+    ErrorLog,
+    Reference,
+    RowError,
+    duplicate_key,
+    in_utc,
+)
 
 _SQLITE_BATCH = 2_000
 _COPY_CHUNK = 1 << 18

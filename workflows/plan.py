@@ -24,8 +24,8 @@ with workflow.unsafe.imports_passed_through():
         TaskSlot,
     )
     from domain.messages.task import TaskRun
-    from domain.stages import Stage
     from domain.results import Refused
+    from domain.stages import Stage
     from workflows.common import LIGHT, PLAN_YEAR, STAGE, task_workflow_id, wait_until
     from workflows.task import InspectionTaskWorkflow
 

@@ -16,6 +16,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from activities.draws import SYSTEM_APPROVER, DrawActivities, conflict_reason
     from activities.targets import TargetActivities
+    from domain.draw import DrawError, check_entropy_value
     from domain.messages.target import Alert, TargetRun
     from domain.messages.task import (
         Announcement,
@@ -36,9 +37,8 @@ with workflow.unsafe.imports_passed_through():
         WaitFor,
         WorkingDaysLater,
     )
-    from domain.draw import DrawError, check_entropy_value
-    from domain.stages import Stage
     from domain.results import Refused
+    from domain.stages import Stage
     from domain.uscc import uscc_problem
     from workflows.common import (
         CHILD_BATCH,

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import Field, field_validator
 
-from domain.messages.base import LINE_CAP, REASON_CAP, Command, ID, Record
+from domain.messages.base import ID, LINE_CAP, REASON_CAP, Command, Record
 from domain.text import check_line
 
 
