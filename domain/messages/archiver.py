@@ -11,8 +11,8 @@ class ArchiveBatch(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    # Only runs closed after this instant. None: after the archive's newest entry minus activities/archive.py's CATCH_UP_MARGIN
-    # (everything when the archive is empty).
+    # Only runs closed after this instant. None: after the archive's newest entry minus
+    # activities/archive.py's CATCH_UP_MARGIN (everything when the archive is empty).
     after_close_time: datetime | None = None
     limit: int = Field(default=500, ge=1)  # at most this many new entries per pass; `more` says if some are left
     full: bool = False  # list every closed run the server still has (ignores the archive's newest entry)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
-from domain.text import TextRefused, check_id
+from domain.text import TextRefused, check_id, check_line, check_note
 
 ID = r"^[A-Za-z0-9._-]{1,32}$"
 
@@ -16,6 +17,7 @@ NOTE_CAP = 2000  # characters of a note (findings, a review, a re-check): a page
 REASON_CAP = 500  # characters of a reason (an assignment, a targeted entity, a redraw, an adjustment)
 LINE_CAP = 100  # characters of a code: a method, a check point, a unit code, a task id
 MAX_PEOPLE = 20  # inspectors named in one command: a team, a check
+USCC_CAP = 18  # characters of a unified social credit code (GB 32100)
 
 
 class Record(BaseModel):
@@ -45,3 +47,30 @@ def ids(values: list[str], field: str) -> list[str]:
     if len(values) > MAX_PEOPLE:
         raise TextRefused(field, f"names {len(values)} people; the cap is {MAX_PEOPLE}")
     return [check_id(value, field) for value in values]
+
+
+# How each text field a person types is bounded, by its name in the messages (and how a refusal names it).
+_BOUNDS = {
+    "note": lambda value: check_note(value, "note", NOTE_CAP),
+    "grounds": lambda value: check_note(value, "grounds", NOTE_CAP),
+    "reason": lambda value: check_line(value, "reason", REASON_CAP),
+    "method": lambda value: check_line(value, "method", LINE_CAP),
+    "unit": lambda value: check_line(value, "unit", LINE_CAP),
+    "applicant": lambda value: check_line(value, "applicant", LINE_CAP),
+    "task_id": lambda value: check_line(value, "task id", LINE_CAP),
+    "uscc": lambda value: check_line(value, "USCC", USCC_CAP),
+    "inspectors": lambda values: ids(values, "inspector"),
+    **{person: (lambda name: lambda value: check_id(value, name))(person)
+       for person in ("inspector", "reviewer", "approver", "by", "marked_by", "decided_by")},
+}
+
+
+def _bound(cls: type, value: Any, info: ValidationInfo) -> Any:
+    return value if value is None else _BOUNDS[info.field_name](value)
+
+
+def bounded(*fields: str) -> Any:
+    """The field validator that bounds these fields of a command, each as `_BOUNDS` says (issue 13)."""
+    unknown = set(fields) - set(_BOUNDS)
+    assert not unknown, f"no bound for {sorted(unknown)}"
+    return field_validator(*fields)(_bound)

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from domain.messages.base import ID, LINE_CAP, REASON_CAP, Command, Record
-from domain.text import check_line
+from domain.messages.base import ID, Command, Record, bounded
 
 
 class PlanRun(Record):
@@ -36,15 +35,7 @@ class Adjustment(Command):
     approver: str = Field(pattern=ID)
     task_document: str | None = None  # the added task line, validated by the command line, canonical JSON
 
-    @field_validator("task_id")
-    @classmethod
-    def _task_id(cls, value: str) -> str:
-        return check_line(value, "task id", LINE_CAP)
-
-    @field_validator("reason")
-    @classmethod
-    def _reason(cls, value: str) -> str:
-        return check_line(value, "reason", REASON_CAP)
+    _bounds = bounded("task_id", "reason")
 
 
 class AdjustmentStep(Record):

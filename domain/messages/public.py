@@ -8,9 +8,9 @@ from datetime import datetime
 from pydantic import Field, field_validator, model_validator
 
 from domain import results
-from domain.messages.base import LINE_CAP, NOTE_CAP, REASON_CAP, Command, Record
+from domain.messages.base import LINE_CAP, Command, Record, bounded
 from domain.messages.target import HumanStep
-from domain.text import check_id, check_line, check_note
+from domain.text import check_line
 
 
 class CorrectionRun(HumanStep):
@@ -24,27 +24,14 @@ class CorrectionRun(HumanStep):
     reason: str = Field(min_length=1, pattern=r"\S")
     approver: str
 
+    _bounds = bounded("note", "reason", "approver")
+
     @field_validator("category")
     @classmethod
     def _category(cls, value: str | None) -> str | None:
         if value is not None:
             results.known_category(check_line(value, "category", LINE_CAP))
         return value
-
-    @field_validator("note")
-    @classmethod
-    def _note(cls, value: str | None) -> str | None:
-        return None if value is None else check_note(value, "note", NOTE_CAP)
-
-    @field_validator("reason")
-    @classmethod
-    def _reason(cls, value: str) -> str:
-        return check_line(value, "reason", REASON_CAP)
-
-    @field_validator("approver")
-    @classmethod
-    def _approver(cls, value: str) -> str:
-        return check_id(value, "approver")
 
     @model_validator(mode="after")
     def _changes_something(self) -> CorrectionRun:
@@ -72,15 +59,7 @@ class StopPublicationRun(HumanStep):
     grounds: str = Field(min_length=1, pattern=r"\S")
     min_days: int | None = Field(default=None, ge=0)
 
-    @field_validator("applicant")
-    @classmethod
-    def _applicant(cls, value: str) -> str:
-        return check_line(value, "applicant", LINE_CAP)
-
-    @field_validator("grounds")
-    @classmethod
-    def _grounds(cls, value: str) -> str:
-        return check_note(value, "grounds", NOTE_CAP)
+    _bounds = bounded("applicant", "grounds")
 
 
 class StopDecision(HumanStep):
@@ -90,15 +69,7 @@ class StopDecision(HumanStep):
     approve: bool
     reason: str = ""
 
-    @field_validator("decided_by")
-    @classmethod
-    def _decided_by(cls, value: str) -> str:
-        return check_id(value, "decided_by")
-
-    @field_validator("reason")
-    @classmethod
-    def _reason(cls, value: str) -> str:
-        return value and check_line(value, "reason", REASON_CAP)
+    _bounds = bounded("decided_by", "reason")
 
 
 class RegisterStep(Command):

@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from domain import public, results
-from domain.messages.base import LINE_CAP, NOTE_CAP, REASON_CAP, Command, Record, ids
+from domain.messages.base import LINE_CAP, Command, Record, bounded
 from domain.stages import Stage
-from domain.text import TextRefused, check_evidence_uri, check_id, check_line, check_note
+from domain.text import TextRefused, check_evidence_uri, check_line
 
 MAX_EVIDENCE = 50  # files named by one check: photos, a record, a signed form
 MAX_FINDINGS = 200  # check points of one result: the task's checklists (domain.plan.MAX_ITEMS items)
@@ -52,15 +52,7 @@ class CheckRecord(HumanStep):
     certificates_shown: bool = False
     evidence: list[str] = []
 
-    @field_validator("inspectors")
-    @classmethod
-    def _inspectors(cls, values: list[str]) -> list[str]:
-        return ids(values, "inspector")
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, value: str) -> str:
-        return check_line(value, "method", LINE_CAP)
+    _bounds = bounded("inspectors", "method")
 
     @field_validator("evidence")
     @classmethod
@@ -77,21 +69,13 @@ class ResultEntry(HumanStep):
     note: str = ""
     findings: dict[str, str] = {}  # check point -> pass | fail
 
-    @field_validator("inspector")
-    @classmethod
-    def _inspector(cls, value: str) -> str:
-        return check_id(value, "inspector")
+    _bounds = bounded("inspector", "note")
 
     @field_validator("category")
     @classmethod
     def _category(cls, value: str) -> str:
         results.known_category(check_line(value, "category", LINE_CAP))
         return value
-
-    @field_validator("note")
-    @classmethod
-    def _note(cls, value: str) -> str:
-        return check_note(value, "note", NOTE_CAP)
 
     @field_validator("findings")
     @classmethod
@@ -109,15 +93,7 @@ class Review(HumanStep):
     approve: bool
     note: str = ""
 
-    @field_validator("reviewer")
-    @classmethod
-    def _reviewer(cls, value: str) -> str:
-        return check_id(value, "reviewer")
-
-    @field_validator("note")
-    @classmethod
-    def _note(cls, value: str) -> str:
-        return check_note(value, "note", NOTE_CAP)
+    _bounds = bounded("reviewer", "note")
 
 
 class ManualAssignment(HumanStep):
@@ -126,25 +102,7 @@ class ManualAssignment(HumanStep):
     by: str
     reason: str = Field(min_length=1, pattern=r"\S")  # not blank
 
-    @field_validator("unit")
-    @classmethod
-    def _unit(cls, value: str) -> str:
-        return check_line(value, "unit", LINE_CAP)
-
-    @field_validator("inspectors")
-    @classmethod
-    def _inspectors(cls, values: list[str]) -> list[str]:
-        return ids(values, "inspector")
-
-    @field_validator("by")
-    @classmethod
-    def _by(cls, value: str) -> str:
-        return check_id(value, "by")
-
-    @field_validator("reason")
-    @classmethod
-    def _reason(cls, value: str) -> str:
-        return check_line(value, "reason", REASON_CAP)
+    _bounds = bounded("unit", "inspectors", "by", "reason")
 
 
 class Recheck(HumanStep):
@@ -152,15 +110,7 @@ class Recheck(HumanStep):
     passed: bool
     note: str = ""
 
-    @field_validator("inspector")
-    @classmethod
-    def _inspector(cls, value: str) -> str:
-        return check_id(value, "inspector")
-
-    @field_validator("note")
-    @classmethod
-    def _note(cls, value: str) -> str:
-        return check_note(value, "note", NOTE_CAP)
+    _bounds = bounded("inspector", "note")
 
 
 class Withholding(HumanStep):
@@ -171,10 +121,7 @@ class Withholding(HumanStep):
     fields: list[str] = Field(min_length=1)
     reason: str = Field(min_length=1, pattern=r"\S")
 
-    @field_validator("marked_by")
-    @classmethod
-    def _marked_by(cls, value: str) -> str:
-        return check_id(value, "marked_by")
+    _bounds = bounded("marked_by", "reason")
 
     @field_validator("fields")
     @classmethod
@@ -184,36 +131,20 @@ class Withholding(HumanStep):
             raise TextRefused("fields", f"{', '.join(unknown)}: only {', '.join(public.WITHHOLDABLE)} may be withheld")
         return sorted(set(values))
 
-    @field_validator("reason")
-    @classmethod
-    def _reason(cls, value: str) -> str:
-        return check_line(value, "reason", REASON_CAP)
-
 
 class WithholdingDecision(HumanStep):
     approver: str
     approve: bool
     note: str = ""
 
-    @field_validator("approver")
-    @classmethod
-    def _approver(cls, value: str) -> str:
-        return check_id(value, "approver")
-
-    @field_validator("note")
-    @classmethod
-    def _note(cls, value: str) -> str:
-        return check_note(value, "note", NOTE_CAP)
+    _bounds = bounded("approver", "note")
 
 
 class FieldSignal(HumanStep):
     kind: str = Field(pattern="^(accept|arrive)$")
     inspector: str
 
-    @field_validator("inspector")
-    @classmethod
-    def _inspector(cls, value: str) -> str:
-        return check_id(value, "inspector")
+    _bounds = bounded("inspector")
 
 
 # Field signals gate nothing and anyone may send them: the target keeps the last few and counts the rest, so

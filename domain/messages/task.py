@@ -3,13 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from domain.messages.base import ID, REASON_CAP, Command, Record
+from domain.messages.base import ID, Command, Record, bounded
 from domain.stages import Stage
-from domain.text import check_line
-
-USCC_CAP = 18  # characters of a unified social credit code (GB 32100)
 
 
 class TaskProgress(Record):
@@ -48,10 +45,7 @@ class Redraw(Command):
     reason: str = Field(min_length=1, pattern=r"\S")
     approver: str = Field(pattern=ID)
 
-    @field_validator("reason")
-    @classmethod
-    def _reason(cls, value: str) -> str:
-        return check_line(value, "reason", REASON_CAP)
+    _bounds = bounded("reason")
 
 
 class TargetedEntity(Command):
@@ -60,15 +54,7 @@ class TargetedEntity(Command):
     uscc: str
     reason: str = Field(min_length=1, pattern=r"\S")  # not blank
 
-    @field_validator("uscc")
-    @classmethod
-    def _uscc(cls, value: str) -> str:
-        return check_line(value, "USCC", USCC_CAP)
-
-    @field_validator("reason")
-    @classmethod
-    def _reason(cls, value: str) -> str:
-        return check_line(value, "reason", REASON_CAP)
+    _bounds = bounded("uscc", "reason")
 
 
 class TargetedStep(Record):
