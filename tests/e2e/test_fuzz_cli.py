@@ -259,25 +259,26 @@ HOSTILE = st.one_of(
 
 def _verbs(task_id: str, uscc: str, team: list[str], plan_code: str) -> dict:
     """Each verb's argv with two slots for hostile text (a, b); the other arguments are valid. Options as
-    --opt=value and positionals after --, so that argparse reads a value that starts with - as a value."""
+    --opt=value and positionals after --, so that argparse reads a value that starts with - as a value. The human
+    verbs act as the logged-in user (ACTS_AS), so no argument names the actor."""
     target = ["--", task_id, uscc]
     return {
         "task show": lambda a, b: ["task", "show", "--", a],
         "task history": lambda a, b: ["task", "history", f"--target={a}", "--", task_id],
         "task list": lambda a, b: ["task", "list", f"--plan={a}", f"--unit={b}"],
-        "task accept": lambda a, b: ["task", "accept", f"--inspector={a}", *target],
-        "task arrive": lambda a, b: ["task", "arrive", f"--inspector={team[0]}", "--", a, b],
+        "task accept": lambda a, b: ["task", "accept", "--", task_id, a],
+        "task arrive": lambda a, b: ["task", "arrive", "--", a, b],
         "draw target": lambda a, b: ["draw", "target", f"--reason={a}", "--", task_id, b],
         "draw entropy": lambda a, b: ["draw", "entropy", "--", task_id, a],
         "draw redraw": lambda a, b: ["draw", "redraw", f"--reason={a}", f"--approver={b}", "--", task_id],
         "dispatch assign": lambda a, b: ["dispatch", "assign", f"--unit={a}", f"--inspector={team[0]}",
-                                         f"--inspector={b}", f"--by={team[1]}", f"--reason={a}", *target],
+                                         f"--inspector={b}", f"--reason={a}", *target],
         "check record": lambda a, b: ["check", "record", f"--inspector={team[0]}", f"--inspector={a}",
                                       f"--method={b}", f"--evidence={a}", *target],
-        "result enter": lambda a, b: ["result", "enter", f"--inspector={team[0]}", f"--category={a}", f"--note={b}",
-                                      f"--finding={a}:pass", *target],
-        "result review": lambda a, b: ["result", "review", f"--reviewer={a}", f"--return={b}", *target],
-        "case recheck": lambda a, b: ["case", "recheck", f"--inspector={a}", "--passed", f"--note={b}", *target],
+        "result enter": lambda a, b: ["result", "enter", f"--category={a}", f"--note={b}", f"--finding={a}:pass",
+                                      *target],
+        "result review": lambda a, b: ["result", "review", f"--return={b}", "--", task_id, a],
+        "case recheck": lambda a, b: ["case", "recheck", "--passed", f"--note={b}", "--", task_id, a],
         "case link": lambda a, b: ["case", "link", "--", a, b],
         "case list": lambda a, b: ["case", "list", f"--task={a}", f"--state={b}"],
         "plan adjust": lambda a, b: ["plan", "adjust", f"--cancel-task={a}", f"--reason={b}", "--approver=JDZ-I022",
@@ -286,16 +287,24 @@ def _verbs(task_id: str, uscc: str, team: list[str], plan_code: str) -> dict:
 
 
 VERBS = list(_verbs("T", "U", ["A", "B"], "P"))
+# Who runs each human verb: the team's leader, a supervisor of the unit, a reviewer of the unit not on the team.
+ACTS_AS = {"task accept": "leader", "task arrive": "leader", "dispatch assign": "supervisor",
+           "check record": "leader", "result enter": "leader", "result review": "reviewer", "case recheck": "leader"}
 
 
 @pytest.fixture(scope="module")
 def running(postgres_url, tmp_path_factory):
-    """One dev server and the workers for the module, and a plan whose targets wait for their check."""
+    """One dev server and the workers for the module, a plan whose targets wait for their check, and the people
+    who act on its first target, each logged in."""
     from tests.hostile.system import running_system
+    from tests.workflows.support import people
 
     with running_system(postgres_url, tmp_path_factory.mktemp("fuzz-running")) as system:
         task_id, usccs = system.start_plan("C15", window_days=90)
-        yield system, task_id, usccs[0], system.team(task_id, usccs[0])
+        team = system.team(task_id, usccs[0])
+        acting = {"leader": team[0], "supervisor": people(system.engine, "supervisor")[0],
+                  "reviewer": next(r for r in people(system.engine, "reviewer") if r not in team)}
+        yield system, task_id, usccs[0], team, {role: system.as_user(who) for role, who in acting.items()}
 
 
 def ended_as_a_sentence(code: int, out: str, err: str) -> None:
@@ -316,20 +325,21 @@ def ended_as_a_sentence(code: int, out: str, err: str) -> None:
 @settings(max_examples=60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_hostile_text_in_any_argument_ends_in_success_or_one_sentence(running, verb, a, b):
-    system, task_id, uscc, team = running
+    system, task_id, uscc, team, as_ = running
     argv = _verbs(task_id, uscc, team, task_id.removesuffix("-T1"))[verb](a, b)
-    ended_as_a_sentence(*system.spotcheck(*argv, timeout=30))
+    spotcheck = as_[ACTS_AS[verb]] if verb in ACTS_AS else system.spotcheck
+    ended_as_a_sentence(*spotcheck(*argv, timeout=30))
 
 
 @pytest.mark.postgres
 def test_after_the_hostile_text_the_target_takes_its_next_valid_command(running):
-    system, task_id, uscc, team = running
+    system, task_id, uscc, team, as_ = running
     code, out, err = system.spotcheck("task", "show", task_id, "--json")
     assert code == 0, err
     checked = system.status(task_id, uscc).check is not None
-    argv = (["result", "enter", task_id, uscc, "--inspector", team[0], "--category", "no_issue",
+    argv = (["result", "enter", task_id, uscc, "--category", "no_issue",
              *[arg for point in ("GS-001-1", "GS-001-2", "GS-001-3") for arg in ("--finding", f"{point}:pass")]]
             if checked else
             ["check", "record", task_id, uscc, "--inspector", team[0], "--inspector", team[1], "--method", "document"])
-    code, out, err = system.spotcheck(*argv)
+    code, out, err = as_["leader"](*argv)
     assert code == 0 and err == "", err

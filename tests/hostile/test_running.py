@@ -58,24 +58,25 @@ def test_a_40_character_inspector_id_is_refused_and_the_target_takes_its_check_a
     uscc = usccs[0]
     team = system.team(task_id, uscc)
     target = [task_id, uscc]
+    leader = system.as_user(team[0])
 
-    one_sentence(*system.spotcheck("check", "record", *target, "--inspector", LONG_ID, "--inspector", team[1],
-                                   "--method", "document"), 2, "1-32")
+    one_sentence(*leader("check", "record", *target, "--inspector", LONG_ID, "--inspector", team[1],
+                         "--method", "document"), 2, "1-32")
     check = CheckRecord(inspectors=team, method="document").model_dump(mode="json")
     assert "1-32" in raw_update(system, task_id, uscc, "record_check", {**check, "inspectors": [LONG_ID, team[1]]})
-    code, out, err = system.spotcheck("check", "record", *target, "--inspector", team[0], "--inspector", team[1],
-                                      "--method", "document")
+    code, out, err = leader("check", "record", *target, "--inspector", team[0], "--inspector", team[1],
+                            "--method", "document")
     assert code == 0 and err == "", err
 
-    one_sentence(*system.spotcheck("result", "enter", *target, "--inspector", LONG_ID, "--category", "no_issue",
-                                   *FINDINGS), 2, "1-32")
+    one_sentence(*system.spotcheck("login", LONG_ID, "--password-stdin", "--print-token", stdin=LONG_ID + "\n"),
+                 2, "unknown user or wrong password")
     entry = ResultEntry(inspector=team[0], category="no_issue",
                         findings={p: "pass" for p in CHECKPOINTS}).model_dump(mode="json")
     assert "1-32" in raw_update(system, task_id, uscc, "enter_result", {**entry, "inspector": LONG_ID})
-    one_sentence(*system.spotcheck("dispatch", "assign", *target, "--unit", "360202-SCJ", "--inspector", team[0],
-                                   "--inspector", team[1], "--by", LONG_ID, "--reason", "substitute"), 2, "1-32")
-    code, out, err = system.spotcheck("result", "enter", *target, "--inspector", team[0], "--category", "no_issue",
-                                      *FINDINGS)
+    supervisor = system.as_user(people(system.engine, "supervisor")[0])
+    one_sentence(*supervisor("dispatch", "assign", *target, "--unit", "360202-SCJ", "--inspector", LONG_ID,
+                             "--inspector", team[1], "--reason", "substitute"), 2, "1-32")
+    code, out, err = leader("result", "enter", *target, "--category", "no_issue", *FINDINGS)
     assert code == 0 and err == "", err
     assert target_row(system.engine, task_id, uscc)["entered_by"] == team[0]
     assert failed_steps(system, task_id, uscc) == []  # nothing reached an activity to fail there
@@ -85,19 +86,17 @@ def test_twenty_120_kb_field_signals_leave_the_status_small_and_the_target_worki
     task_id, usccs = targets
     uscc = usccs[1]
     team = system.team(task_id, uscc)
+    leader = system.as_user(team[0])
     huge = "I" * 120_000
-    code, out, err = system.spotcheck("task", "arrive", task_id, uscc, "--inspector", huge)
-    one_sentence(code, out, err, 2, "1-32")
-    assert len(err) < 1000
     handle = system.client.get_workflow_handle(target_workflow_id(task_id, uscc))
     for _ in range(20):  # a client that does not validate: the worker drops what it cannot decode
         system.call(handle.signal("field_signal", {"kind": "arrive", "inspector": huge}))
-    assert system.spotcheck("task", "arrive", task_id, uscc, "--inspector", team[0])[0] == 0
+    assert leader("task", "arrive", task_id, uscc)[0] == 0
 
     status = system.call(wait_for(lambda: _signalled(system, task_id, uscc), timeout=30, what="the valid signal"))
     assert status.field_signal_count == 1 and len(status.model_dump_json()) < 10_000
-    code, out, err = system.spotcheck("check", "record", task_id, uscc, "--inspector", team[0], "--inspector",
-                                      team[1], "--method", "document")
+    code, out, err = leader("check", "record", task_id, uscc, "--inspector", team[0], "--inspector", team[1],
+                            "--method", "document")
     assert code == 0 and err == "", err
 
 
@@ -179,28 +178,28 @@ def test_commands_on_what_does_not_exist_or_has_finished_are_one_sentence(system
     task_id, usccs = targets
     uscc = usccs[2]
     team = system.team(task_id, uscc)
+    leader = system.as_user(team[0])
     one_sentence(*system.spotcheck("task", "show", "NOPE-0001"), 2, "NOPE-0001")
-    one_sentence(*system.spotcheck("task", "arrive", task_id, NOT_DRAWN, "--inspector", team[0]), 2, NOT_DRAWN)
+    one_sentence(*leader("task", "arrive", task_id, NOT_DRAWN), 2, NOT_DRAWN)
     one_sentence(*system.spotcheck("plan", "adjust", "NO-SUCH-PLAN", "--cancel-task", task_id, "--reason", "r",
                                    "--approver", "JDZ-I022"), 2, "NO-SUCH-PLAN")
 
     target = [task_id, uscc]
-    assert system.spotcheck("check", "record", *target, "--inspector", team[0], "--inspector", team[1],
-                            "--method", "document")[0] == 0
-    assert system.spotcheck("result", "enter", *target, "--inspector", team[0], "--category", "no_issue",
-                            *FINDINGS)[0] == 0
-    reviewer = next(r for r in people(system.engine, "reviewer") if r not in team)
-    assert system.spotcheck("result", "review", *target, "--reviewer", reviewer, "--approve")[0] == 0
+    assert leader("check", "record", *target, "--inspector", team[0], "--inspector", team[1],
+                  "--method", "document")[0] == 0
+    assert leader("result", "enter", *target, "--category", "no_issue", *FINDINGS)[0] == 0
+    reviewer = system.as_user(next(r for r in people(system.engine, "reviewer") if r not in team))
+    assert reviewer("result", "review", *target, "--approve")[0] == 0
     handle = system.client.get_workflow_handle(target_workflow_id(task_id, uscc))
 
     async def finished():
         return (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
     system.call(wait_for(finished, timeout=60, what="the target closed"), timeout=70)
 
-    for argv in (["check", "record", *target, "--inspector", team[0], "--inspector", team[1], "--method", "onsite",
-                  "--certificates-shown"],
-                 ["result", "review", *target, "--reviewer", reviewer, "--return", "again"],
-                 ["task", "arrive", *target, "--inspector", team[0]]):
-        code, out, err = system.spotcheck(*argv)
+    for person, argv in ((leader, ["check", "record", *target, "--inspector", team[0], "--inspector", team[1],
+                                   "--method", "onsite", "--certificates-shown"]),
+                         (reviewer, ["result", "review", *target, "--return", "again"]),
+                         (leader, ["task", "arrive", *target])):
+        code, out, err = person(*argv)
         one_sentence(code, out, err, 2, uscc)
         assert "already completed" not in err
