@@ -181,7 +181,7 @@ async def test_a_supervisor_substitutes_a_team_and_sees_a_refusal_in_words(brows
     await page.click("#assign")
     refusal = page.locator('#outbox li[data-state="refused"] .detail')
     await refusal.wait_for(timeout=SENT)
-    assert "at least two different inspectors" in await refusal.inner_text()
+    assert "a team needs at least 2 different inspectors [team-size]" in await refusal.inner_text()  # the draw's rule, named
     assert "Traceback" not in await page.content()
     await shot(page, screenshots, "10-assign-refused")
     await page.click('#outbox li[data-state="refused"] button.danger')  # resolved: dropped
