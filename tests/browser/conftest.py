@@ -16,6 +16,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
+    return find_chromium()
+
+
+def find_chromium() -> str:
     """The browser ($SPOTCHECK_CHROMIUM when set, else the Debian package's), or skip (fail when
     SPOTCHECK_REQUIRE_CHROMIUM=1)."""
     configured = os.environ.get("SPOTCHECK_CHROMIUM")

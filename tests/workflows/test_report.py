@@ -38,6 +38,7 @@ from store.plans import load_plan
 from read.metrics import metrics
 from read.report import render_report
 from store import views
+from tests.browser.conftest import find_chromium
 from tests.workflows.support import make_workers, people, wait_for, waiting_targets
 from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 from workflows.plan import AnnualPlanWorkflow
@@ -51,20 +52,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # next (frequency cap), so each workflow test draws from its own industry (tests/workflows/support.py).
 INDUSTRY = "C30"  # 178 enterprises of 360202 in five strata
 WINDOW = (1280, 2000)
-
-
-def chromium() -> str:
-    """The browser ($SPOTCHECK_CHROMIUM when set, else the Debian package's), or skip (fail when
-    SPOTCHECK_REQUIRE_CHROMIUM=1)."""
-    configured = os.environ.get("SPOTCHECK_CHROMIUM")
-    candidates = [configured] if configured else ["/usr/bin/chromium", shutil.which("chromium")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    message = f"chromium not found at {' or '.join(filter(None, candidates))} (apt-get install -y chromium)"
-    if os.environ.get("SPOTCHECK_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(message + " (SPOTCHECK_REQUIRE_CHROMIUM=1)")
-    pytest.skip(message)
 
 
 def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
@@ -168,7 +155,7 @@ async def _terminate(client, engine, code: str, task_id: str) -> None:
 
 
 async def test_report_of_a_finished_year_reads_back_in_a_browser(ts_env, directories, tmp_path):
-    browser = chromium()  # before building the year: a missing browser skips without the work
+    browser = find_chromium()  # before building the year: a missing browser skips without the work
     engine = directories
     code = f"RPT-{uuid.uuid4().hex[:6]}"
     # The server's clock, not the wall clock: the session's time-skipping server runs ahead once a test skips.
