@@ -25,19 +25,17 @@ from domain.messages.archiver import ArchiveBatch
 from db import schema
 from domain.archive import GENESIS, entry_digest, history_digest
 from domain.messages.plan import PlanRun
-from domain.messages.target import CheckRecord, ResultEntry, Review
 from domain.workdays import SHANGHAI
 from read.archive import HistoryArchive
 from service.archive import SCHEDULE_ID, upsert_archive_schedule
 from runtime.client import WORKFLOWS
 from runtime.codec import AesGcmCodec, converter_with, new_key
-from service.targets import send, status as target_status
 from service.imports import import_examples
 from store.plans import load_plan
 from read.timeline import execution_chain, timeline
 from tests.conftest import own_schema
 from tests.integration.devserver import Cli, workers
-from tests.workflows.support import people, plan_file, wait_for, waiting_targets
+from tests.workflows.support import approve_every_target, plan_file, wait_for, waiting_targets
 from tests.workflows.test_timeline import CATEGORIES, CHECKPOINTS
 from workflows.archiver import HistoryArchiverWorkflow
 from workflows.common import TASK_QUEUE, plan_workflow_id, target_workflow_id, task_workflow_id
@@ -91,13 +89,7 @@ async def test_a_task_read_back_from_the_archive_has_the_live_timeline(env, db, 
         handle = await client.start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=code),
                                              id=plan_workflow_id(code), task_queue=TASK_QUEUE)
         usccs = await wait_for(lambda: waiting_targets(client, engine, task_id), timeout=120, what="dispatched targets")
-        reviewer = people(engine, "reviewer")[0]
-        for n, uscc in enumerate(usccs):
-            team = (await target_status(client, task_id, uscc)).teams[0].inspectors
-            await send(client, task_id, uscc, "check", CheckRecord(inspectors=team, method="document"))
-            await send(client, task_id, uscc, "result", ResultEntry(
-                inspector=team[1], category=CATEGORIES[n % len(CATEGORIES)], findings={p: "pass" for p in CHECKPOINTS}))
-            await send(client, task_id, uscc, "review", Review(reviewer=reviewer, approve=True))
+        await approve_every_target(client, engine, task_id, usccs, CATEGORIES, CHECKPOINTS)
         assert (await asyncio.wait_for(handle.result(), timeout=120)).tasks_closed == 1
 
         live = await timeline(client, task_id)
