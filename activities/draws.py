@@ -76,8 +76,9 @@ class DrawActivities:
     def freeze(self, step: TaskStep) -> FreezeSummary:
         """Fix the instant and the salt (first attempt only), digest the population as of then, publish.
 
-        Nothing of the population is stored: it streams once, in byte order, through the digest. A
-        retry finds the instant and salt of the first attempt and recomputes the same digest.
+        Nothing of the population is stored. The database digests and counts it (PostgreSQL), or it
+        streams once, in byte order, through domain.draw's digest. A retry finds the instant and salt
+        of the first attempt and recomputes the same digest.
         """
         with found(), self._engine.begin() as connection:
             draw = draws.draw(connection, step.task_id, step.draw_seq)
@@ -93,15 +94,20 @@ class DrawActivities:
         with found(), self._engine.connect() as connection:
             draw = draws.draw(connection, step.task_id, step.draw_seq)
             frozen_at, salt = draw.frozen_at, bytes.fromhex(draw.population_salt)
-            digest = draw_protocol.PopulationDigest(salt)
-            self._stream(connection, draw, "freeze", digest.add_lines)
-            with self._beating("exclusions"):
-                exclusions = draws.exclusions(connection, step.task_id, line, year, frozen_at)
+            with self._beating("count"):
+                strata, exclusions = draws.tally(connection, step.task_id, line, year, frozen_at)
+            if self.in_database:
+                with self._beating("digest"):
+                    digest = draws.population_digest(connection, draw, salt)
+            else:
+                streamed = draw_protocol.PopulationDigest(salt)
+                self._stream(connection, draw, "freeze", streamed.add_lines)
+                digest, strata = streamed.hexdigest(), streamed.counts
         with found(), self._engine.begin() as connection:
             self._freeze_pools(connection, step.task_id, line, frozen_at)
-            summary = FreezeSummary(frozen_at=frozen_at, population=sum(digest.counts.values()),
-                                    strata=digest.counts, exclusions=exclusions,
-                                    population_digest=digest.hexdigest())
+            summary = FreezeSummary(frozen_at=frozen_at, population=sum(strata.values()),
+                                    strata=draw_protocol.checked_strata(strata), exclusions=exclusions,
+                                    population_digest=digest)
             draws.save(connection, step.task_id, step.draw_seq, record={"freeze": summary.model_dump(mode="json")},
                        state="frozen")
             publish(connection, workflow_id=workflow_id(), step=f"freeze-{step.draw_seq}", kind="draw",

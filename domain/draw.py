@@ -123,6 +123,11 @@ def plan_strata(counts: Mapping[str, int], ratios: Mapping[str, str]) -> dict[st
     return plans
 
 
+def checked_strata(counts: Mapping[str, int]) -> dict[str, int]:
+    """Entities per stratum, each stratum name checked against the grammar (as counted by a database)."""
+    return {validate_stratum(s): _count(n, f"population of stratum {s!r}") for s, n in counts.items()}
+
+
 # --- population digest --------------------------------------------------------------------------
 class PopulationDigest:
     """D = hex(sha256(salt || L)), fed one row at a time in ascending USCC byte order.

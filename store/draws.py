@@ -165,12 +165,21 @@ def eligible_population(connection: Connection, task_id: str, line: dict, year: 
             .where(*conditions))
 
 
-def exclusions(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> dict[str, int]:
-    """The entities the filter matches at `at` but excludes, counted by reason (in the database)."""
+def tally(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> tuple[dict[str, int],
+                                                                                            dict[str, int]]:
+    """(eligible entities by stratum, excluded ones by reason) of what the filter matches at `at`, counted
+    by the database in one pass."""
     candidates = eligible_population(connection, task_id, line, year, at).subquery()
-    counted = connection.execute(select(candidates.c.reason, func.count()).where(candidates.c.reason.is_not(None))
-                                 .group_by(candidates.c.reason)).all()
-    return {r: n for r, n in sorted(counted)}
+    counted = connection.execute(select(candidates.c.stratum, candidates.c.reason, func.count())
+                                 .group_by(candidates.c.stratum, candidates.c.reason)).all()
+    strata: dict[str, int] = {}
+    excluded: dict[str, int] = {}
+    for stratum, reason, n in sorted(counted, key=lambda r: (r[0], r[1] or "")):
+        if reason is None:
+            strata[stratum] = n
+        else:
+            excluded[reason] = excluded.get(reason, 0) + n
+    return strata, dict(sorted(excluded.items()))
 
 
 def population_query(connection: Connection, draw) -> Select:
@@ -350,10 +359,17 @@ def insert_rows(connection: Connection, table, rows: list[dict]) -> None:
         connection.execute(insert(table), rows)
         return
     columns = list(rows[0])
-    text = "".join("\t".join(_copy_text(row[c]) for c in columns) + "\n" for row in rows)
+    # Column by column, each distinct value converted once: most columns repeat one value (the task,
+    # the instant, the stage) down hundreds of thousands of rows.
+    cells = []
+    for c in columns:
+        converted: dict = {}
+        cells.append([converted[v] if v in converted else converted.setdefault(v, _copy_text(v))
+                      for v in (row[c] for row in rows)])
+    data = "".join(["\t".join(line) + "\n" for line in zip(*cells)])
     cursor = connection.connection.dbapi_connection.cursor()
     try:
-        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", io.StringIO(text))
+        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", io.StringIO(data))
     finally:
         cursor.close()
 

@@ -367,9 +367,10 @@ def population_blocks(connection: Connection, task_id: str, draw_seq: int, block
     return draws.population_lines(connection, draws.draw(connection, task_id, draw_seq), block, lines_per_block)
 
 
-def freeze_exclusions(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> dict[str, int]:
-    """The entities the task's filter matched at `at` but excluded, counted by reason (in the database)."""
-    return draws.exclusions(connection, task_id, line, year, at)
+def freeze_tally(connection: Connection, task_id: str, line: dict, year: int,
+                 at: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """(eligible by stratum, excluded by reason) of the task's filter at `at`, counted by the database."""
+    return draws.tally(connection, task_id, line, year, at)
 
 
 def recomputes_in_database(connection: Connection) -> bool:
