@@ -313,7 +313,9 @@ def _recorded_inputs(record: dict) -> tuple[bytes, bytes, bytes, dict[str, str]]
     if not all(isinstance(u, str) for u in record["selected"]) or not all(
             isinstance(t["uscc"], str) for t in record["targeted"]):
         raise draw_protocol.DrawError("selected and targeted must list USCCs")
-    for key in ("commitment", "seed", "selection_digest"):
+    if not all(type(plan["quota"]) is int for plan in record["strata"].values()):
+        raise draw_protocol.DrawError("every stratum needs an integer quota")
+    for key in ("commitment", "seed", "selection_digest", "population_salt"):
         draw_protocol.validate_digest(record[key], key)
     return bytes.fromhex(record["population_salt"]), nonce, seed, ratios
 
