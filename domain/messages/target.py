@@ -36,6 +36,8 @@ class TargetContext(Record):
     checklist: list[str]
     reminder_at: datetime
     window_end: datetime
+    # R23: the marking the task's items carry (the plan's withheld_items); None when no item is marked
+    withholding: Withholding | None = None
 
 
 class HumanStep(Command):
