@@ -1,10 +1,7 @@
 """The public side's doors: `public build` (the static site), `notice inspection|result` (the signed PDFs),
 and the register's changes after publication: `publication correct` (更正) and `publication stop-*` (R27).
 
-The notice signing key is configured, never in the repository: SPOTCHECK_NOTICE_KEY_FILE names a PEM
-(PKCS#8) Ed25519 private key (`openssl genpkey -algorithm ed25519`). After a rotation the retired keys'
-public halves stay published, so notices already handed out still check: SPOTCHECK_NOTICE_PUBLIC_KEYS
-names a directory of PEM public keys (`openssl pkey -pubout`). Key ids are derived from the keys.
+The site's files and the notice keys are public/site.py's, shared with the pages `spotcheck api` serves.
 """
 from __future__ import annotations
 
@@ -12,22 +9,16 @@ import os
 import shutil
 import tempfile
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
 from cli.common import UsageError, Verbs, emit, operator, output_path
 from cli.register import write_atomically
-from domain.notices import key_id, raw_public_key
 from domain.workdays import SHANGHAI
+from public.site import files as site_files
+from public.site import notice_public_keys, signing_key
 from read.notices import KINDS, notice
-from read.public_site import notice_check_page, site
 from service import corrections, stop_publication
 
-KEY_FILE = "SPOTCHECK_NOTICE_KEY_FILE"
-PUBLIC_KEYS = "SPOTCHECK_NOTICE_PUBLIC_KEYS"
 SITE_URL = "SPOTCHECK_PUBLIC_URL"  # where the public site is served: the QR code then opens its checker
 BUILT_MARK = ".spotcheck-public"  # a directory with this file was written by `public build` and may be replaced
 
@@ -41,10 +32,7 @@ def cmd_public_build(args, ctx):
         raise UsageError(f"--out {args.out}: directory {out.parent} does not exist")
     keys = notice_public_keys()
     with ctx.engine().connect() as connection:
-        files = site(connection)
-    assets = resources.files("public") / "assets"
-    files["verify.html"] = (assets / "verify.html").read_text(encoding="utf-8")
-    files["notice-check.html"] = notice_check_page((assets / "notice-check.html").read_text(encoding="utf-8"), keys)
+        files = site_files(connection, keys)
     files[BUILT_MARK] = "written by spotcheck public build\n"
     replace_directory(out, files)
     emit(args, {"path": str(out), "files": len(files) - 1, "notice_keys": sorted(keys)}, str(out))
@@ -106,33 +94,6 @@ def replace_directory(out: Path, files: dict[str, str]) -> None:
         raise
     if retired is not None:
         shutil.rmtree(retired)
-
-
-# --- the notice keys -----------------------------------------------------------------------------
-def signing_key() -> Ed25519PrivateKey:
-    path = os.environ.get(KEY_FILE)
-    if not path:
-        raise UsageError(f"no notice signing key: set {KEY_FILE} to a PEM Ed25519 private key "
-                         "(openssl genpkey -algorithm ed25519 -out notice-key.pem)")
-    key = load_pem_private_key(Path(path).read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise UsageError(f"{KEY_FILE} {path}: not an Ed25519 private key")
-    return key
-
-
-def notice_public_keys() -> dict[str, bytes]:
-    """{key id: raw public key}: the signing key's and every retired key's still published."""
-    raws = []
-    if os.environ.get(KEY_FILE):
-        raws.append(raw_public_key(signing_key().public_key()))
-    directory = os.environ.get(PUBLIC_KEYS)
-    if directory:
-        for path in sorted(Path(directory).glob("*.pem")):
-            key = load_pem_public_key(path.read_bytes())
-            if not isinstance(key, Ed25519PublicKey):
-                raise UsageError(f"{PUBLIC_KEYS}: {path} is not an Ed25519 public key")
-            raws.append(raw_public_key(key))
-    return {key_id(raw): raw for raw in raws}
 
 
 def register(verbs: Verbs) -> None:
