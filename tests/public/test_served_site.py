@@ -11,10 +11,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from api import observe, problems, public_site
 from cli import main
 from db.engine import make_engine, migrate
 from tests.public.test_site import CHECKERS, files, leaks, never_public
@@ -97,3 +100,19 @@ def test_the_api_serves_every_page_of_the_built_site_to_anyone_and_nothing_inter
 def test_nothing_but_the_sites_pages_is_under_public(served, name):
     answer = httpx.get(f"{served.base}/public/{name}")
     assert answer.status_code == 404 and answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("max_age, shows_the_new_year", [(0, True), (3600, False)])
+async def test_the_served_pages_are_made_again_once_older_than_their_max_age(sqlite_engine, max_age,
+                                                                             shows_the_new_year):
+    app = FastAPI()
+    app.state.ctx = SimpleNamespace(engine=lambda: sqlite_engine)
+    app.state.metrics = observe.metrics()
+    problems.install(app)  # as api.app.create_app does: a missing page is a problem document
+    observe.install(app)
+    public_site.mount(app, max_age=max_age)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://site") as http:
+        assert (await http.get(f"/public/tasks/t-{T1}.html")).status_code == 404  # an empty register
+        populate(sqlite_engine)
+        answer = await http.get(f"/public/tasks/t-{T1}.html")
+    assert (answer.status_code == 200) is shows_the_new_year
