@@ -1,4 +1,5 @@
-"""One target: its status, the field signals, the check (with evidence), the result, the review, an assignment."""
+"""One target: its status, the field signals, the check (with evidence), the result, the review, an assignment,
+the re-check of an order."""
 from __future__ import annotations
 
 import hashlib
@@ -57,6 +58,11 @@ class ReviewBody(Strict):
         if (self.approve is None) == (self.return_ is None):
             raise ValueError('give either "approve": true or "return": "note"')
         return self
+
+
+class RecheckBody(Strict):
+    passed: bool
+    note: str = Field("", max_length=4000)
 
 
 class Assignment(Strict):
@@ -175,6 +181,17 @@ async def review(request: Request, task_id: str, uscc: str, me: Me, body: Annota
             request.app.state.ctx, me, task_id, uscc, approve=body.approve is not None, note=body.return_ or "",
             request_key=key))
     return await mutation(request, me, body.model_dump(by_alias=True), work)
+
+
+@router.post("/recheck")
+async def recheck(request: Request, task_id: str, uscc: str, me: Me, body: RecheckBody):
+    """The team's re-check of an order (correction or publication), once the follow-up waits for it."""
+    require(access.may_act_on_target(me, (await target(request, me, task_id, uscc, "inspector")).target.team))
+
+    async def work(key):
+        return _outcome(task_id, uscc, await targets.record_recheck(
+            request.app.state.ctx, me, task_id, uscc, passed=body.passed, note=body.note, request_key=key))
+    return await mutation(request, me, body.model_dump(), work)
 
 
 @router.post("/assign")

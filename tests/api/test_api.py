@@ -154,6 +154,7 @@ ENDPOINTS = [
     ("POST", "/result", {"category": "no_issue", "findings": {}}, None, ON_TEAM),  # before the check: refused
     ("POST", "/review", {"approve": True}, None,
      {**{p: 403 for p in ON_TEAM}, "reviewer": OK, "outsider": 403}),  # nothing entered yet: refused
+    ("POST", "/recheck", {"passed": True}, None, ON_TEAM),  # no order to re-check: refused
     ("POST", "/assign", {"unit": UNIT, "inspectors": ["{lead}"], "reason": "sick"}, None,
      {**{p: 403 for p in ON_TEAM}, "supervisor": OK, "parent-supervisor": OK, "other-supervisor": 404}),
     ("GET", "/api/v1/me", None, None, {p: OK for p in ON_TEAM}),
