@@ -27,7 +27,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from activities.archive import archive_pass
-from cli.demo_api import People, api_server
+from cli.demo_api import DemoStopped, People, api_server
 from db.engine import make_engine, migrate
 from domain.access import Actor
 from domain.categories import ORDER_KINDS, category
@@ -165,7 +165,7 @@ class Demo:
                 f" | reminders={alerts.get('reminder', 0)} escalations={alerts.get('escalation', 0)}")
 
 
-class WorkerDied(RuntimeError):
+class WorkerDied(DemoStopped):
     pass
 
 

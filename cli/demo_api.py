@@ -22,7 +22,11 @@ START_TIMEOUT = 60.0  # seconds for the API process to answer /healthz
 RETRIES = 5  # a step whose request got no answer is sent again under the same Idempotency-Key
 
 
-class ApiFailed(RuntimeError):
+class DemoStopped(RuntimeError):
+    """The demo cannot go on; the message says why (`spotcheck demo` prints it, no traceback)."""
+
+
+class ApiFailed(DemoStopped):
     pass
 
 
