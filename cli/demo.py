@@ -95,16 +95,19 @@ class Demo:
     async def play(self, task_id: str, uscc: str, role: Role) -> None:
         """One target's people: the team checks and enters, the reviewer reviews, the team re-checks orders."""
         while True:
-            status = await target_status(self.client, task_id, uscc)
-            if status.stage == Stage.CLOSED:
-                return
             try:
+                status = await target_status(self.client, task_id, uscc)
+                if status.stage == Stage.CLOSED:
+                    return
                 if not await self.step(task_id, uscc, role, status):
                     await asyncio.sleep(0.5)
             except Refused as refused:  # a race with the workflow's own progress: look again
                 self.refusals += 1
                 self.out(f"  (refused, retrying: {refused})")
                 await asyncio.sleep(0.5)
+            except RPCError as error:  # a query timing out while the machine is busy: look again
+                self.out(f"  (Temporal: {error.message}; retrying {uscc} in {task_id})")
+                await asyncio.sleep(2)
 
     async def step(self, task_id: str, uscc: str, role: Role, status: TargetStatus) -> bool:
         """One person's next step on the target, sent as that person through the API; False: nothing to do yet.
@@ -274,6 +277,8 @@ async def drive(client: Client, engine, out, worker_ok, people: People) -> None:
         for index, (task_id, uscc) in enumerate(opened):
             if (task_id, uscc) not in players:
                 players[(task_id, uscc)] = asyncio.ensure_future(demo.play(task_id, uscc, role_for(task_id, uscc, index)))
+        if failed := next((p for p in players.values() if p.done() and p.exception()), None):
+            raise failed.exception()  # a target nobody plays any more would keep the year open for ever
         if time.monotonic() - last > 3:
             out(f"  {demo.progress()}")
             last = time.monotonic()

@@ -19,7 +19,7 @@ from service.errors import Refused
 
 STARTER = Path(__file__).resolve().parent.parent / "starter.py"
 START_TIMEOUT = 60.0  # seconds for the API process to answer /healthz
-RETRIES = 5  # a step whose request got no answer is sent again under the same Idempotency-Key
+RETRIES = 8  # a step without an answer, or with a 5xx, is sent again under the same Idempotency-Key
 
 
 class DemoStopped(RuntimeError):
@@ -111,24 +111,33 @@ class People:
 
     async def act(self, person: str, task_id: str, uscc: str, step: str, key: str, body: dict | None = None) -> dict:
         """POST the step as `person`. A 409 (the workflow's rules) or 404 (not yet in the person's scope) is
-        Refused: the caller looks again. Anything else unexpected stops the demo, naming it."""
+        Refused: the caller looks again. No answer or a 5xx (Temporal slow to answer on a busy machine) is
+        retried with backoff. Anything else stops the demo, naming it."""
         url = f"/api/v1/tasks/{task_id}/targets/{uscc}/{step}"
         for attempt in range(RETRIES):
             headers = {"Authorization": f"Bearer {await self._token(person)}", "Idempotency-Key": key}
             try:
                 answer = await self.http.post(url, json=body, headers=headers)
-            except httpx.TransportError:
-                await asyncio.sleep(0.5 * (attempt + 1))
+            except httpx.TransportError as error:
+                await self._backoff(attempt, f"{step} by {person}: {type(error).__name__}")
                 continue
             if answer.status_code == 401:  # the access token expired: log in again
                 self.tokens.pop(person, None)
+                continue
+            if answer.status_code >= 500:
+                await self._backoff(attempt, f"{step} by {person}: {answer.status_code} {_detail(answer)}")
                 continue
             if answer.status_code in (404, 409):
                 raise Refused(f"{step} by {person}: {_detail(answer)}")
             if answer.status_code >= 400:
                 raise ApiFailed(f"{step} on {uscc} in {task_id} by {person}: {answer.status_code} {_detail(answer)}")
             return answer.json()
-        raise ApiFailed(f"{step} on {uscc} in {task_id} by {person}: no answer after {RETRIES} attempts")
+        raise ApiFailed(f"{step} on {uscc} in {task_id} by {person}: no answer after {RETRIES} attempts "
+                        "(see .data/api.log)")
+
+    async def _backoff(self, attempt: int, what: str) -> None:
+        self.out(f"  ({what}; sending it again)")
+        await asyncio.sleep(min(2 ** attempt, 15))
 
 
 def _detail(answer: httpx.Response) -> str:
