@@ -1,26 +1,29 @@
 """A replay failure that is the SDK's, not our workflow code's (temporalio 1.35, its sdk-core).
 
-Seen in the chaos test: a workflow task goes to the sticky queue of a worker that was just killed
-and times out (or is failed), a timer fires, and an update arrives before the next workflow task
-starts. The new worker ran the timer's continuation first and the update's handler after it, and
-the history records that order: the task's first commands come before the update's acceptance. On
-replay sdk-core skips the task that did not complete, delivers the timer and the update in one
-activation, and the Python SDK runs updates first: the commands come in another order and replay
-fails with "Update machine does not handle this event" at that first command. The workflow itself
-completed on the worker that had it cached; a worker that must replay it (a query of the closed
-workflow, a restart while it is open) cannot.
+Seen in the chaos test: a timer fires, its workflow task goes to the sticky queue of a worker that
+was just killed and times out, and an update arrives before the next workflow task starts. The new
+worker ran the timer's continuation first and the update's handler after it, and the history
+records that order: the task's first commands come before the update's acceptance. On replay
+sdk-core skips the task that did not complete, delivers the timer and the update in one activation,
+and the Python SDK runs updates first: the commands come in another order and replay fails with
+"Update machine does not handle this event" at that first command. The workflow itself completed on
+the worker that had it cached; a worker that must replay it (a query of the closed workflow, a
+restart while it is open) cannot.
 
 Upstream: sdk-core's handling of an update accepted after a skipped (timed-out or failed) workflow
-task, temporalio/sdk-rust #943 (same symptom: a worker restart, an update, and on replay the
-acceptance and the other commands "the other way around"; its fix, sdk-rust #961, tests the shape
-with a failed task), and the open #1146 on inconsistent collapsing of workflow tasks before an update.
+task: temporalio/sdk-rust #943 (same symptom: a worker restart, an update, and on replay the
+acceptance and the other commands "the other way around"), the fix proposed for it in sdk-rust #961
+(whose test skips a failed task), and the open sdk-rust #1146 on inconsistent collapsing of workflow
+tasks before an update.
 
 The events between the skipped task and the update's are whatever the outage left there: the timer
 may fire before the task times out or after it, and the task may time out before it started (its
-worker was already dead) or after (killed while running it); killing a worker at different moments
-on the dev server gives each of these orders. The shape is recognised whatever they are, and only
-for the failure that names the first command of the task that accepted the update: the same message
-anywhere else (an update after a task that completed, or at another event) is counted as ours.
+worker was already dead), after (killed while running it), or fail. Killing a worker at different
+moments on the dev server gave the first three orders; with the task's commands before the
+acceptance, each fails replay the same way (test_upstream.py builds them from the captured history).
+The shape is recognised whatever they are, and only for the failure that names the first command of
+the task that accepted the update: the same message anywhere else (an update after a task that
+completed, or at another event) is counted as ours.
 """
 from __future__ import annotations
 
