@@ -138,6 +138,8 @@ class TargetActivities:
             targets.assign_team(connection, task_id=step.task_id, uscc=step.uscc, unit=assignment.unit,
                                 inspectors=assignment.inspectors, reason=assignment.reason, by=assignment.by,
                                 at=step.at, workflow_id=workflow_id(), step=step.step)
+            if not targets.current_teams(connection, step.task_id, step.uscc)[1]:  # every unit staffed now
+                targets.staffed(connection, step.task_id, step.uscc, step.at)
 
     @activity.defn
     @no_retry_cures

@@ -124,6 +124,13 @@ def assign_team(connection: Connection, *, task_id: str, uscc: str, unit: str, i
     ), keys=("workflow_id", "step", "uscc", "unit_code"))
 
 
+def staffed(connection: Connection, task_id: str, uscc: str, at: datetime) -> None:
+    """An unstaffed target's row once its last unit has a team: dispatched, as its workflow's stage is. A later
+    substitution changes no stage."""
+    connection.execute(update(t).where(t.c.task_id == task_id, t.c.uscc == uscc, t.c.stage == Stage.UNSTAFFED.value)
+                       .values(stage=Stage.DISPATCHED.value, updated_at=at))
+
+
 def record_alert(connection: Connection, *, workflow_id: str, step: str, kind: str, task_id: str, uscc: str | None,
                  at: datetime, details: str) -> None:
     insert_once(connection, schema.alerts, dict(
