@@ -49,10 +49,10 @@ async def update(handle: WorkflowHandle, method: Callable, command: BaseModel, *
         raise missing(error, what) from error
 
 
-async def query(handle: WorkflowHandle, method: Callable, *, what: str) -> Any:
+async def query(handle: WorkflowHandle, method: Callable, *args: Any, what: str) -> Any:
     _exists(handle, what)
     try:
-        return await handle.query(method)
+        return await handle.query(method, *args)
     except RPCError as error:
         raise missing(error, what) from error
 

@@ -76,12 +76,28 @@ async def send(client: Client, task_id: str, uscc: str, verb: str, command: Base
     the door died before answering, reaches the workflow as the same update and takes effect once.
     """
     handle = _handle(client, task_id, uscc)
+    if request_key is not None:
+        # The workflow keeps the answers of its last few update ids across its runs: a retry whose first attempt
+        # took effect gets that attempt's answer, and sends nothing.
+        update_id = f"{command_key(verb, command)}-{hashlib.sha256(request_key.encode()).hexdigest()[:16]}"
+        answered = await gateway.query(handle, TargetInspectionWorkflow.answer, update_id, what=_what(task_id, uscc))
+        if answered is not None:
+            return Outcome(accepted=True, already_recorded=False, message=answered)
     current = await gateway.query(handle, TargetInspectionWorkflow.status, what=_what(task_id, uscc))
-    if current.last_command == command_text(verb, command):
-        return Outcome(accepted=True, already_recorded=True, message=f"already recorded: {verb}")
-    update_id = command_key(verb, command, seq=current.commands) if request_key is None else \
-        f"{command_key(verb, command)}-{hashlib.sha256(request_key.encode()).hexdigest()[:16]}"
-    message = await gateway.update(handle, UPDATES[verb], command, what=_what(task_id, uscc), update_id=update_id)
+    repeated = current.last_command == command_text(verb, command)
+    already = Outcome(accepted=True, already_recorded=True, message=f"already recorded: {verb}")
+    if request_key is None:
+        if repeated:
+            return already
+        update_id = command_key(verb, command, seq=current.commands)
+    try:
+        # A keyed repeat is sent all the same: it may be this key's own update still under way, which Temporal
+        # answers when it finishes; the same command under another key is refused, and recorded already.
+        message = await gateway.update(handle, UPDATES[verb], command, what=_what(task_id, uscc), update_id=update_id)
+    except Refused:
+        if repeated:
+            return already
+        raise
     return Outcome(accepted=True, already_recorded=False, message=message)
 
 

@@ -150,6 +150,10 @@ class FieldSignal(HumanStep):
 # Field signals gate nothing and anyone may send them: the target keeps the last few and counts the rest, so
 # no number of them grows its state, its status query or what it carries across continue-as-new.
 KEPT_SIGNALS = 20
+# The answers of the last few commands, by update id, carried across continue-as-new: a door's retry of a
+# command whose answer it lost (its process died) gets that answer again, and no second effect, even when
+# the target has continued as new since (Temporal dedupes an update id within one run only).
+KEPT_ANSWERS = 20
 
 
 class TargetState(Record):
@@ -174,6 +178,7 @@ class TargetState(Record):
     cancel: str | None = None
     withholding: Withholding | None = None  # R23: marked before approval
     withholding_approved: bool | None = None  # None: not decided yet
+    answers: dict[str, str] = {}  # update id -> its answer, the last KEPT_ANSWERS
 
 
 class TargetRun(Record):
