@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from domain import public, results
-from domain.messages.base import LINE_CAP, Command, Record, bounded
+from domain.messages.base import LINE_CAP, HumanStep, Record, bounded
 from domain.stages import Stage
 from domain.text import TextRefused, check_evidence_uri, check_line
 
@@ -36,14 +36,6 @@ class TargetContext(Record):
     checklist: list[str]
     reminder_at: datetime
     window_end: datetime
-
-
-class HumanStep(Command):
-    """A person's step: who authenticated and how (api.md: who acted is who authenticated), set by the
-    command service from the actor, never from a door's field. None in histories from before."""
-
-    actor: str | None = None
-    auth_method: Literal["password", "oidc", "cli-local"] | None = None
 
 
 class CheckRecord(HumanStep):
