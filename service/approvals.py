@@ -26,7 +26,6 @@ from store.common import NotFound as StoreNotFound
 from store.plans import plan_of_task, stored_plan
 from store.scope import units_above
 
-KINDS = ("redraw", "adjust")
 _ACTOR = {"approver", "actor", "auth_method"}  # set by the approval, not stored with the request
 
 

@@ -127,6 +127,9 @@ async def test_adjustments_are_published_and_bad_ones_change_nothing(env, runnin
     before_approval = publications(engine, code)
     asked = await planner.json("plan", "adjust", code, "--add-task", str(task_path), "--reason", "省局专项部署")
     assert publications(engine, code) == before_approval  # asked, not approved: nothing published yet
+    waiting = await supervisor.json("approvals")
+    assert [(r["request_id"], r["kind"], r["subject"], r["requested_by"]) for r in waiting] == \
+        [(asked["request_id"], "adjust", code, "plan.jdz")]
     refused = await planner("approve", str(asked["request_id"]))  # a planner approves nothing
     assert refused.returncode == 2 and "plan.jdz is not a supervisor" in refused.stderr, refused.stderr
     out = await supervisor.json("approve", str(asked["request_id"]))
