@@ -11,7 +11,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from cli.common import UsageError, Verbs, emit, operator, output_path
+from cli.common import UsageError, Verbs, emit, output_path, person
 from cli.register import write_atomically
 from domain.workdays import SHANGHAI
 from public.site import files as site_files
@@ -50,21 +50,21 @@ def cmd_notice(args, ctx):
 
 
 async def cmd_correct(args, ctx):
-    done = await corrections.correct(ctx, operator(), args.task_id, args.uscc, category=args.category,
-                                     note=args.note, reason=args.reason, approver=args.approver)
+    done = await corrections.correct(ctx, person(ctx), args.task_id, args.uscc, category=args.category,
+                                     note=args.note, reason=args.reason)
     emit(args, {"workflow_id": done.workflow_id, "correction": done.n, "already_started": done.already_started,
                 "message": done.message}, done.message)
 
 
 async def cmd_stop_apply(args, ctx):
-    message = await stop_publication.apply(ctx, operator(), args.task_id, args.uscc, applicant=args.applicant,
+    message = await stop_publication.apply(ctx, person(ctx), args.task_id, args.uscc, applicant=args.applicant,
                                            grounds=args.grounds)
     emit(args, {"message": message}, message)
 
 
 async def cmd_stop_decide(args, ctx):
-    message = await stop_publication.decide(ctx, operator(args.by), args.task_id, args.uscc, approve=args.approve,
-                                            decided_by=args.by, reason=args.reason)
+    message = await stop_publication.decide(ctx, person(ctx), args.task_id, args.uscc, approve=args.approve,
+                                            reason=args.reason)
     emit(args, {"message": message}, message)
 
 
@@ -106,22 +106,23 @@ def register(verbs: Verbs) -> None:
         p.add_argument("uscc")
         p.add_argument("--out", required=True, metavar="notice.pdf")
         p.add_argument("--site-url", help=f"the public site's address for the QR code (default ${SITE_URL})")
-    p = verbs.add("publication", "correct", cmd_correct, "correct a published result (更正); the register keeps both")
+    p = verbs.add("publication", "correct", cmd_correct, "correct a published result (更正; a supervisor of its unit, "
+                  "logged in, approves it by giving it); the register keeps both")
     _target(p)
     p.add_argument("--category", help="the corrected result category")
     p.add_argument("--note", help="the corrected note, as published")
     p.add_argument("--reason", required=True)
-    p.add_argument("--approver", required=True, help="a supervisor of the result's unit")
-    p = verbs.add("publication", "stop-apply", cmd_stop_apply, "an entity applies to stop publishing its result (R27)")
+    p = verbs.add("publication", "stop-apply", cmd_stop_apply, "record an entity's application to stop publishing "
+                  "its result (R27; staff of the result's unit, logged in)")
     _target(p)
     p.add_argument("--applicant", required=True, help="the entity's representative, as named on the application")
     p.add_argument("--grounds", required=True)
-    p = verbs.add("publication", "stop-decide", cmd_stop_decide, "the unit decides on a stop-publication application")
+    p = verbs.add("publication", "stop-decide", cmd_stop_decide, "decide on a stop-publication application "
+                  "(a supervisor of the result's unit, logged in)")
     _target(p)
     choice = p.add_mutually_exclusive_group(required=True)
     choice.add_argument("--approve", dest="approve", action="store_true")
     choice.add_argument("--reject", dest="approve", action="store_false")
-    p.add_argument("--by", required=True, help="a supervisor of the result's unit")
     p.add_argument("--reason", default="")
     p = verbs.add("publication", "stop-status", cmd_stop_status, "a stop-publication application and its dates")
     _target(p)

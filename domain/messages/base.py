@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
@@ -74,3 +74,11 @@ def bounded(*fields: str) -> Any:
     unknown = set(fields) - set(_BOUNDS)
     assert not unknown, f"no bound for {sorted(unknown)}"
     return field_validator(*fields)(_bound)
+
+
+class HumanStep(Command):
+    """A person's step: who authenticated and how (api.md: who acted is who authenticated), set by the
+    command service from the actor, never from a door's field. None in histories from before."""
+
+    actor: str | None = None
+    auth_method: Literal["password", "oidc", "cli-local"] | None = None

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from domain import public, results
-from domain.messages.base import LINE_CAP, Command, Record, bounded
+from domain.messages.base import LINE_CAP, HumanStep, Record, bounded
 from domain.stages import Stage
 from domain.text import TextRefused, check_evidence_uri, check_line
 
@@ -38,14 +38,6 @@ class TargetContext(Record):
     window_end: datetime
     # R23: the marking the task's items carry (the plan's withheld_items); None when no item is marked
     withholding: Withholding | None = None
-
-
-class HumanStep(Command):
-    """A person's step: who authenticated and how (api.md: who acted is who authenticated), set by the
-    command service from the actor, never from a door's field. None in histories from before."""
-
-    actor: str | None = None
-    auth_method: Literal["password", "oidc", "cli-local"] | None = None
 
 
 class CheckRecord(HumanStep):
@@ -152,6 +144,10 @@ class FieldSignal(HumanStep):
 # Field signals gate nothing and anyone may send them: the target keeps the last few and counts the rest, so
 # no number of them grows its state, its status query or what it carries across continue-as-new.
 KEPT_SIGNALS = 20
+# The answers of the last few commands, by update id, carried across continue-as-new: a door's retry of a
+# command whose answer it lost (its process died) gets that answer again, and no second effect, even when
+# the target has continued as new since (Temporal dedupes an update id within one run only).
+KEPT_ANSWERS = 20
 
 
 class TargetState(Record):
@@ -176,6 +172,7 @@ class TargetState(Record):
     cancel: str | None = None
     withholding: Withholding | None = None  # R23: marked before approval
     withholding_approved: bool | None = None  # None: not decided yet
+    answers: dict[str, str] = {}  # update id -> its answer, the last KEPT_ANSWERS
 
 
 class TargetRun(Record):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -83,12 +84,29 @@ class Cli:
     env: WorkflowEnvironment
     database_url: str
     data_dir: Path
+    token: str | None = None  # SPOTCHECK_TOKEN: the logged-in user (as_user)
+
+    def as_user(self, engine, user_id: str, *, roles: tuple[str, ...] = (), unit: str | None = None) -> Cli:
+        """The command line as `user_id`, logged in (an account made on first use: operator roles and unit, or
+        none for a directory person), as a script is with SPOTCHECK_TOKEN."""
+        from cli.common import login_tokens
+        from domain.access import Actor
+        from runtime import config
+        from service import identity
+
+        admin = Actor(id="root", roles=frozenset({"admin"}), unit=None, method="cli-local")
+        with contextlib.suppress(identity.UserExists):
+            identity.add_user(engine, admin, user_id, "correct horse battery staple", roles=list(roles), unit=unit)
+        token, _ = identity.issue_access_token(user_id, login_tokens(config.load(self.data_dir)))
+        return dataclasses.replace(self, token=token)
 
     async def __call__(self, *args: str) -> subprocess.CompletedProcess:
-        environ = {k: v for k, v in os.environ.items() if k != "SPOTCHECK_CODEC_KEYS"}
+        environ = {k: v for k, v in os.environ.items() if k not in ("SPOTCHECK_CODEC_KEYS", "SPOTCHECK_TOKEN")}
         environ |= {"TEMPORAL_ADDRESS": self.env.client.service_client.config.target_host,
                     "TEMPORAL_NAMESPACE": self.env.client.namespace, "DATABASE_URL": self.database_url,
                     "SPOTCHECK_DATA_DIR": str(self.data_dir)}
+        if self.token:
+            environ["SPOTCHECK_TOKEN"] = self.token
         # In a thread: the workers that must answer the command run on this event loop.
         return await asyncio.to_thread(
             subprocess.run, [sys.executable, str(ROOT / "starter.py"), *args], cwd=ROOT, env=environ,
