@@ -189,7 +189,7 @@ async def recheck(request: Request, task_id: str, uscc: str, me: Me, body: Reche
     require(access.may_act_on_target(me, (await target(request, me, task_id, uscc, "inspector")).target.team))
 
     async def work(key):
-        return _outcome(task_id, uscc, await targets.record_recheck(
+        return outcome(task_id, uscc, await targets.record_recheck(
             request.app.state.ctx, me, task_id, uscc, passed=body.passed, note=body.note, request_key=key))
     return await mutation(request, me, body.model_dump(), work)
 
