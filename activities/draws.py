@@ -228,11 +228,24 @@ class DrawActivities:
     @activity.defn
     @no_retry_cures
     def record_targeted(self, step: TargetedStep) -> None:
-        """A targeted entity, recorded before the freeze; the freeze keeps it in the population."""
-        with self._engine.begin() as connection:
+        """A targeted entity, recorded before the freeze; the freeze keeps it in the population.
+
+        One the frequency cap excludes (R12, R14) is inspected again only when a law requires it: refused
+        without the legal basis, kept in the population with it. Under the year's lock, as a freeze is.
+        """
+        with found(), self._engine.begin() as connection:
             if not entity_name(connection, step.uscc):
                 raise not_found(f"entity {step.uscc} in the directory")
-            draws.record_targeted(connection, step.task_id, step.uscc, step.reason, step.at)
+            if not step.legal_basis:
+                _, year = task_line(connection, step.task_id)
+                draws.lock_year(connection, year)
+                excluded = draws.cap_exclusion(connection, step.task_id, step.uscc, step.at)
+                if excluded:
+                    raise ApplicationError(
+                        f"entity {step.uscc} is excluded from task {step.task_id} by {CAP_RULES[excluded]}: it is "
+                        "inspected again only where a law, regulation or rule requires it, with that legal basis "
+                        "recorded (--legal-basis)", type="Refused", non_retryable=True)
+            draws.record_targeted(connection, step.task_id, step.uscc, step.reason, step.at, step.legal_basis)
 
     @activity.defn
     @no_retry_cures
@@ -281,6 +294,9 @@ class DrawActivities:
                     payload=public.task_closed(closing.task_id, line, selected, closing.cancelled, closing.reason))
 
 
+# How a refusal names the rule behind each exclusion a legal basis lifts (store.draws.CAP_REASONS).
+CAP_RULES = {"a_class_already_drawn": "R12 (an A-class entity another task already drew this year)",
+             "frequency_cap": "R14 (the year's frequency cap of selections)"}
 SYSTEM_APPROVER = "spotcheck"  # a redraw the rules forced, not a person's decision
 
 

@@ -235,6 +235,8 @@ targeted = Table(
     Column("uscc", ByteOrder(18), primary_key=True),
     Column("reason", Text, nullable=False),
     Column("added_at", Instant(), nullable=False),
+    # The law requiring the inspection, when the frequency cap would exclude the entity (R12's exception).
+    Column("legal_basis", Text, nullable=True),
 )
 
 dispatch_pools = Table(

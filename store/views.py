@@ -297,13 +297,14 @@ def draw_row(connection: Connection, task_id: str, draw_seq: int | None = None):
 
 
 def draw_selection(connection: Connection, task_id: str, draw_seq: int) -> tuple[list[str], list[dict]]:
-    """(selected USCCs, targeted [{uscc, reason}]), each in byte order: what an audit package adds to
-    a draw's public record, with the population salt."""
+    """(selected USCCs, targeted [{uscc, reason[, legal_basis]}]), each in byte order: what an audit package
+    adds to a draw's public record, with the population salt. A legal basis (R12's exception) is for auditors."""
     selected = [r.uscc for r in connection.execute(
         select(ds.c.uscc).where(ds.c.task_id == task_id, ds.c.draw_seq == draw_seq))]
     tg = schema.targeted
-    targeted = [{"uscc": r.uscc, "reason": r.reason} for r in connection.execute(
-        select(tg.c.uscc, tg.c.reason).where(tg.c.task_id == task_id))]
+    targeted = [{"uscc": r.uscc, "reason": r.reason, **({"legal_basis": r.legal_basis} if r.legal_basis else {})}
+                for r in connection.execute(select(tg.c.uscc, tg.c.reason, tg.c.legal_basis)
+                                            .where(tg.c.task_id == task_id))]
     targeted.sort(key=lambda t: t["uscc"])
     return sorted(selected), targeted
 
