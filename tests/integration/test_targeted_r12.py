@@ -8,7 +8,8 @@ on no public record. Targeted without one, it is refused, naming the entity and 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -18,8 +19,11 @@ from activities.draws import DrawActivities
 from db import schema
 from domain.messages.task import TargetedStep, TaskStep
 from read.audit_package import export_draw, verify_against_database, verify_from_files
+from service.imports import import_examples
 from store.directory import in_force
+from store.plans import load_plan
 from tests.integration.test_audit_package import ENTROPY, load_tasks, run_activity, run_draw
+from tests.integration.test_frequency_cap import as_of_now, capped_plan, draw, population_by_hand
 
 pytestmark = pytest.mark.postgres
 
@@ -93,3 +97,23 @@ def test_without_a_legal_basis_the_entity_is_refused_naming_it_and_the_rule(fres
         stored = connection.execute(select(schema.targeted.c.uscc, schema.targeted.c.legal_basis)
                                     .where(schema.targeted.c.task_id == task_id)).all()
     assert stored == [(a_class, LEGAL_BASIS)]
+
+
+def test_an_entity_at_the_years_frequency_cap_needs_a_legal_basis_too(fresh_pg_engine):
+    """R14: drawn by two tasks at a cap of 2, an entity is refused to a third without a legal basis, naming
+    R14; with one, it is back in that task's population (tests/integration/test_frequency_cap.py's plan)."""
+    engine = fresh_pg_engine
+    import_examples(engine, now=datetime.now(timezone.utc) - timedelta(days=1))
+    code = f"R14L-{uuid.uuid4().hex[:6].upper()}"
+    load_plan(engine, capped_plan(code), "plan.json")
+    assert draw(engine, f"{code}-T1") == 5 and draw(engine, f"{code}-T2") == 4
+    third = f"{code}-T3"
+    _, eligible = as_of_now(engine, third)
+    capped = sorted(u for u, stratum in population_by_hand().items() if stratum != "A")[0]
+    assert capped not in eligible
+    run_activity(third, DrawActivities(engine).announce, TaskStep(task_id=third, draw_seq=1, entropy=ENTROPY))
+    with pytest.raises(ApplicationError, match=f"entity {capped} is excluded from task {third} by R14"):
+        target(engine, third, capped, None)
+    target(engine, third, capped, LEGAL_BASIS)
+    exclusions, eligible = as_of_now(engine, third)
+    assert eligible == {capped} and exclusions == {"a_class_already_drawn": 1, "frequency_cap": 3}
