@@ -159,7 +159,9 @@ class DrawActivities:
             draws.lock_year(connection, year)
             conflicts = draws.conflicts(connection, step.task_id, step.draw_seq, year, int(line["frequency_cap"]))
             drawn_at = datetime.now(timezone.utc)
-            targeted = 0 if conflicts else targets.add_drawn(connection, step.task_id, selected, drawn_at)
+            refused = draws.refused_targeted(connection, step.task_id, line, year, draw.frozen_at)
+            self._refused(connection, step, refused, drawn_at)
+            targeted = 0 if conflicts else targets.add_drawn(connection, step.task_id, selected, drawn_at, refused)
             summary = DrawSummary(seed=seed.hex(), selected=len(selected), targeted=targeted,
                                   strata={s: p.quota for s, p in strata.items()},
                                   selection_digest=draw_protocol.selection_digest(selected), conflicts=conflicts)
@@ -179,6 +181,16 @@ class DrawActivities:
                         payload=public.superseded(step.task_id, step.draw_seq, conflict_reason(conflicts),
                                                   SYSTEM_APPROVER))
         return summary
+
+    @staticmethod
+    def _refused(connection, step: TaskStep, refused: dict[str, str], at: datetime) -> None:
+        """An alert per targeted entity the freeze excluded for want of a legal basis (R12, R14): not inspected."""
+        for uscc, reason in refused.items():
+            targets.record_alert(
+                connection, workflow_id=workflow_id(), step=f"refused-{step.draw_seq}-{uscc}", kind="refused",
+                task_id=step.task_id, uscc=uscc, at=at,
+                details=f"targeted entity {uscc} is not inspected: another task drew it before the freeze, and "
+                        f"{CAP_RULES[reason]} excludes it without a legal basis (draw target --legal-basis)")
 
     def _select(self, connection, draw, freeze: dict, seed: bytes, strata: dict) -> list[tuple[str, str]]:
         digest = draw_protocol.PopulationDigest(bytes.fromhex(draw.population_salt))

@@ -95,6 +95,16 @@ def cap_exclusion(connection: Connection, task_id: str, uscc: str, at: datetime)
     return reason if reason in CAP_REASONS else None
 
 
+def refused_targeted(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> dict[str, str]:
+    """{uscc: reason} of the task's targeted entities the frequency cap (R12, R14) excluded at `at` for want of a
+    legal basis: targeted when nothing excluded them, drawn by another task before this freeze. Not inspected."""
+    rows = eligible_population(connection, task_id, line, year, at).subquery()
+    tg = schema.targeted
+    return dict(connection.execute(
+        select(tg.c.uscc, rows.c.reason).join(rows, rows.c.uscc == tg.c.uscc)
+        .where(tg.c.task_id == task_id, tg.c.added_at <= at, rows.c.reason.in_(CAP_REASONS))).all())
+
+
 def lawfully_targeted(task_id: str, at: datetime | None = None):
     """The USCCs the task targets with a legal basis (recorded by `at`): the frequency cap does not exclude them."""
     tg = schema.targeted

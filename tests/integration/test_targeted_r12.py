@@ -20,7 +20,8 @@ from db import schema
 from domain.messages.task import TargetedStep, TaskStep
 from read.audit_package import export_draw, verify_against_database, verify_from_files
 from service.imports import import_examples
-from store.directory import in_force
+from store.directory import in_force, task_line
+from store.draws import eligible_population
 from store.plans import load_plan
 from tests.integration.test_audit_package import ENTROPY, load_tasks, run_activity, run_draw
 from tests.integration.test_frequency_cap import as_of_now, capped_plan, draw, population_by_hand
@@ -117,3 +118,53 @@ def test_an_entity_at_the_years_frequency_cap_needs_a_legal_basis_too(fresh_pg_e
     target(engine, third, capped, LEGAL_BASIS)
     exclusions, eligible = as_of_now(engine, third)
     assert eligible == {capped} and exclusions == {"a_class_already_drawn": 1, "frequency_cap": 3}
+
+
+def test_targeted_before_another_task_drew_it_the_freeze_refuses_it_on_record(fresh_pg_engine, tmp_path):
+    """Targeted without a legal basis while nothing excluded them, then drawn by another task before this freeze:
+    R12 now excludes them. They are not inspected, an alert says why for each, and the draw still verifies."""
+    engine = fresh_pg_engine
+    first, second = load_tasks(engine, tasks=2)
+    activities = DrawActivities(engine)
+    step, second_step = (TaskStep(task_id=task, draw_seq=1, entropy=ENTROPY) for task in (first, second))
+    run_activity(first, activities.announce, step)
+    run_activity(first, activities.freeze, step)
+    run_activity(second, activities.announce, second_step)
+    # Every A-class entity of the population (the two tasks share it), targeted by the second task before the
+    # first draws: nothing excludes them yet. The first task then draws some of them.
+    with engine.connect() as connection:
+        line, year = task_line(connection, second)
+        a_class = sorted(u for u, stratum, reason in connection.execute(eligible_population(
+            connection, second, line, year, datetime.now(timezone.utc))) if stratum == "A" and reason is None)
+    for uscc in a_class:
+        target(engine, second, uscc, None)
+    run_activity(first, activities.draw, step)
+    with engine.connect() as connection:
+        ds = schema.draw_selection
+        raced = sorted(set(a_class) & set(connection.execute(select(ds.c.uscc).where(ds.c.task_id == first)).scalars()))
+    assert raced and len(raced) < len(a_class)
+
+    run_activity(second, activities.freeze, second_step)
+    drawn = run_activity(second, activities.draw, second_step)
+    t, a = schema.targets, schema.alerts
+    with engine.connect() as connection:
+        inspected = set(connection.execute(select(t.c.uscc).where(t.c.task_id == second)).scalars())
+        alerts = dict(connection.execute(select(a.c.uscc, a.c.details).where(a.c.task_id == second,
+                                                                             a.c.kind == "refused")).all())
+    assert not inspected & set(raced) and set(a_class) - set(raced) <= inspected
+    assert drawn.targeted == len(inspected - set(selected_of(engine, second)))
+    assert sorted(alerts) == raced
+    assert all(f"targeted entity {u} is not inspected" in alerts[u] and "R12" in alerts[u] for u in raced)
+    assert verify_against_database(engine, second).ok
+    export_draw(engine, second, record_path=tmp_path / "record.json", population_path=tmp_path / "population.csv")
+    record = json.loads((tmp_path / "record.json").read_text(encoding="utf-8"))
+    assert [t["uscc"] for t in record["targeted"]] == sorted(set(a_class) - set(raced))
+    assert record["targeted_refused"] == [{"uscc": u, "reason": "重点监管", "excluded": "a_class_already_drawn"}
+                                          for u in raced]
+    assert verify_from_files(tmp_path / "record.json", tmp_path / "population.csv").ok
+
+
+def selected_of(engine, task_id: str) -> list[str]:
+    ds = schema.draw_selection
+    with engine.connect() as connection:
+        return list(connection.execute(select(ds.c.uscc).where(ds.c.task_id == task_id)).scalars())
