@@ -1,8 +1,8 @@
 """`projection rebuild` on the real dev server: a small year runs to its close (results with follow-ups
 handed off and closed), its histories are archived and one target's deleted from Temporal; the rebuild
 replays them all (that one from the archive) into a fresh schema, the draw made again from its secrets,
-and finds no difference; rows altered by hand (a target, the draw, a selected entity, a delivery) are then
-the differences it names."""
+and finds no difference; rows altered by hand (a target, the draw, a selected entity, the frozen pool, a
+delivery) are then the differences it names."""
 from __future__ import annotations
 
 import asyncio
@@ -113,6 +113,8 @@ async def test_a_year_rebuilt_from_its_histories_matches_and_an_altered_row_is_n
                            .order_by(o.c.workflow_id, o.c.step).limit(1)).one()
         c.execute(update(o).where(o.c.workflow_id == handed.workflow_id, o.c.step == handed.step)
                   .values(delivered_at=None))
+        pool = c.execute(select(schema.dispatch_pools).where(schema.dispatch_pools.c.task_id == task_id)).mappings().one()
+        c.execute(update(schema.dispatch_pools).where(schema.dispatch_pools.c.task_id == task_id).values(load_cap=99))
     run = await cli("projection", "rebuild", "--year", str(plan.year), "--json")
     assert run.returncode == 1, run.stderr
     report = json.loads(run.stdout)
@@ -124,6 +126,8 @@ async def test_a_year_rebuilt_from_its_histories_matches_and_an_altered_row_is_n
          "column": "commitment", "live": "0" * 64, "rebuilt": commitment},
         {"table": "draw_selection", "key": {"task_id": task_id, "draw_seq": 1, "uscc": reselected},
          "column": "stratum", "live": "Z", "rebuilt": stratum},
+        {"table": "dispatch_pools", "key": {"task_id": task_id, "unit_code": pool["unit_code"]},
+         "column": "load_cap", "live": 99, "rebuilt": pool["load_cap"]},
         {"table": "outbox", "key": {"workflow_id": handed.workflow_id, "step": handed.step},
          "column": "delivered_at", "live": False, "rebuilt": True},
     ], report["differences"]
