@@ -98,8 +98,10 @@ def cap_exclusion(connection: Connection, task_id: str, uscc: str, at: datetime)
 def refused_targeted(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> dict[str, str]:
     """{uscc: reason} of the task's targeted entities the frequency cap (R12, R14) excluded at `at` for want of a
     legal basis: targeted when nothing excluded them, drawn by another task before this freeze. Not inspected."""
-    rows = eligible_population(connection, task_id, line, year, at).subquery()
     tg = schema.targeted
+    if connection.execute(select(tg.c.uscc).where(tg.c.task_id == task_id).limit(1)).first() is None:
+        return {}  # most tasks target nobody: no population query under the year's lock for them
+    rows = eligible_population(connection, task_id, line, year, at).subquery()
     return dict(connection.execute(
         select(tg.c.uscc, rows.c.reason).join(rows, rows.c.uscc == tg.c.uscc)
         .where(tg.c.task_id == task_id, tg.c.added_at <= at, rows.c.reason.in_(CAP_REASONS))).all())
