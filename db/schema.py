@@ -351,7 +351,7 @@ outbox = _projection(
 alerts = _projection(
     "alerts",
     Column("alert_id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),  # reminder | escalation | calendar
+    Column("kind", String(16), nullable=False),  # reminder | escalation | calendar | failure | refused
     Column("task_id", ByteOrder(64), nullable=True),
     Column("uscc", ByteOrder(18), nullable=True),
     Column("at", Instant(), nullable=False),
