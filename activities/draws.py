@@ -159,7 +159,9 @@ class DrawActivities:
             draws.lock_year(connection, year)
             conflicts = draws.conflicts(connection, step.task_id, step.draw_seq, year, int(line["frequency_cap"]))
             drawn_at = datetime.now(timezone.utc)
-            targeted = 0 if conflicts else targets.add_drawn(connection, step.task_id, selected, drawn_at)
+            refused = draws.refused_targeted(connection, step.task_id, line, year, draw.frozen_at)
+            self._refused(connection, step, refused, drawn_at)
+            targeted = 0 if conflicts else targets.add_drawn(connection, step.task_id, selected, drawn_at, refused)
             summary = DrawSummary(seed=seed.hex(), selected=len(selected), targeted=targeted,
                                   strata={s: p.quota for s, p in strata.items()},
                                   selection_digest=draw_protocol.selection_digest(selected), conflicts=conflicts)
@@ -179,6 +181,16 @@ class DrawActivities:
                         payload=public.superseded(step.task_id, step.draw_seq, conflict_reason(conflicts),
                                                   SYSTEM_APPROVER))
         return summary
+
+    @staticmethod
+    def _refused(connection, step: TaskStep, refused: dict[str, str], at: datetime) -> None:
+        """An alert per targeted entity the freeze excluded for want of a legal basis (R12, R14): not inspected."""
+        for uscc, reason in refused.items():
+            targets.record_alert(
+                connection, workflow_id=workflow_id(), step=f"refused-{step.draw_seq}-{uscc}", kind="refused",
+                task_id=step.task_id, uscc=uscc, at=at,
+                details=f"targeted entity {uscc} is not inspected: another task drew it before the freeze, and "
+                        f"{CAP_RULES[reason]} excludes it without a legal basis (draw target --legal-basis)")
 
     def _select(self, connection, draw, freeze: dict, seed: bytes, strata: dict) -> list[tuple[str, str]]:
         digest = draw_protocol.PopulationDigest(bytes.fromhex(draw.population_salt))
@@ -228,11 +240,24 @@ class DrawActivities:
     @activity.defn
     @no_retry_cures
     def record_targeted(self, step: TargetedStep) -> None:
-        """A targeted entity, recorded before the freeze; the freeze keeps it in the population."""
-        with self._engine.begin() as connection:
+        """A targeted entity, recorded before the freeze; the freeze keeps it in the population.
+
+        One the frequency cap excludes (R12, R14) is inspected again only when a law requires it: refused
+        without the legal basis, kept in the population with it. Under the year's lock, as a freeze is.
+        """
+        with found(), self._engine.begin() as connection:
             if not entity_name(connection, step.uscc):
                 raise not_found(f"entity {step.uscc} in the directory")
-            draws.record_targeted(connection, step.task_id, step.uscc, step.reason, step.at)
+            if not step.legal_basis:
+                _, year = task_line(connection, step.task_id)
+                draws.lock_year(connection, year)
+                excluded = draws.cap_exclusion(connection, step.task_id, step.uscc, step.at)
+                if excluded:
+                    raise ApplicationError(
+                        f"entity {step.uscc} is excluded from task {step.task_id} by {CAP_RULES[excluded]}: it is "
+                        "inspected again only where a law, regulation or rule requires it, with that legal basis "
+                        "recorded (--legal-basis)", type="Refused", non_retryable=True)
+            draws.record_targeted(connection, step.task_id, step.uscc, step.reason, step.at, step.legal_basis)
 
     @activity.defn
     @no_retry_cures
@@ -281,6 +306,9 @@ class DrawActivities:
                     payload=public.task_closed(closing.task_id, line, selected, closing.cancelled, closing.reason))
 
 
+# How a refusal names the rule behind each exclusion a legal basis lifts (store.draws.CAP_REASONS).
+CAP_RULES = {"a_class_already_drawn": "R12 (an A-class entity another task already drew this year)",
+             "frequency_cap": "R14 (the year's frequency cap of selections)"}
 SYSTEM_APPROVER = "spotcheck"  # a redraw the rules forced, not a person's decision
 
 

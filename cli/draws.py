@@ -12,8 +12,9 @@ from service import approvals, draws
 
 async def cmd_draw_target(args, ctx):
     message = await draws.add_targeted_entity(ctx, operator(), args.task_id,
-                                              args.uscc, args.reason)
-    emit(args, {"task_id": args.task_id, "uscc": args.uscc, "message": message}, message)
+                                              args.uscc, args.reason, args.legal_basis)
+    emit(args, {"task_id": args.task_id, "uscc": args.uscc, "legal_basis": args.legal_basis, "message": message},
+         message)
 
 
 async def cmd_draw_redraw(args, ctx):
@@ -74,6 +75,9 @@ def register(verbs: Verbs) -> None:
     p.add_argument("task_id")
     p.add_argument("uscc")
     p.add_argument("--reason", required=True)
+    p.add_argument("--legal-basis", metavar="TEXT", help="the law, regulation or rule requiring the inspection: "
+                   "needed for an entity the frequency cap excludes (R12: an A-class entity already drawn this "
+                   "year; R14); recorded for auditors, never published")
     p = verbs.add("draw", "redraw", cmd_draw_redraw, "ask for a redraw, only before dispatch (a planner of the plan's "
                   "unit, logged in); a supervisor carries it out with `spotcheck approve`")
     p.add_argument("task_id")

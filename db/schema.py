@@ -235,6 +235,8 @@ targeted = Table(
     Column("uscc", ByteOrder(18), primary_key=True),
     Column("reason", Text, nullable=False),
     Column("added_at", Instant(), nullable=False),
+    # The law requiring the inspection, when the frequency cap would exclude the entity (R12's exception).
+    Column("legal_basis", Text, nullable=True),
 )
 
 dispatch_pools = Table(
@@ -349,7 +351,7 @@ outbox = _projection(
 alerts = _projection(
     "alerts",
     Column("alert_id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),  # reminder | escalation | calendar
+    Column("kind", String(16), nullable=False),  # reminder | escalation | calendar | failure | refused
     Column("task_id", ByteOrder(64), nullable=True),
     Column("uscc", ByteOrder(18), nullable=True),
     Column("at", Instant(), nullable=False),

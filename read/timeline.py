@@ -373,7 +373,9 @@ async def _update(out: _Projection, accepted: HistoryEvent, completed: HistoryEv
     elif name == "enter_entropy":
         event, details = "entropy entered", f"value {command.get('value')}"
     elif name == "add_target":
-        event, target, details = "target added", command.get("uscc"), str(command.get("reason") or "")
+        event, target = "target added", command.get("uscc")
+        details = "; ".join(filter(None, [str(command.get("reason") or ""),
+                                          f"legal basis {command['legal_basis']}" if command.get("legal_basis") else ""]))
     elif name == "redraw":
         actor, event = command.get("approver"), "redraw approved"
         details = str(command.get("reason") or "")

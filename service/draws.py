@@ -29,7 +29,9 @@ async def _send(client: Client, task_id: str, verb: str, method, command) -> str
 
 
 async def add_targeted_entity(ctx: Context, actor: Actor, task_id: str, uscc: str,
-                              reason: str) -> str:
+                              reason: str, legal_basis: str | None = None) -> str:
+    """The entity inspected in the task; one the frequency cap excludes (R12, R14) needs `legal_basis`, the law
+    requiring the inspection, or the task refuses it naming the entity and the rule."""
     problem = uscc_problem(uscc)
     if problem:
         raise Invalid(f"USCC {uscc!r}: {problem}")
@@ -37,7 +39,7 @@ async def add_targeted_entity(ctx: Context, actor: Actor, task_id: str, uscc: st
         if not entity_name(connection, uscc):
             raise NotFound(f"USCC {uscc} is not in the entity directory")
     return await _send(await ctx.client(), task_id, "target", InspectionTaskWorkflow.add_target,
-                       gateway.build(TargetedEntity, uscc=uscc, reason=reason))
+                       gateway.build(TargetedEntity, uscc=uscc, reason=reason, legal_basis=legal_basis))
 
 
 async def enter_entropy(ctx: Context, actor: Actor, task_id: str, value: str) -> str:

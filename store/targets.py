@@ -1,6 +1,7 @@
 """Targets: the projection row of each drawn or targeted entity, its teams and its alerts."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, exists, func, select, update
@@ -16,9 +17,11 @@ FINAL_STAGES = (Stage.CLOSED.value, Stage.CANCELLED.value)
 t = schema.targets
 
 
-def add_drawn(connection: Connection, task_id: str, selected: list[str], at: datetime) -> int:
-    """Rows for the drawn entities and for targeted ones that were not drawn; how many of the latter."""
-    chosen = set(selected)
+def add_drawn(connection: Connection, task_id: str, selected: list[str], at: datetime,
+              refused: Collection[str] = ()) -> int:
+    """Rows for the drawn entities and for targeted ones that were not drawn (but those `refused`: the frequency
+    cap excluded them, store.draws.refused_targeted); how many of the latter."""
+    chosen = set(selected) | set(refused)
     extra = [r.uscc for r in connection.execute(
         select(schema.targeted.c.uscc).where(schema.targeted.c.task_id == task_id).order_by(schema.targeted.c.uscc)
     ) if r.uscc not in chosen]

@@ -357,10 +357,12 @@ class InspectionTaskWorkflow:
         async with self._lock:
             await workflow.execute_activity_method(
                 DrawActivities.record_targeted,
-                TargetedStep(task_id=self._run.task_id, uscc=entity.uscc, reason=entity.reason, at=workflow.now()),
+                TargetedStep(task_id=self._run.task_id, uscc=entity.uscc, reason=entity.reason, at=workflow.now(),
+                             legal_basis=entity.legal_basis),
                 **LIGHT,
             )
-        return f"{entity.uscc} will be inspected in task {self._run.task_id} ({entity.reason})"
+        basis = f"; legal basis: {entity.legal_basis}" if entity.legal_basis else ""
+        return f"{entity.uscc} will be inspected in task {self._run.task_id} ({entity.reason}{basis})"
 
     @add_target.validator
     def _validate_target(self, entity: TargetedEntity) -> None:

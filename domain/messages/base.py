@@ -54,6 +54,7 @@ _BOUNDS = {
     "note": lambda value: check_note(value, "note", NOTE_CAP),
     "grounds": lambda value: check_note(value, "grounds", NOTE_CAP),
     "reason": lambda value: check_line(value, "reason", REASON_CAP),
+    "legal_basis": lambda value: check_line(value, "legal basis", REASON_CAP),
     "method": lambda value: check_line(value, "method", LINE_CAP),
     "unit": lambda value: check_line(value, "unit", LINE_CAP),
     "applicant": lambda value: check_line(value, "applicant", LINE_CAP),

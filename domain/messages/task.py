@@ -54,8 +54,11 @@ class TargetedEntity(Command):
 
     uscc: str
     reason: str = Field(min_length=1, pattern=r"\S")  # not blank
+    # The law, regulation or rule that requires the inspection (R12's exception): needed, not blank, to target
+    # an entity the frequency cap excludes (an A-class one drawn this year, R12; one at the year's cap, R14).
+    legal_basis: str | None = Field(default=None, min_length=1, pattern=r"\S")
 
-    _bounds = bounded("uscc", "reason")
+    _bounds = bounded("uscc", "reason", "legal_basis")
 
 
 class TargetedStep(Record):
@@ -63,6 +66,7 @@ class TargetedStep(Record):
     uscc: str
     reason: str
     at: datetime
+    legal_basis: str | None = None
 
 
 class WorkingDaysLater(Record):

@@ -16,6 +16,7 @@ from domain.messages.target import CheckRecord, ResultEntry, Review
 from domain.messages.task import Redraw, TargetedEntity
 from domain.stages import Stage
 from domain.workdays import SHANGHAI
+from read.timeline import timeline
 from runtime import config
 from runtime.context import Context
 from service import approvals, identity
@@ -38,6 +39,7 @@ from workflows.task import InspectionTaskWorkflow
 
 pytestmark = pytest.mark.postgres
 OUTSIDE_FILTER = "913602031031443659"  # a 珠山区 entity: not in the 昌江区 task's population
+LAW = "《产品质量法》第十五条"  # a legal basis, recorded for auditors (R12's exception)
 
 
 async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
@@ -64,7 +66,7 @@ async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
         with pytest.raises(WorkflowUpdateFailedError):  # a redraw before any draw
             await task.execute_update(InspectionTaskWorkflow.redraw, Redraw(reason="x", approver="JDZ-S001"))
         await task.execute_update(InspectionTaskWorkflow.add_target,
-                                  TargetedEntity(uscc=OUTSIDE_FILTER, reason="complaint 12345"))
+                                  TargetedEntity(uscc=OUTSIDE_FILTER, reason="complaint 12345", legal_basis=LAW))
 
         await wait_for(lambda: stage(Stage.DRAWN), env=ts_env, skip=timedelta(hours=3))
         # The plan's planner asks, a supervisor of its owner unit approves: each as they authenticated.
@@ -126,3 +128,8 @@ async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
     assert [e.signal_external_workflow_execution_failed_event_attributes.workflow_execution.workflow_id
             for e in not_told] == [target_workflow_id(task_id, closed)]
     assert '"state":"cancelled"' in closing and "merged into a joint task" in closing
+    # The task's history records the legal basis with the targeted entity; the public register never has it.
+    added = [e for e in await timeline(ts_env.client, task_id) if e["event"] == "target added"]
+    assert [(e["target"], e["details"]) for e in added] == [(OUTSIDE_FILTER, f"complaint 12345; legal basis {LAW}")]
+    with engine.connect() as c:
+        assert not any(LAW in p for p in c.execute(select(schema.publications.c.payload)).scalars())

@@ -1,13 +1,13 @@
 """requests waiting for a second person's approval (approval_requests; issue 15)
 
 Revision ID: 0014
-Revises: 0009
+Revises: 0010
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
