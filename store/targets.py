@@ -42,11 +42,13 @@ def project(connection: Connection, task_id: str, uscc: str, at: datetime, **val
     connection.execute(update(t).where(t.c.task_id == task_id, t.c.uscc == uscc).values(updated_at=at, **values))
 
 
-def page(connection: Connection, task_id: str, after: str | None, limit: int) -> list[str]:
-    """The task's targets after `after`, in USCC order."""
+def page(connection: Connection, task_id: str, after: str | None, limit: int, skip: int = 0) -> list[str]:
+    """The task's targets after `after` (and after the `skip` first of those), in USCC order."""
     query = select(t.c.uscc).where(t.c.task_id == task_id).order_by(t.c.uscc).limit(limit)
     if after is not None:
         query = query.where(t.c.uscc > after)
+    if skip:
+        query = query.offset(skip)
     return [r.uscc for r in connection.execute(query)]
 
 

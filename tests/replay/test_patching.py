@@ -61,3 +61,24 @@ async def test_wait_deadline_unguarded_fails_the_replay(monkeypatch, patch_id):
     monkeypatch.setattr(workflow, "patched", lambda name: name == patch_id or guarded(name))
     with pytest.raises(workflow.NondeterminismError):
         await replayer().replay_workflow(waited(patch_id))
+
+
+# Targets were started as children, a page at a time through the task's history, before this patch; since it,
+# by activities in shards (0.1.0-9 was captured on it). A task that started its children before replays.
+CHILDREN_STARTED = CORPUS / "InspectionTaskWorkflow" / "0.1.0-7.json"
+
+
+def started_children() -> WorkflowHistory:
+    return WorkflowHistory.from_json("children", json.loads(CHILDREN_STARTED.read_text()))
+
+
+async def test_sharded_starts_replay_a_task_that_started_children():
+    assert "START_CHILD_WORKFLOW_EXECUTION_INITIATED" in CHILDREN_STARTED.read_text()
+    await replayer().replay_workflow(started_children())
+
+
+async def test_sharded_starts_unguarded_fail_the_replay(monkeypatch):
+    guarded = workflow.patched
+    monkeypatch.setattr(workflow, "patched", lambda name: name == "targets-started-in-shards" or guarded(name))
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer().replay_workflow(started_children())
