@@ -195,34 +195,64 @@ class DrawActivities:
     @activity.defn
     @no_retry_cures
     def dispatch(self, step: TaskStep) -> DispatchSummary:
+        """Staff every target (sc-dispatch-v1), its rows stored page by page, a heartbeat per page.
+
+        The first attempt fixes the day and qualifications the teams are judged by and marks the dispatch
+        pending; a retry recomputes the same teams from them and stores only the rows after those already
+        committed (each unit's rows go in in draw order, a page per transaction). The mark goes with the
+        last page, leaving the record as a dispatch in one transaction left it."""
         with found(), self._engine.begin() as connection:
-            counts = draws.dispatched(connection, step.task_id)
-            if counts is not None:
+            record = json.loads(draws.draw(connection, step.task_id, step.draw_seq).record)
+            if "dispatch_as_of" in record and "dispatch_pending" not in record:
+                counts = draws.dispatched(connection, step.task_id) or {}
                 return DispatchSummary(teams=counts.get("draw", 0), unstaffed=counts.get("unstaffed", 0))
             line, _ = task_line(connection, step.task_id)
-            draw = json.loads(draws.draw(connection, step.task_id, step.draw_seq).record)
-            seed = bytes.fromhex(draw["summary"]["seed"])
-            as_of = datetime.now(SHANGHAI).date()
-            required = sorted({item["qualification"] for item in items_of(connection, line["items"],
-                                                                             datetime.now(timezone.utc))})
-            usccs = targets.task_targets(connection, step.task_id)
-            now = datetime.now(timezone.utc)
-            rows, teams, unstaffed = [], 0, 0
-            for pool in draws.pools(connection, step.task_id):
-                outcome = dispatch_protocol.dispatch(
-                    dispatch_protocol.dispatch_seed(seed, pool["unit_code"], pool["pool_digest"], pool["team_size"],
-                                                    pool["load_cap"]),
-                    usccs, parse_pool(pool["pool_file"]), required, pool["team_size"], pool["load_cap"], as_of,
-                )
-                rows.extend((uscc, pool["unit_code"], outcome.teams.get(uscc), outcome.unstaffed.get(uscc))
-                            for uscc in outcome.order)
-                teams += len(outcome.teams)
-                unstaffed += len(outcome.unstaffed)
-                activity.heartbeat(f"dispatched {pool['unit_code']}")
-            draws.save_dispatch(connection, step.task_id, rows, now, workflow_id())
-            draws.save(connection, step.task_id, step.draw_seq,
-                       record={**draw, "dispatch_as_of": as_of.isoformat(), "required_qualifications": required})
+            if "dispatch_as_of" not in record:
+                now = datetime.now(timezone.utc)
+                record = {**record, "dispatch_as_of": datetime.now(SHANGHAI).date().isoformat(),
+                          "required_qualifications": sorted({item["qualification"]
+                                                             for item in items_of(connection, line["items"], now)}),
+                          "dispatch_pending": {"at": now.isoformat()}}
+                draws.save(connection, step.task_id, step.draw_seq, record=record)
+            pools = draws.pools(connection, step.task_id)
+        seed = bytes.fromhex(record["summary"]["seed"])
+        as_of, at = date.fromisoformat(record["dispatch_as_of"]), datetime.fromisoformat(record["dispatch_pending"]["at"])
+        usccs = self._targets(step.task_id)
+        teams = unstaffed = 0
+        for pool in pools:
+            outcome = dispatch_protocol.dispatch(
+                dispatch_protocol.dispatch_seed(seed, pool["unit_code"], pool["pool_digest"], pool["team_size"],
+                                                pool["load_cap"]),
+                usccs, parse_pool(pool["pool_file"]), record["required_qualifications"], pool["team_size"],
+                pool["load_cap"], as_of,
+            )
+            teams += len(outcome.teams)
+            unstaffed += len(outcome.unstaffed)
+            with self._engine.connect() as connection:
+                done = targets.dispatched_rows(connection, step.task_id, pool["unit_code"])
+            for start in range(done, len(outcome.order), self.rows_per_page):
+                page = outcome.order[start:start + self.rows_per_page]
+                with self._engine.begin() as connection:
+                    draws.save_dispatch(connection, step.task_id, (
+                        (uscc, pool["unit_code"], outcome.teams.get(uscc), outcome.unstaffed.get(uscc))
+                        for uscc in page), at, workflow_id())
+                activity.heartbeat({"step": "dispatch", "unit": pool["unit_code"], "rows": start + len(page)})
+        with found(), self._engine.begin() as connection:
+            record.pop("dispatch_pending")
+            draws.save(connection, step.task_id, step.draw_seq, record=record)
         return DispatchSummary(teams=teams, unstaffed=unstaffed)
+
+    def _targets(self, task_id: str) -> list[str]:
+        """The task's targets, read a page at a time (a heartbeat each): the draw order is over all of them."""
+        usccs: list[str] = []
+        while page := self._page(task_id, usccs[-1] if usccs else None):
+            usccs += page
+            activity.heartbeat({"step": "dispatch", "targets": len(usccs)})
+        return usccs
+
+    def _page(self, task_id: str, after: str | None) -> list[str]:
+        with self._engine.connect() as connection:
+            return targets.page(connection, task_id, after, self.rows_per_page)
 
     # --- targeted entities and redraws (light) --------------------------------------------------
     @activity.defn

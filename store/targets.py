@@ -52,6 +52,13 @@ def page(connection: Connection, task_id: str, after: str | None, limit: int, sk
     return [r.uscc for r in connection.execute(query)]
 
 
+def dispatched_rows(connection: Connection, task_id: str, unit: str) -> int:
+    """How many of the unit's dispatch rows of the task are stored (a paged dispatch resumes after them)."""
+    m = schema.teams
+    return connection.execute(select(func.count()).select_from(m).where(
+        m.c.task_id == task_id, m.c.unit_code == unit, m.c.step == "dispatch")).scalar_one()
+
+
 def task_targets(connection: Connection, task_id: str) -> list[str]:
     return [r.uscc for r in connection.execute(select(t.c.uscc).where(t.c.task_id == task_id).order_by(t.c.uscc))]
 
