@@ -1,8 +1,8 @@
 """Draw activities: announce, freeze, draw, dispatch (draw-protocol.md), and the task's paging and close.
 
-Freeze, draw and dispatch run on the heavy task queue in their own process: each is one
-transaction, heartbeating, restartable from scratch, and a retry after a commit returns the
-stored result. Secrets (the nonce before its reveal, the population salt) live only here, in the
+Freeze, draw and dispatch run on the heavy task queue in their own process, heartbeating: a retry
+resumes from what an earlier attempt committed (the freeze's instant and salt, the stored selection,
+the dispatch's pages), and a retry after the last commit returns the stored result. Secrets (the nonce before its reveal, the population salt) live only here, in the
 database, never in a payload.
 """
 from __future__ import annotations

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.stages import Stage
     from workflows.common import (
         LIGHT,
+        LOCAL,
         OVERDUE,
         PLAN_YEAR,
         REGION,
@@ -64,6 +65,9 @@ CONTINUES_AT_WAITS = "target-continues-at-waits"
 STAFFING_DEADLINE = "staffing-deadline"
 # Since this patch a result marked for withholding (R23) waits for its approver before publication.
 WITHHOLDS_BEFORE_PUBLICATION = "target-withholds-before-publication"
+# Targets opened since this patch load their context and notify their team as local activities: the first
+# run is one workflow task, not three and two activity tasks through the server (a province opens 120,000).
+OPENS_LOCALLY = "target-opens-locally"
 
 
 # Outside the sandbox: a worker holds thousands of open targets, and the sandbox loads this module again
@@ -146,9 +150,8 @@ class TargetInspectionWorkflow:
 
     async def _open(self) -> bool:
         """Load what the validators need, wait for every unit's team, tell the team; False if cancelled first."""
-        self._ctx = await workflow.execute_activity_method(
-            TargetActivities.open_target, self._step("open"), **LIGHT
-        )
+        local = workflow.patched(OPENS_LOCALLY)
+        self._ctx = await self._light(local, TargetActivities.open_target, self._step("open"))
         self._teams = list(self._ctx.teams)
         self._set_stage(Stage.UNSTAFFED if self._ctx.unstaffed_units else Stage.DISPATCHED, initial=True)
         staffed = lambda: not self._unstaffed_units() or self._cancelled()  # noqa: E731
@@ -157,8 +160,16 @@ class TargetInspectionWorkflow:
         await workflow.wait_condition(staffed)
         if self._cancelled():
             return False
-        await self._notify_team("notify-team")
+        await self._alert("notice", "notify-team", "you are on the inspection team for this target",
+                          sorted(self._team_ids()), local)
         return True
+
+    @staticmethod
+    async def _light(local: bool, method, arg):
+        """A light activity, or the same as a local one."""
+        if local:
+            return await workflow.execute_local_activity_method(method, arg, **LOCAL)
+        return await workflow.execute_activity_method(method, arg, **LIGHT)
 
     async def _field_work(self) -> bool:
         """Wait for the check: a reminder before the window ends, an escalation once it has; False if cancelled."""
@@ -269,16 +280,10 @@ class TargetInspectionWorkflow:
         workflow.upsert_search_attributes([OVERDUE.value_set(True)])
         await self._alert("escalation", step, details, self._ctx.supervisors)
 
-    async def _alert(self, kind: str, step: str, details: str, notify: list[str]) -> None:
-        await workflow.execute_activity_method(
-            TargetActivities.alert,
-            Alert(task_id=self._run.task_id, uscc=self._run.uscc, kind=kind, step=step, at=workflow.now(),
-                  details=details, notify=sorted(notify)),
-            **LIGHT,
-        )
-
-    async def _notify_team(self, step: str) -> None:
-        await self._alert("notice", step, "you are on the inspection team for this target", sorted(self._team_ids()))
+    async def _alert(self, kind: str, step: str, details: str, notify: list[str], local: bool = False) -> None:
+        await self._light(local, TargetActivities.alert, Alert(
+            task_id=self._run.task_id, uscc=self._run.uscc, kind=kind, step=step, at=workflow.now(), details=details,
+            notify=sorted(notify)))
 
     # --- human steps: updates with validators ----------------------------------------------------
     @workflow.update

@@ -63,22 +63,29 @@ async def test_wait_deadline_unguarded_fails_the_replay(monkeypatch, patch_id):
         await replayer().replay_workflow(waited(patch_id))
 
 
-# Targets were started as children, a page at a time through the task's history, before this patch; since it,
-# by activities in shards (0.1.0-9 was captured on it). A task that started its children before replays.
-CHILDREN_STARTED = CORPUS / "InspectionTaskWorkflow" / "0.1.0-7.json"
+# Province scale: before these patches a task started its targets as children, a page at a time through its
+# own history, and a target opened with two activities through the server; since them, activities in shards
+# start the targets and a target opens with local activities (0.1.0-9 and 0.1.0-28 were captured on them).
+BEFORE_PROVINCE_SCALE = {
+    "targets-started-in-shards": (CORPUS / "InspectionTaskWorkflow" / "0.1.0-7.json", "START_CHILD_WORKFLOW"),
+    "target-opens-locally": (CORPUS / "TargetInspectionWorkflow" / "0.1.0-27.json", '"open_target"'),
+}
 
 
-def started_children() -> WorkflowHistory:
-    return WorkflowHistory.from_json("children", json.loads(CHILDREN_STARTED.read_text()))
+def before(patch_id: str) -> WorkflowHistory:
+    path, step = BEFORE_PROVINCE_SCALE[patch_id]
+    assert step in path.read_text()  # the history takes the step the patch changes
+    return WorkflowHistory.from_json(patch_id, json.loads(path.read_text()))
 
 
-async def test_sharded_starts_replay_a_task_that_started_children():
-    assert "START_CHILD_WORKFLOW_EXECUTION_INITIATED" in CHILDREN_STARTED.read_text()
-    await replayer().replay_workflow(started_children())
+@pytest.mark.parametrize("patch_id", sorted(BEFORE_PROVINCE_SCALE))
+async def test_province_scale_replays_a_history_from_before(patch_id):
+    await replayer().replay_workflow(before(patch_id))
 
 
-async def test_sharded_starts_unguarded_fail_the_replay(monkeypatch):
+@pytest.mark.parametrize("patch_id", sorted(BEFORE_PROVINCE_SCALE))
+async def test_province_scale_unguarded_fails_the_replay(monkeypatch, patch_id):
     guarded = workflow.patched
-    monkeypatch.setattr(workflow, "patched", lambda name: name == "targets-started-in-shards" or guarded(name))
+    monkeypatch.setattr(workflow, "patched", lambda name: name == patch_id or guarded(name))
     with pytest.raises(workflow.NondeterminismError):
-        await replayer().replay_workflow(started_children())
+        await replayer().replay_workflow(before(patch_id))
