@@ -139,7 +139,11 @@ async def start_phase(env, url: str, run: TaskRun, workers: int, max_cached: int
                                   folder / f"worker-{queue}-{n}.log", database_url=url,
                                   outbox=folder / "outbox.jsonl", max_cached=max_cached) for n in range(workers)]
     opened_sql = sql("SELECT count(*) FROM targets WHERE task_id = :t AND workflow_id <> ''")
+    server = harness.dev_server_pid(env.client.service_client.config.target_host.rsplit(":", 1)[1])
+    meter = harness.CpuMeter({"server": server, **{f"worker{n}": p.worker_pid for n, p in enumerate(procs)}},
+                             DEFAULT_ADMIN_URL, url.rsplit("/", 1)[1])
     try:
+        meter.start()
         start = time.perf_counter()
         handle = await env.client.start_workflow(InspectionTaskWorkflow.run, run, id=task_workflow_id(run.task_id),
                                                  task_queue=queue)
@@ -155,6 +159,7 @@ async def start_phase(env, url: str, run: TaskRun, workers: int, max_cached: int
             with engine.connect() as connection:
                 if connection.execute(opened_sql, {"t": run.task_id}).scalar() >= total and start_s is not None:
                     open_s = time.perf_counter() - start
+        cpu = meter.stop()
         latencies = await update_latencies(env.client, engine, run.task_id, probes) if probes else {}
         runs = await harness.chain_lengths(env.client, handle.id)
         peak = max(harness.rss_kb(proc.worker_pid)[1] for proc in procs)
@@ -164,7 +169,11 @@ async def start_phase(env, url: str, run: TaskRun, workers: int, max_cached: int
         engine.dispose()
     return dict(targets=total, start_s=round(start_s, 1), started_per_s=round(total / start_s, 1),
                 open_s=round(open_s, 1), opened_per_s=round(total / open_s, 1), task_runs=len(runs),
-                task_max_events=max(runs), worker_peak_rss_mb=round(peak / 1024), **latencies)
+                task_max_events=max(runs), worker_peak_rss_mb=round(peak / 1024),
+                # where the time goes: CPU per target opened, of the dev server, the workers, PostgreSQL
+                server_cpu_ms=round(1000 * cpu["server"] / total, 1),
+                workers_cpu_ms=round(1000 * sum(v for k, v in cpu.items() if k.startswith("worker")) / total, 1),
+                postgres_cpu_ms=round(1000 * cpu["postgres"] / total, 1), **latencies)
 
 
 async def update_latencies(client, engine, task_id: str, probes: int) -> dict:
