@@ -1,6 +1,6 @@
 """Province scale (issue 14): N entities (default 4,000,000), one task over all of them, freeze and draw.
 
-    .venv/bin/python bench/province.py [--entities N] [--admin-url URL] [--keep] [--dispatch [--max-cached M]]
+    .venv/bin/python bench/province.py [--entities N] [--admin-url URL] [--keep] [--dispatch [--max-cached M] [--probes P]]
 
 In a fresh PostgreSQL database of its own: the example directories, then N synthetic entities
 (valid USCCs, the demo's class mix) imported through the CLI's import path
@@ -14,13 +14,18 @@ random())). Reported: each time, the ratio of freeze + draw to the naive draw, p
 process (the activities' worker), the bytes a draw stores (its draw_selection rows and indexes)
 beside the entities table's size. Last line key=value.
 
---dispatch adds the dispatch of the drawn targets (the dispatch activity, timed in this process) and
-their workflows' start on a dev server (WorkflowEnvironment.start_local) through one real worker
-process (bench/harness.py: runtime.client.build_worker, max_cached_workflows=--max-cached, default
-10,000, fewer than the targets): the task workflow started where dispatch leaves it pages its
-targets from the database and starts them, continuing as new every 500 starts. Reported: targets
-started per second (the task's start to its `started` count reaching the total, by its status
-query), the runs of the task's chain and the longest in events, the worker's peak RSS.
+--dispatch adds the dispatch of the drawn targets (the dispatch activity, timed in this process, its
+heartbeats counted) and their workflows' start on one dev server (WorkflowEnvironment.start_local), first
+through one real worker process (bench/harness.py: runtime.client.build_worker, max_cached_workflows=
+--max-cached, default 10,000; give fewer than the targets), then a task of as many targets seeded as the
+dispatch leaves one (harness.seed_task) through two worker processes on a fresh queue. The task workflow
+started where dispatch leaves it starts its targets by activities in shards. Reported per phase: targets
+started per second (the task's start to its status saying all started), targets opened per second (to
+every target's projection row naming its workflow: its first run done), the runs of the task's chain and
+the longest in events, the workers' peak RSS, CPU milliseconds per target of the dev server, the workers
+and PostgreSQL (what bounds the rate); for one worker, p50/p99 of an update (a re-check no order waits
+for, refused by the validator: no event) sent to the --probes targets opened first, long evicted, then at
+once to the same ones, now cached; and two workers' opened/s over one's (`two_workers_speedup`).
 
 Not measured here: the task's own announce-to-dispatch path on a server (its working-day windows).
 """

@@ -7,12 +7,14 @@ a dispatch in one go leaves: every target once per unit, the teams the independe
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 
 import pytest
 from sqlalchemy import select
+from temporalio.testing import ActivityEnvironment
 
-from activities.draws import DrawActivities
+from activities.draws import DrawActivities, beating
 from audit.verify import verify_dispatch
 from db import schema
 from domain.messages.task import TaskStep
@@ -70,3 +72,19 @@ def test_a_paged_dispatch_resumes_after_a_failure_with_one_team_per_target(fresh
     exported = export_dispatch(engine, task_id, tmp_path / "dispatch.json")
     report = verify_dispatch(exported, pools, exported["seed"], exported["required_qualifications"], selected)
     assert report.ok, str(report)
+
+
+def test_a_long_step_heartbeats_until_it_returns():
+    """The step returns only once it has been heartbeaten for twice: it is still running meanwhile."""
+    beats: list = []
+    released = threading.Event()
+
+    def beat(*details):
+        beats.append(details[0])
+        if len(beats) == 2:
+            released.set()
+
+    env = ActivityEnvironment()
+    env.on_heartbeat = beat
+    result = env.run(lambda: beating(lambda: released.wait() and "done", {"step": "dispatch"}, every=0.01))
+    assert result == "done" and len(beats) >= 2 and all(beat == {"step": "dispatch"} for beat in beats)
