@@ -205,8 +205,8 @@ class DrawActivities:
         last page, leaving the record as a dispatch in one transaction left it."""
         with found(), self._engine.begin() as connection:
             record = json.loads(draws.draw(connection, step.task_id, step.draw_seq).record)
-            if "dispatch_as_of" in record and "dispatch_pending" not in record:
-                counts = draws.dispatched(connection, step.task_id) or {}
+            counts = draws.dispatched(connection, step.task_id)
+            if counts is not None and "dispatch_pending" not in record:
                 return DispatchSummary(teams=counts.get("draw", 0), unstaffed=counts.get("unstaffed", 0))
             line, _ = task_line(connection, step.task_id)
             if "dispatch_as_of" not in record:
@@ -218,7 +218,10 @@ class DrawActivities:
                 draws.save(connection, step.task_id, step.draw_seq, record=record)
             pools = draws.pools(connection, step.task_id)
         seed = bytes.fromhex(record["summary"]["seed"])
-        as_of, at = date.fromisoformat(record["dispatch_as_of"]), datetime.fromisoformat(record["dispatch_pending"]["at"])
+        # A record with the day but no rows and no mark: the projection rebuild's fresh schema (read/projection.py)
+        as_of = date.fromisoformat(record["dispatch_as_of"])
+        at = datetime.fromisoformat(record["dispatch_pending"]["at"]) if "dispatch_pending" in record \
+            else datetime.now(timezone.utc)
         usccs = self._targets(step.task_id)
         teams = unstaffed = 0
         for pool in pools:
@@ -240,7 +243,7 @@ class DrawActivities:
                         for uscc in page), at, workflow_id())
                 activity.heartbeat({"step": "dispatch", "unit": pool["unit_code"], "rows": start + len(page)})
         with found(), self._engine.begin() as connection:
-            record.pop("dispatch_pending")
+            record.pop("dispatch_pending", None)
             draws.save(connection, step.task_id, step.draw_seq, record=record)
         return DispatchSummary(teams=teams, unstaffed=unstaffed)
 

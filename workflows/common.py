@@ -32,8 +32,6 @@ RETRY = RetryPolicy(
 # A light activity is a few statements or one webhook call (10 s timeout). Its timeout is how long an
 # attempt lost with a killed worker waits before the retry: the chaos test saw p99 under 6 s at load 13.
 LIGHT = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY)
-# The same as a local activity: run in the workflow's own task, no round trip through the server's queues.
-LOCAL = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY)
 HEAVY = dict(
     task_queue=HEAVY_TASK_QUEUE,
     start_to_close_timeout=timedelta(hours=2),

@@ -46,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.stages import Stage
     from workflows.common import (
         LIGHT,
-        LOCAL,
         OVERDUE,
         PLAN_YEAR,
         REGION,
@@ -65,9 +64,8 @@ CONTINUES_AT_WAITS = "target-continues-at-waits"
 STAFFING_DEADLINE = "staffing-deadline"
 # Since this patch a result marked for withholding (R23) waits for its approver before publication.
 WITHHOLDS_BEFORE_PUBLICATION = "target-withholds-before-publication"
-# Targets opened since this patch load their context and notify their team as local activities: the first
-# run is one workflow task, not three and two activity tasks through the server (a province opens 120,000).
-OPENS_LOCALLY = "target-opens-locally"
+# Since this patch a target whose task marks an item for withholding (R23) opens marked by it.
+WITHHOLDS_MARKED_ITEMS = "target-withholds-marked-items"
 
 
 # Outside the sandbox: a worker holds thousands of open targets, and the sandbox loads this module again
@@ -150,26 +148,22 @@ class TargetInspectionWorkflow:
 
     async def _open(self) -> bool:
         """Load what the validators need, wait for every unit's team, tell the team; False if cancelled first."""
-        local = workflow.patched(OPENS_LOCALLY)
-        self._ctx = await self._light(local, TargetActivities.open_target, self._step("open"))
+        self._ctx = await workflow.execute_activity_method(
+            TargetActivities.open_target, self._step("open"), **LIGHT
+        )
         self._teams = list(self._ctx.teams)
         self._set_stage(Stage.UNSTAFFED if self._ctx.unstaffed_units else Stage.DISPATCHED, initial=True)
+        if self._ctx.withholding is not None and workflow.patched(WITHHOLDS_MARKED_ITEMS):
+            async with self._lock:  # its items' marking, as if a person had marked it first
+                await self._mark(self._ctx.withholding)
         staffed = lambda: not self._unstaffed_units() or self._cancelled()  # noqa: E731
         if not staffed() and workflow.patched(STAFFING_DEADLINE):
             await self._staffing_deadline(staffed)
         await workflow.wait_condition(staffed)
         if self._cancelled():
             return False
-        await self._alert("notice", "notify-team", "you are on the inspection team for this target",
-                          sorted(self._team_ids()), local)
+        await self._notify_team("notify-team")
         return True
-
-    @staticmethod
-    async def _light(local: bool, method, arg):
-        """A light activity, or the same as a local one."""
-        if local:
-            return await workflow.execute_local_activity_method(method, arg, **LOCAL)
-        return await workflow.execute_activity_method(method, arg, **LIGHT)
 
     async def _field_work(self) -> bool:
         """Wait for the check: a reminder before the window ends, an escalation once it has; False if cancelled."""
@@ -280,10 +274,16 @@ class TargetInspectionWorkflow:
         workflow.upsert_search_attributes([OVERDUE.value_set(True)])
         await self._alert("escalation", step, details, self._ctx.supervisors)
 
-    async def _alert(self, kind: str, step: str, details: str, notify: list[str], local: bool = False) -> None:
-        await self._light(local, TargetActivities.alert, Alert(
-            task_id=self._run.task_id, uscc=self._run.uscc, kind=kind, step=step, at=workflow.now(), details=details,
-            notify=sorted(notify)))
+    async def _alert(self, kind: str, step: str, details: str, notify: list[str]) -> None:
+        await workflow.execute_activity_method(
+            TargetActivities.alert,
+            Alert(task_id=self._run.task_id, uscc=self._run.uscc, kind=kind, step=step, at=workflow.now(),
+                  details=details, notify=sorted(notify)),
+            **LIGHT,
+        )
+
+    async def _notify_team(self, step: str) -> None:
+        await self._alert("notice", step, "you are on the inspection team for this target", sorted(self._team_ids()))
 
     # --- human steps: updates with validators ----------------------------------------------------
     @workflow.update
@@ -371,11 +371,15 @@ class TargetInspectionWorkflow:
     async def mark_withholding(self, withholding: Withholding) -> str:
         """R23: the result touches secrets or privacy; its publication waits for a supervisor's decision."""
         async with self._lock:
-            self._withholding = withholding
             self._remember("withhold", withholding)
-            await workflow.execute_activity_method(
-                TargetActivities.record_withholding, self._step("withholding", withholding=withholding), **LIGHT)
+            await self._mark(withholding)
         return f"marked: {', '.join(withholding.fields)} withheld if a supervisor approves; publication waits for it"
+
+    async def _mark(self, withholding: Withholding) -> None:
+        """Marked (by a person or by the task's items): publication waits for the decision; recorded for it."""
+        self._withholding = withholding
+        await workflow.execute_activity_method(
+            TargetActivities.record_withholding, self._step("withholding", withholding=withholding), **LIGHT)
 
     @mark_withholding.validator
     def _validate_withholding(self, withholding: Withholding) -> None:

@@ -63,12 +63,10 @@ async def test_wait_deadline_unguarded_fails_the_replay(monkeypatch, patch_id):
         await replayer().replay_workflow(waited(patch_id))
 
 
-# Province scale: before these patches a task started its targets as children, a page at a time through its
-# own history, and a target opened with two activities through the server; since them, activities in shards
-# start the targets and a target opens with local activities (0.1.0-9 and 0.1.0-28 were captured on them).
+# Province scale: before this patch a task started its targets as children, a page at a time through its own
+# history; since it, activities in shards start them (0.1.0-9 was captured on it).
 BEFORE_PROVINCE_SCALE = {
     "targets-started-in-shards": (CORPUS / "InspectionTaskWorkflow" / "0.1.0-7.json", "START_CHILD_WORKFLOW"),
-    "target-opens-locally": (CORPUS / "TargetInspectionWorkflow" / "0.1.0-27.json", '"open_target"'),
 }
 
 
