@@ -64,8 +64,6 @@ CONTINUES_AT_WAITS = "target-continues-at-waits"
 STAFFING_DEADLINE = "staffing-deadline"
 # Since this patch a result marked for withholding (R23) waits for its approver before publication.
 WITHHOLDS_BEFORE_PUBLICATION = "target-withholds-before-publication"
-# Since this patch a target whose task marks an item for withholding (R23) opens marked by it.
-WITHHOLDS_MARKED_ITEMS = "target-withholds-marked-items"
 
 
 # Outside the sandbox: a worker holds thousands of open targets, and the sandbox loads this module again
@@ -153,9 +151,6 @@ class TargetInspectionWorkflow:
         )
         self._teams = list(self._ctx.teams)
         self._set_stage(Stage.UNSTAFFED if self._ctx.unstaffed_units else Stage.DISPATCHED, initial=True)
-        if self._ctx.withholding is not None and workflow.patched(WITHHOLDS_MARKED_ITEMS):
-            async with self._lock:  # its items' marking, as if a person had marked it first
-                await self._mark(self._ctx.withholding)
         staffed = lambda: not self._unstaffed_units() or self._cancelled()  # noqa: E731
         if not staffed() and workflow.patched(STAFFING_DEADLINE):
             await self._staffing_deadline(staffed)
@@ -371,15 +366,11 @@ class TargetInspectionWorkflow:
     async def mark_withholding(self, withholding: Withholding) -> str:
         """R23: the result touches secrets or privacy; its publication waits for a supervisor's decision."""
         async with self._lock:
+            self._withholding = withholding
             self._remember("withhold", withholding)
-            await self._mark(withholding)
+            await workflow.execute_activity_method(
+                TargetActivities.record_withholding, self._step("withholding", withholding=withholding), **LIGHT)
         return f"marked: {', '.join(withholding.fields)} withheld if a supervisor approves; publication waits for it"
-
-    async def _mark(self, withholding: Withholding) -> None:
-        """Marked (by a person or by the task's items): publication waits for the decision; recorded for it."""
-        self._withholding = withholding
-        await workflow.execute_activity_method(
-            TargetActivities.record_withholding, self._step("withholding", withholding=withholding), **LIGHT)
 
     @mark_withholding.validator
     def _validate_withholding(self, withholding: Withholding) -> None:
