@@ -286,6 +286,13 @@ async def _project(events: Sequence[HistoryEvent], decoder: _Decoder, target: st
                 child = await decoder.first(a.input.payloads)
                 out.add(started, "target started", details=a.workflow_id,
                         target=child.get("uscc") or a.workflow_id.rsplit("/", 1)[-1])
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED and target is not None:
+            a = event.workflow_execution_started_event_attributes
+            # A target started by its task's activities, not as its child (patch targets-started-in-shards):
+            # its own first run says so, where a child's start is the task's event above.
+            if not a.HasField("parent_workflow_execution") and not a.continued_execution_run_id:
+                run = await decoder.first(a.input.payloads)
+                out.add(event, "target started", details=target_workflow_id(run["task_id"], run["uscc"]))
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
             out.add(event, "failed", details=await decoder.failure(event.workflow_execution_failed_event_attributes.failure))
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
