@@ -242,7 +242,7 @@ class InspectionTaskWorkflow:
     async def _start_in_shards(self) -> None:
         """The targets not started yet (after the cursor), in consecutive slices of USCC order, each started by
         an activity of its own: a few events here whatever the task's size, and every worker takes part."""
-        remaining = self._progress.targets_total - self._progress.started
+        remaining = max(0, self._progress.targets_total - self._progress.started)
         shards = max(1, min(MAX_SHARDS, -(-remaining // SHARD_TARGETS)))
         template = TargetRun(task_id=self._run.task_id, uscc="", plan_code=self._run.plan_code,
                              plan_year=self._run.plan_year, finish_signal="last" if self._counted else "each")
