@@ -2,8 +2,8 @@
 
 Freeze, draw and dispatch run on the heavy task queue in their own process, heartbeating: a retry
 resumes from what an earlier attempt committed (the freeze's instant and salt, the stored selection,
-the dispatch's pages), and a retry after the last commit returns the stored result. Secrets (the nonce before its reveal, the population salt) live only here, in the
-database, never in a payload.
+the dispatch's pages), and a retry after the last commit returns the stored result. Secrets (the
+nonce before its reveal, the population salt) live only here, in the database, never in a payload.
 """
 from __future__ import annotations
 
