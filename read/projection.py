@@ -51,8 +51,15 @@ from db.engine import Engine
 from domain.workdays import Deadlines
 from read.archive import HistoryArchive
 from read.timeline import execution_chain
-from store.projection import draw_secrets, fresh_schema, keep_stored_population, scoped_rows, year_scope
-from workflows.common import plan_workflow_id, task_workflow_id
+from store.projection import (
+    draw_secrets,
+    fresh_schema,
+    keep_stored_population,
+    scoped_rows,
+    started_targets,
+    year_scope,
+)
+from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 
 # The compared tables: each row's key, and the columns left out of the comparison, with why.
 KEYS = {
@@ -158,8 +165,9 @@ async def rebuild(engine: Engine, client: Client, year: int, deadlines: Deadline
                   archive: HistoryArchive | None = None) -> Rebuild:
     """Replay the year's histories into a fresh schema and compare its projection tables with the live ones."""
     plan_codes, task_ids = await asyncio.to_thread(year_scope, engine, year)
+    started = [target_workflow_id(t, u) for t, u in await asyncio.to_thread(started_targets, engine, task_ids)]
     outcome = Rebuild(year)
-    steps = await _year_steps(client, archive, plan_codes, task_ids, outcome)
+    steps = await _year_steps(client, archive, plan_codes, task_ids, started, outcome)
     steps.sort(key=lambda s: (s.completed, s.workflow_id, s.event_id))
     decoded = await _decoded(client, steps, outcome)
     await asyncio.to_thread(_replay_and_compare, engine, deadlines, decoded, plan_codes, task_ids, outcome)
@@ -168,9 +176,10 @@ async def rebuild(engine: Engine, client: Client, year: int, deadlines: Deadline
 
 # --- histories -----------------------------------------------------------------------------------------
 async def _year_steps(client: Client, archive: HistoryArchive | None, plan_codes: list[str], task_ids: list[str],
-                      outcome: Rebuild) -> list[Completed]:
-    """Every completed activity of the year's plan and task workflows and of the children they started."""
-    pending = [plan_workflow_id(p) for p in plan_codes] + [task_workflow_id(t) for t in task_ids]
+                      targets: list[str], outcome: Rebuild) -> list[Completed]:
+    """Every completed activity of the year's plan and task workflows, of the children they started and of the
+    `targets` workflows (started by the tasks' activities)."""
+    pending = [plan_workflow_id(p) for p in plan_codes] + [task_workflow_id(t) for t in task_ids] + targets
     seen: set[str] = set()
     steps: list[Completed] = []
     while pending:

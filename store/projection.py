@@ -102,6 +102,16 @@ def year_scope(engine: Engine, year: int) -> tuple[list[str], list[str]]:
     return plans, tasks
 
 
+def started_targets(engine: Engine, task_ids: list[str]) -> list[tuple[str, str]]:
+    """(task id, uscc) of the tasks' targets whose workflow has started (named in the projection row): those
+    the task started by activities (since patch targets-started-in-shards) are no children in its history."""
+    t = schema.targets
+    with engine.connect() as connection:
+        return [(r.task_id, r.uscc) for r in connection.execute(
+            select(t.c.task_id, t.c.uscc).where(t.c.task_id.in_(task_ids), t.c.workflow_id != "")
+            .order_by(t.c.task_id, t.c.uscc))]
+
+
 def scoped_rows(engine: Engine, table: Table, plan_codes: list[str], task_ids: list[str],
                 workflow_ids: Collection[str] = (), left_out: dict[str, tuple] | None = None) -> list[dict]:
     """The table's rows of the year: those of its tasks, and for tables that name a plan, those of its plans;

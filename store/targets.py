@@ -45,12 +45,21 @@ def project(connection: Connection, task_id: str, uscc: str, at: datetime, **val
     connection.execute(update(t).where(t.c.task_id == task_id, t.c.uscc == uscc).values(updated_at=at, **values))
 
 
-def page(connection: Connection, task_id: str, after: str | None, limit: int) -> list[str]:
-    """The task's targets after `after`, in USCC order."""
+def page(connection: Connection, task_id: str, after: str | None, limit: int, skip: int = 0) -> list[str]:
+    """The task's targets after `after` (and after the `skip` first of those), in USCC order."""
     query = select(t.c.uscc).where(t.c.task_id == task_id).order_by(t.c.uscc).limit(limit)
     if after is not None:
         query = query.where(t.c.uscc > after)
+    if skip:
+        query = query.offset(skip)
     return [r.uscc for r in connection.execute(query)]
+
+
+def dispatched_rows(connection: Connection, task_id: str, unit: str) -> int:
+    """How many of the unit's dispatch rows of the task are stored (a paged dispatch resumes after them)."""
+    m = schema.teams
+    return connection.execute(select(func.count()).select_from(m).where(
+        m.c.task_id == task_id, m.c.unit_code == unit, m.c.step == "dispatch")).scalar_one()
 
 
 def task_targets(connection: Connection, task_id: str) -> list[str]:

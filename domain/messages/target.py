@@ -186,6 +186,24 @@ class TargetRun(Record):
     state: TargetState | None = None  # None: a new target; else the run continues where its previous one stopped
 
 
+class TargetsShard(Record):
+    """One slice of a task's targets to start: the `count` targets after the first `skip` ones after `after`
+    (USCC order). The target's input comes as a template (its `uscc` is set per target), the workflow type and
+    id prefix from the workflows (the activity layer does not import them): no id list travels."""
+
+    run: TargetRun
+    workflow: str
+    id_prefix: str
+    after: str | None = None
+    skip: int = 0
+    count: int
+
+
+class TargetsStarted(Record):
+    handled: int  # started now, or found started before (a retry, an earlier run of the task)
+    last: str | None = None  # the shard's last USCC
+
+
 class TargetStep(Record):
     """An activity call for one target: who, which step (idempotency key), when, and the data of the step."""
 
