@@ -88,8 +88,8 @@ async def show(request: Request, task_id: str, uscc: str, me: Me) -> dict:
 async def _field_signal(request: Request, task_id: str, uscc: str, me: Actor, kind: str):
     require(access.may_act_on_target(me, (await target(request, me, task_id, uscc, "inspector")).target.team))
 
-    async def work(_key):
-        message = await targets.field_signal(request.app.state.ctx, me, task_id, uscc, kind)
+    async def work(key):
+        message = await targets.field_signal(request.app.state.ctx, me, task_id, uscc, kind, request_key=key)
         return 202, {"task_id": task_id, "uscc": uscc, "signal": kind, "message": message}
     return await mutation(request, me, {"signal": kind}, work)
 

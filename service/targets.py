@@ -118,9 +118,12 @@ def _in_directory(ctx: Context, inspector: str) -> None:
                        "name an inspector listed by `spotcheck import inspectors`")
 
 
-async def field_signal(ctx: Context, actor: Actor, task_id: str, uscc: str, kind: str) -> str:
-    """Accepted or arrived: logged in the history, gates nothing; only from an inspector of the target's team."""
-    signal = gateway.build(FieldSignal, kind=kind, inspector=actor.id, **_by(actor))
+async def field_signal(ctx: Context, actor: Actor, task_id: str, uscc: str, kind: str,
+                       request_key: str | None = None) -> str:
+    """Accepted or arrived: logged in the history, gates nothing; only from an inspector of the target's team.
+    `request_key` (the door's idempotency key): a retry of a signal the target logged is not logged again."""
+    request = None if request_key is None else f"signal-{kind}-{gateway.keyed(request_key)}"
+    signal = gateway.build(FieldSignal, kind=kind, inspector=actor.id, request=request, **_by(actor))
     _in_directory(ctx, signal.inspector)
     handle = _handle(await ctx.client(), task_id, uscc)
     current = await gateway.query(handle, TargetInspectionWorkflow.status, what=_what(task_id, uscc))

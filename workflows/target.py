@@ -458,6 +458,10 @@ class TargetInspectionWorkflow:
     # --- field signals (logged, gate nothing) and queries --------------------------------------
     @workflow.signal
     def field_signal(self, signal: FieldSignal) -> None:
+        if signal.request is not None:
+            if signal.request in self._answers:
+                return
+            self._answers = dict([*self._answers.items(), (signal.request, f"{signal.kind} logged")][-KEPT_ANSWERS:])
         self._signal_count += 1
         line = f"{workflow.now().isoformat()} {signal.kind} {signal.inspector}"
         self._signals = [*self._signals, line][-KEPT_SIGNALS:]

@@ -60,6 +60,7 @@ _BOUNDS = {
     "applicant": lambda value: check_line(value, "applicant", LINE_CAP),
     "task_id": lambda value: check_line(value, "task id", LINE_CAP),
     "uscc": lambda value: check_line(value, "USCC", USCC_CAP),
+    "request": lambda value: check_line(value, "request", LINE_CAP),
     "inspectors": lambda values: ids(values, "inspector"),
     **{person: (lambda name: lambda value: check_id(value, name))(person)
        for person in ("inspector", "reviewer", "approver", "by", "marked_by", "decided_by")},

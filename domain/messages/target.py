@@ -137,8 +137,11 @@ class WithholdingDecision(HumanStep):
 class FieldSignal(HumanStep):
     kind: str = Field(pattern="^(accept|arrive)$")
     inspector: str
+    # The door's idempotency key, digested (service.targets.field_signal): a signal whose key the target has
+    # seen is a retry of one already logged (its door died before answering) and is not logged twice.
+    request: str | None = None
 
-    _bounds = bounded("inspector")
+    _bounds = bounded("inspector", "request")
 
 
 # Field signals gate nothing and anyone may send them: the target keeps the last few and counts the rest, so

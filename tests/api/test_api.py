@@ -26,6 +26,8 @@ from runtime.context import Context
 from service import identity
 from service.identity import LocalTokens
 from service.imports import import_examples
+from service.targets import status
+from store import idempotency
 from store.plans import load_plan
 from store.register import corrections, result_publication
 from tests.conftest import own_schema
@@ -132,7 +134,6 @@ async def world(postgres_url, tmp_path_factory):
 
 
 async def _team(ctx, task_id, uscc) -> list[str]:
-    from service.targets import status
     return (await status(await ctx.client(), task_id, uscc)).teams[0].inspectors
 
 
@@ -224,6 +225,12 @@ async def test_public_endpoints_need_no_login_and_the_draw_records_are_there(wor
 
 
 # --- the chain, and idempotency ----------------------------------------------------------------------
+async def _signals_through(world, uscc: str, kind: str):
+    """The target's status once its last logged field signal is `kind` (signals are taken in order)."""
+    current = await status(world.env.client, world.task_id, uscc)
+    return current if current.field_signals and current.field_signals[-1].split()[1] == kind else None
+
+
 async def _login(http, user_id: str) -> dict:
     answer = await http.post("/api/v1/auth/token", data={"username": user_id, "password": PASSWORD})
     assert answer.status_code == 200, answer.text
@@ -243,7 +250,17 @@ async def test_the_chain_through_the_api_records_who_authenticated(world):
                                                                           "unit": UNIT}
         listed = (await http.get("/api/v1/me/targets", headers=as_lead)).json()
         assert uscc in [t["uscc"] for t in listed]
-        assert (await http.post(base + "/accept", headers=as_lead)).status_code == 202
+        # A field signal retried under its key after its door lost the answer (here the stored answer is
+        # dropped, so the door runs the request again, as after a process killed mid-request) reaches the
+        # target again, and is logged once.
+        accept = {"Idempotency-Key": f"accept-{uuid.uuid4()}"}
+        assert (await http.post(base + "/accept", headers=as_lead | accept)).status_code == 202
+        idempotency.release(world.engine, lead, accept["Idempotency-Key"])
+        assert (await http.post(base + "/accept", headers=as_lead | accept)).status_code == 202
+        assert (await http.post(base + "/arrive", headers=as_lead)).status_code == 202
+        logged = await wait_for(lambda: _signals_through(world, uscc, "arrive"), timeout=60, what="the arrival")
+        assert logged.field_signal_count == 2 and [s.split()[1:] for s in logged.field_signals] == [
+            ["accept", lead], ["arrive", lead]]
         photo = (await http.post(base + "/evidence", headers=as_lead,
                                  files={"file": ("门头.png", PNG, "image/png")})).json()
         check = await http.post(base + "/check", headers=as_lead, json={
