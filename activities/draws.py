@@ -1,9 +1,9 @@
 """Draw activities: announce, freeze, draw, dispatch (draw-protocol.md), and the task's paging and close.
 
-Freeze, draw and dispatch run on the heavy task queue in their own process: each is one
-transaction, heartbeating, restartable from scratch, and a retry after a commit returns the
-stored result. Secrets (the nonce before its reveal, the population salt) live only here, in the
-database, never in a payload.
+Freeze, draw and dispatch run on the heavy task queue in their own process, heartbeating: a retry
+resumes from what an earlier attempt committed (the freeze's instant and salt, the stored selection,
+the dispatch's pages), and a retry after the last commit returns the stored result. Secrets (the
+nonce before its reveal, the population salt) live only here, in the database, never in a payload.
 """
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import contextvars
 import json
 import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 
@@ -194,7 +196,9 @@ class DrawActivities:
             draws.lock_year(connection, year)
             conflicts = draws.conflicts(connection, step.task_id, step.draw_seq, year, int(line["frequency_cap"]))
             drawn_at = datetime.now(timezone.utc)
-            targeted = 0 if conflicts else targets.add_drawn(connection, step.task_id, selected, drawn_at)
+            refused = draws.refused_targeted(connection, step.task_id, line, year, draw.frozen_at)
+            self._refused(connection, step, refused, drawn_at)
+            targeted = 0 if conflicts else targets.add_drawn(connection, step.task_id, selected, drawn_at, refused)
             summary = DrawSummary(seed=seed.hex(), selected=len(selected), targeted=targeted,
                                   strata={s: p.quota for s, p in strata.items()},
                                   selection_digest=draw_protocol.selection_digest(selected), conflicts=conflicts)
@@ -214,6 +218,16 @@ class DrawActivities:
                         payload=public.superseded(step.task_id, step.draw_seq, conflict_reason(conflicts),
                                                   SYSTEM_APPROVER))
         return summary
+
+    @staticmethod
+    def _refused(connection, step: TaskStep, refused: dict[str, str], at: datetime) -> None:
+        """An alert per targeted entity the freeze excluded for want of a legal basis (R12, R14): not inspected."""
+        for uscc, reason in refused.items():
+            targets.record_alert(
+                connection, workflow_id=workflow_id(), step=f"refused-{step.draw_seq}-{uscc}", kind="refused",
+                task_id=step.task_id, uscc=uscc, at=at,
+                details=f"targeted entity {uscc} is not inspected: another task drew it before the freeze, and "
+                        f"{CAP_RULES[reason]} excludes it without a legal basis (draw target --legal-basis)")
 
     def _select(self, connection, draw, freeze: dict, seed: bytes, strata: dict) -> list[tuple[str, str]]:
         """The selection from the population as of the freeze, refused if that no longer hashes to its digest.
@@ -248,44 +262,90 @@ class DrawActivities:
     @activity.defn
     @no_retry_cures
     def dispatch(self, step: TaskStep) -> DispatchSummary:
+        """Staff every target (sc-dispatch-v1), its rows stored page by page, a heartbeat per page.
+
+        The first attempt fixes the day and qualifications the teams are judged by and marks the dispatch
+        pending; a retry recomputes the same teams from them and stores only the rows after those already
+        committed (each unit's rows go in in draw order, a page per transaction). The mark goes with the
+        last page, leaving the record as a dispatch in one transaction left it."""
         with found(), self._engine.begin() as connection:
+            record = json.loads(draws.draw(connection, step.task_id, step.draw_seq).record)
             counts = draws.dispatched(connection, step.task_id)
-            if counts is not None:
+            if counts is not None and "dispatch_pending" not in record:
                 return DispatchSummary(teams=counts.get("draw", 0), unstaffed=counts.get("unstaffed", 0))
             line, _ = task_line(connection, step.task_id)
-            draw = json.loads(draws.draw(connection, step.task_id, step.draw_seq).record)
-            seed = bytes.fromhex(draw["summary"]["seed"])
-            as_of = datetime.now(SHANGHAI).date()
-            required = sorted({item["qualification"] for item in items_of(connection, line["items"],
-                                                                             datetime.now(timezone.utc))})
-            usccs = targets.task_targets(connection, step.task_id)
-            now = datetime.now(timezone.utc)
-            rows, teams, unstaffed = [], 0, 0
-            for pool in draws.pools(connection, step.task_id):
-                outcome = dispatch_protocol.dispatch(
-                    dispatch_protocol.dispatch_seed(seed, pool["unit_code"], pool["pool_digest"], pool["team_size"],
-                                                    pool["load_cap"]),
-                    usccs, parse_pool(pool["pool_file"]), required, pool["team_size"], pool["load_cap"], as_of,
-                )
-                rows.extend((uscc, pool["unit_code"], outcome.teams.get(uscc), outcome.unstaffed.get(uscc))
-                            for uscc in outcome.order)
-                teams += len(outcome.teams)
-                unstaffed += len(outcome.unstaffed)
-                activity.heartbeat(f"dispatched {pool['unit_code']}")
-            draws.save_dispatch(connection, step.task_id, rows, now, workflow_id())
-            draws.save(connection, step.task_id, step.draw_seq,
-                       record={**draw, "dispatch_as_of": as_of.isoformat(), "required_qualifications": required})
+            if "dispatch_as_of" not in record:
+                now = datetime.now(timezone.utc)
+                record = {**record, "dispatch_as_of": datetime.now(SHANGHAI).date().isoformat(),
+                          "required_qualifications": sorted({item["qualification"]
+                                                             for item in items_of(connection, line["items"], now)}),
+                          "dispatch_pending": {"at": now.isoformat()}}
+                draws.save(connection, step.task_id, step.draw_seq, record=record)
+            pools = draws.pools(connection, step.task_id)
+        seed = bytes.fromhex(record["summary"]["seed"])
+        # A record with the day but no rows and no mark: the projection rebuild's fresh schema (read/projection.py)
+        as_of = date.fromisoformat(record["dispatch_as_of"])
+        at = datetime.fromisoformat(record["dispatch_pending"]["at"]) if "dispatch_pending" in record \
+            else datetime.now(timezone.utc)
+        usccs = self._targets(step.task_id)
+        teams = unstaffed = 0
+        for pool in pools:
+            outcome = beating(lambda: dispatch_protocol.dispatch(
+                dispatch_protocol.dispatch_seed(seed, pool["unit_code"], pool["pool_digest"], pool["team_size"],
+                                                pool["load_cap"]),
+                usccs, parse_pool(pool["pool_file"]), record["required_qualifications"], pool["team_size"],
+                pool["load_cap"], as_of,
+            ), {"step": "dispatch", "unit": pool["unit_code"], "computing": len(usccs)})
+            teams += len(outcome.teams)
+            unstaffed += len(outcome.unstaffed)
+            with self._engine.connect() as connection:
+                done = targets.dispatched_rows(connection, step.task_id, pool["unit_code"])
+            for start in range(done, len(outcome.order), self.rows_per_page):
+                page = outcome.order[start:start + self.rows_per_page]
+                with self._engine.begin() as connection:
+                    draws.save_dispatch(connection, step.task_id, (
+                        (uscc, pool["unit_code"], outcome.teams.get(uscc), outcome.unstaffed.get(uscc))
+                        for uscc in page), at, workflow_id())
+                activity.heartbeat({"step": "dispatch", "unit": pool["unit_code"], "rows": start + len(page)})
+        with found(), self._engine.begin() as connection:
+            record.pop("dispatch_pending", None)
+            draws.save(connection, step.task_id, step.draw_seq, record=record)
         return DispatchSummary(teams=teams, unstaffed=unstaffed)
+
+    def _targets(self, task_id: str) -> list[str]:
+        """The task's targets, read a page at a time (a heartbeat each): the draw order is over all of them."""
+        usccs: list[str] = []
+        while page := self._page(task_id, usccs[-1] if usccs else None):
+            usccs += page
+            activity.heartbeat({"step": "dispatch", "targets": len(usccs)})
+        return usccs
+
+    def _page(self, task_id: str, after: str | None) -> list[str]:
+        with self._engine.connect() as connection:
+            return targets.page(connection, task_id, after, self.rows_per_page)
 
     # --- targeted entities and redraws (light) --------------------------------------------------
     @activity.defn
     @no_retry_cures
     def record_targeted(self, step: TargetedStep) -> None:
-        """A targeted entity, recorded before the freeze; the freeze keeps it in the population."""
-        with self._engine.begin() as connection:
+        """A targeted entity, recorded before the freeze; the freeze keeps it in the population.
+
+        One the frequency cap excludes (R12, R14) is inspected again only when a law requires it: refused
+        without the legal basis, kept in the population with it. Under the year's lock, as a freeze is.
+        """
+        with found(), self._engine.begin() as connection:
             if not entity_name(connection, step.uscc):
                 raise not_found(f"entity {step.uscc} in the directory")
-            draws.record_targeted(connection, step.task_id, step.uscc, step.reason, step.at)
+            if not step.legal_basis:
+                _, year = task_line(connection, step.task_id)
+                draws.lock_year(connection, year)
+                excluded = draws.cap_exclusion(connection, step.task_id, step.uscc, step.at)
+                if excluded:
+                    raise ApplicationError(
+                        f"entity {step.uscc} is excluded from task {step.task_id} by {CAP_RULES[excluded]}: it is "
+                        "inspected again only where a law, regulation or rule requires it, with that legal basis "
+                        "recorded (--legal-basis)", type="Refused", non_retryable=True)
+            draws.record_targeted(connection, step.task_id, step.uscc, step.reason, step.at, step.legal_basis)
 
     @activity.defn
     @no_retry_cures
@@ -332,6 +392,24 @@ class DrawActivities:
             publish(connection, workflow_id=workflow_id(), step="close", kind="task", at=datetime.now(timezone.utc),
                     year=year, task_id=closing.task_id, unit=line["unit"],
                     payload=public.task_closed(closing.task_id, line, selected, closing.cancelled, closing.reason))
+
+
+# How a refusal names the rule behind each exclusion a legal basis lifts (store.draws.CAP_REASONS).
+CAP_RULES = {"a_class_already_drawn": "R12 (an A-class entity another task already drew this year)",
+             "frequency_cap": "R14 (the year's frequency cap of selections)"}
+
+
+def beating(compute, details: dict, every: float = 10.0):
+    """`compute()` in a thread of its own, a heartbeat every `every` seconds until it returns: one pure step
+    over all of a task's targets (the dispatch's draw order of 120,000: about 20 s on the loaded 2-core
+    machine, longer with a larger pool) never outlives the heartbeat timeout."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        future = thread.submit(compute)
+        while True:
+            try:
+                return future.result(timeout=every)
+            except FutureTimeout:
+                activity.heartbeat(details)
 
 
 SYSTEM_APPROVER = "spotcheck"  # a redraw the rules forced, not a person's decision

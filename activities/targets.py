@@ -10,7 +10,8 @@ from activities.common import found, no_retry_cures, not_found, workflow_id
 from activities.handoff import Notifier
 from db.engine import Engine
 from domain import public
-from domain.messages.target import Alert, CheckRecorded, TargetContext, TargetStep
+from domain.messages.base import REASON_CAP
+from domain.messages.target import Alert, CheckRecorded, TargetContext, TargetStep, Withholding
 from domain.messages.task import WaitDeadline, WaitFor, WorkingDaysLater
 from domain.workdays import SHANGHAI, CalendarYearUnknown, Deadlines
 from store import draws, targets
@@ -50,6 +51,7 @@ class TargetActivities:
             teams, unstaffed = targets.current_teams(connection, step.task_id, step.uscc)
             unit = line["unit"]
             items = items_of(connection, line["items"], now)
+            marked = public.items_withholding(line.get("withheld_items") or [], REASON_CAP)
             context = TargetContext(
                 task_code=line["task_code"], unit=unit, region=region, kind=target.kind, teams=teams,
                 unstaffed_units=unstaffed, reviewers=people_with_role(connection, unit, "reviewer", now),
@@ -58,6 +60,7 @@ class TargetActivities:
                 methods=sorted({m for item in items for m in split(item["methods"])}),
                 checklist=sorted({p for item in items for p in split(item["checklist"])}),
                 reminder_at=reminder_at, window_end=window_end,
+                withholding=Withholding(**marked) if marked else None,
             )
             self._project(connection, step, stage="unstaffed" if unstaffed else "dispatched",
                           workflow_id=workflow_id())
@@ -135,6 +138,8 @@ class TargetActivities:
             targets.assign_team(connection, task_id=step.task_id, uscc=step.uscc, unit=assignment.unit,
                                 inspectors=assignment.inspectors, reason=assignment.reason, by=assignment.by,
                                 at=step.at, workflow_id=workflow_id(), step=step.step)
+            if not targets.current_teams(connection, step.task_id, step.uscc)[1]:  # every unit staffed now
+                targets.staffed(connection, step.task_id, step.uscc, step.at)
 
     @activity.defn
     @no_retry_cures

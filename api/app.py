@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import auth, field, observe, people, problems, public, targets
+from api import auth, field, observe, people, problems, public, public_site, register, targets
 from api.auth import Auth
 from runtime.context import Context
 
@@ -31,7 +31,7 @@ def create_app(ctx_factory: Callable[[], Context], *, auth_settings: Auth, evide
     app.state.metrics = observe.metrics()
     problems.install(app)
     observe.install(app)
-    for router in (auth.router, people.router, targets.router, public.router):
+    for router in (auth.router, people.router, targets.router, register.router, public.router):
         app.include_router(router, prefix=BASE)
 
     @app.get("/healthz", tags=["operations"])
@@ -43,5 +43,6 @@ def create_app(ctx_factory: Callable[[], Context], *, auth_settings: Auth, evide
         return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     field.mount(app)  # the field app at /app
+    public_site.mount(app)  # the public site's pages at /public, as `public build` writes them
 
     return app

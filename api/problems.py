@@ -8,13 +8,23 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from temporalio.service import RPCError, RPCStatusCode
 
 from service import errors, identity
 
 TYPE = "https://spotcheck.invalid/problems/"  # problem types are named, not dereferenced
 TITLES = {400: "malformed request", 401: "not authenticated", 403: "forbidden", 404: "not found",
           405: "method not allowed", 409: "conflict", 413: "too large", 415: "unsupported media type",
-          422: "invalid fields", 429: "too many attempts", 500: "internal error"}
+          422: "invalid fields", 429: "too many attempts", 500: "internal error",
+          503: "temporarily unavailable"}
+# Temporal busy or unreachable for the moment: the request may be sent again as it was (under its key).
+_TRANSIENT = (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED)
+
+
+def _transient(error: RPCError) -> bool:
+    """The client's own deadline lapsing reads CANCELLED "Timeout expired" (a query to a busy worker does)."""
+    return error.status in _TRANSIENT or (error.status == RPCStatusCode.CANCELLED
+                                          and "timeout expired" in error.message.lower())
 _log = structlog.get_logger("api")
 
 
@@ -69,6 +79,10 @@ def from_error(error: Exception) -> Problem:
             return Problem(409, error.reason, rule=error.rule)
         case identity.UnknownUser():
             return Problem(404, error.reason, rule=error.rule)
+        case RPCError() if _transient(error):
+            return Problem(503, "the workflow service did not answer in time; send the request again (under the "
+                           "same Idempotency-Key it takes effect once)", rule="unavailable",
+                           headers={"Retry-After": "5"})
     raise error
 
 
@@ -94,6 +108,10 @@ def install(app: FastAPI) -> None:
         fields = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in error.errors()]
         detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return await _problem(request, Problem(422, detail, rule="invalid", errors=fields))
+
+    @app.exception_handler(RPCError)
+    async def _temporal(request: Request, error: RPCError):
+        return await (_service(request, error) if _transient(error) else _crash(request, error))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, error: HTTPException):

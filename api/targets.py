@@ -1,4 +1,5 @@
-"""One target: its status, the field signals, the check (with evidence), the result, the review, an assignment."""
+"""One target: its status, the field signals, the check (with evidence), the result, the review, an assignment,
+the re-check of an order."""
 from __future__ import annotations
 
 import hashlib
@@ -59,6 +60,11 @@ class ReviewBody(Strict):
         return self
 
 
+class RecheckBody(Strict):
+    passed: bool
+    note: str = Field("", max_length=4000)
+
+
 class Assignment(Strict):
     unit: str = Field(max_length=32)
     inspectors: list[str] = Field(min_length=1, max_length=20)
@@ -67,9 +73,9 @@ class Assignment(Strict):
                                                                   " (recorded with the reason)")
 
 
-def _outcome(task_id: str, uscc: str, outcome: targets.Outcome) -> tuple[int, dict]:
-    return 200, {"task_id": task_id, "uscc": uscc, "accepted": outcome.accepted,
-                 "already_recorded": outcome.already_recorded, "message": outcome.message}
+def outcome(task_id: str, uscc: str, done: targets.Outcome) -> tuple[int, dict]:
+    return 200, {"task_id": task_id, "uscc": uscc, "accepted": done.accepted,
+                 "already_recorded": done.already_recorded, "message": done.message}
 
 
 @router.get("")
@@ -82,8 +88,8 @@ async def show(request: Request, task_id: str, uscc: str, me: Me) -> dict:
 async def _field_signal(request: Request, task_id: str, uscc: str, me: Actor, kind: str):
     require(access.may_act_on_target(me, (await target(request, me, task_id, uscc, "inspector")).target.team))
 
-    async def work(_key):
-        message = await targets.field_signal(request.app.state.ctx, me, task_id, uscc, kind)
+    async def work(key):
+        message = await targets.field_signal(request.app.state.ctx, me, task_id, uscc, kind, request_key=key)
         return 202, {"task_id": task_id, "uscc": uscc, "signal": kind, "message": message}
     return await mutation(request, me, {"signal": kind}, work)
 
@@ -108,7 +114,7 @@ async def check(request: Request, task_id: str, uscc: str, me: Me, body: Check):
                       errors=[{"field": f, "message": "no uploaded file with this digest"} for f in missing])
 
     async def work(key):
-        return _outcome(task_id, uscc, await targets.record_check(
+        return outcome(task_id, uscc, await targets.record_check(
             request.app.state.ctx, me, task_id, uscc, members=body.members, method=body.method,
             certificates_shown=body.certificates_shown, request_key=key,
             evidence=[f"evidence:{e.sha256}/{quote(e.name, safe='')}#{e.sha256}" for e in body.evidence]))
@@ -159,7 +165,7 @@ async def result(request: Request, task_id: str, uscc: str, me: Me, body: Result
     require(access.may_act_on_target(me, (await target(request, me, task_id, uscc, "inspector")).target.team))
 
     async def work(key):
-        return _outcome(task_id, uscc, await targets.enter_result(
+        return outcome(task_id, uscc, await targets.enter_result(
             request.app.state.ctx, me, task_id, uscc, category=body.category, findings=body.findings,
             note=body.note, request_key=key))
     return await mutation(request, me, body.model_dump(), work)
@@ -171,10 +177,21 @@ async def review(request: Request, task_id: str, uscc: str, me: Me, body: Annota
     require(access.may_review(me, seen.unit, seen.team))
 
     async def work(key):
-        return _outcome(task_id, uscc, await targets.review_result(
+        return outcome(task_id, uscc, await targets.review_result(
             request.app.state.ctx, me, task_id, uscc, approve=body.approve is not None, note=body.return_ or "",
             request_key=key))
     return await mutation(request, me, body.model_dump(by_alias=True), work)
+
+
+@router.post("/recheck")
+async def recheck(request: Request, task_id: str, uscc: str, me: Me, body: RecheckBody):
+    """The team's re-check of an order (correction or publication), once the follow-up waits for it."""
+    require(access.may_act_on_target(me, (await target(request, me, task_id, uscc, "inspector")).target.team))
+
+    async def work(key):
+        return outcome(task_id, uscc, await targets.record_recheck(
+            request.app.state.ctx, me, task_id, uscc, passed=body.passed, note=body.note, request_key=key))
+    return await mutation(request, me, body.model_dump(), work)
 
 
 @router.post("/assign")
@@ -186,7 +203,7 @@ async def assign(request: Request, task_id: str, uscc: str, me: Me, body: Assign
     require(access.may_assign(me, body.unit, seen.units_above[body.unit]))
 
     async def work(key):
-        return _outcome(task_id, uscc, await targets.assign_team(
+        return outcome(task_id, uscc, await targets.assign_team(
             request.app.state.ctx, me, task_id, uscc, unit=body.unit, inspectors=body.inspectors,
             reason=body.reason, load_cap_override=body.load_cap_override, request_key=key))
     return await mutation(request, me, body.model_dump(), work)

@@ -74,13 +74,15 @@ def xact_commits(admin_url: str, name: str) -> int:
     return int(n or 0)
 
 
-def prepare_directories(engine, entities: int) -> list[str]:
-    """The example directories (units, items, inspectors, entities) plus `entities` synthetic entities in force."""
+def prepare_directories(engine, entities: int, examples: bool = True) -> list[str]:
+    """The example directories (units, items, inspectors, entities; unless imported already) plus `entities`
+    synthetic entities in force."""
     from domain.uscc import make_uscc
     from service.imports import import_examples
 
     now = datetime.now(timezone.utc)
-    import_examples(engine, now=now - timedelta(days=2))
+    if examples:
+        import_examples(engine, now=now - timedelta(days=2))
     usccs = [make_uscc(f"93360202{i:09d}") for i in range(entities)]
     rows = [dict(uscc=u, name=f"景德镇市昌江区压测合作社第{i}号", subject_type="cooperative", region="360202",
                  industry="A0111", risk_class="B", status="active", address=f"昌江区压测路{i}号", labels="",

@@ -1,6 +1,6 @@
 """Province scale (issue 14): N entities (default 4,000,000), one task over all of them, freeze and draw.
 
-    .venv/bin/python bench/province.py [--entities N] [--admin-url URL] [--keep] [--dispatch [--max-cached M]]
+    .venv/bin/python bench/province.py [--entities N] [--admin-url URL] [--keep] [--dispatch [--max-cached M] [--probes P]]
 
 In a fresh PostgreSQL database of its own: the example directories, then N synthetic entities
 (valid USCCs, the demo's class mix) imported through the CLI's import path
@@ -14,13 +14,18 @@ random())). Reported: each time, the ratio of freeze + draw to the naive draw, p
 process (the activities' worker), the bytes a draw stores (its draw_selection rows and indexes)
 beside the entities table's size. Last line key=value.
 
---dispatch adds the dispatch of the drawn targets (the dispatch activity, timed in this process) and
-their workflows' start on a dev server (WorkflowEnvironment.start_local) through one real worker
-process (bench/harness.py: runtime.client.build_worker, max_cached_workflows=--max-cached, default
-10,000, fewer than the targets): the task workflow started where dispatch leaves it pages its
-targets from the database and starts them, continuing as new every 500 starts. Reported: targets
-started per second (the task's start to its `started` count reaching the total, by its status
-query), the runs of the task's chain and the longest in events, the worker's peak RSS.
+--dispatch adds the dispatch of the drawn targets (the dispatch activity, timed in this process, its
+heartbeats counted) and their workflows' start on one dev server (WorkflowEnvironment.start_local), first
+through one real worker process (bench/harness.py: runtime.client.build_worker, max_cached_workflows=
+--max-cached, default 10,000; give fewer than the targets), then a task of as many targets seeded as the
+dispatch leaves one (harness.seed_task) through two worker processes on a fresh queue. The task workflow
+started where dispatch leaves it starts its targets by activities in shards. Reported per phase: targets
+started per second (the task's start to its status saying all started), targets opened per second (to
+every target's projection row naming its workflow: its first run done), the runs of the task's chain and
+the longest in events, the workers' peak RSS, CPU milliseconds per target of the dev server, the workers
+and PostgreSQL (what bounds the rate); for one worker, p50/p99 of an update (a re-check no order waits
+for, refused by the validator: no event) sent to the --probes targets opened first, long evicted, then at
+once to the same ones, now cached; and two workers' opened/s over one's (`two_workers_speedup`).
 
 Not measured here: the task's own announce-to-dispatch path on a server (its working-day windows).
 """
@@ -123,42 +128,110 @@ def naive_draw(engine) -> float:
         return time.perf_counter() - start
 
 
-async def start_targets(url: str, run: TaskRun, max_cached: int, folder: Path) -> dict:
-    """The task workflow, from where dispatch leaves it, on a dev server through one real worker process."""
+async def start_phase(env, url: str, run: TaskRun, workers: int, max_cached: int, folder: Path, probes: int) -> dict:
+    """The task workflow, from where dispatch leaves it, through `workers` real worker processes on one queue:
+    until its status says every target is started, and until every target has opened (its projection row
+    names its workflow). Then, with `probes` > 0, the update latencies of targets long evicted and just touched."""
+    from sqlalchemy import text as sql
+
+    from workflows.common import task_workflow_id
+    from workflows.task import InspectionTaskWorkflow
+
+    engine = make_engine(url)
+    total = run.progress.targets_total
+    queue = f"province-{uuid.uuid4().hex[:6]}"
+    procs = [harness.start_worker("real", env.client.service_client.config.target_host, queue,
+                                  folder / f"worker-{queue}-{n}.log", database_url=url,
+                                  outbox=folder / "outbox.jsonl", max_cached=max_cached) for n in range(workers)]
+    opened_sql = sql("SELECT count(*) FROM targets WHERE task_id = :t AND workflow_id <> ''")
+    server = harness.dev_server_pid(env.client.service_client.config.target_host.rsplit(":", 1)[1])
+    meter = harness.CpuMeter({"server": server, **{f"worker{n}": p.worker_pid for n, p in enumerate(procs)}},
+                             DEFAULT_ADMIN_URL, url.rsplit("/", 1)[1])
+    try:
+        meter.start()
+        start = time.perf_counter()
+        handle = await env.client.start_workflow(InspectionTaskWorkflow.run, run, id=task_workflow_id(run.task_id),
+                                                 task_queue=queue)
+        start_s = open_s = None
+        while open_s is None:
+            await asyncio.sleep(0.5)
+            if start_s is None:
+                try:  # a query may meet a run that is just continuing as new: asked again
+                    if (await env.client.get_workflow_handle(handle.id).query(InspectionTaskWorkflow.status)).started >= total:
+                        start_s = time.perf_counter() - start
+                except Exception:  # noqa: BLE001
+                    pass
+            with engine.connect() as connection:
+                if connection.execute(opened_sql, {"t": run.task_id}).scalar() >= total and start_s is not None:
+                    open_s = time.perf_counter() - start
+        cpu = meter.stop()
+        latencies = await update_latencies(env.client, engine, run.task_id, probes) if probes else {}
+        runs = await harness.chain_lengths(env.client, handle.id)
+        peak = max(harness.rss_kb(proc.worker_pid)[1] for proc in procs)
+    finally:
+        for proc in procs:
+            harness.stop_process(proc)
+        engine.dispose()
+    return dict(targets=total, start_s=round(start_s, 1), started_per_s=round(total / start_s, 1),
+                open_s=round(open_s, 1), opened_per_s=round(total / open_s, 1), task_runs=len(runs),
+                task_max_events=max(runs), worker_peak_rss_mb=round(peak / 1024),
+                # where the time goes: CPU per target opened, of the dev server, the workers, PostgreSQL
+                server_cpu_ms=round(1000 * cpu["server"] / total, 1),
+                workers_cpu_ms=round(1000 * sum(v for k, v in cpu.items() if k.startswith("worker")) / total, 1),
+                postgres_cpu_ms=round(1000 * cpu["postgres"] / total, 1), **latencies)
+
+
+async def update_latencies(client, engine, task_id: str, probes: int) -> dict:
+    """p50/p99 of an update answered by a target's validator (a re-check no order waits for: refused, no
+    event): first to the `probes` targets opened earliest, long evicted from a cache smaller than the open
+    targets (each answered after a replay of its short run), then at once to the same ones, now cached."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from domain.messages.target import Recheck
+    from workflows.common import target_workflow_id
+    from workflows.target import TargetInspectionWorkflow
+
+    with engine.connect() as connection:
+        earliest = [r.uscc for r in connection.execute(text(
+            "SELECT uscc FROM targets WHERE task_id = :t ORDER BY updated_at, uscc LIMIT :n"), {"t": task_id, "n": probes})]
+
+    async def probe(uscc: str) -> float:
+        handle = client.get_workflow_handle(target_workflow_id(task_id, uscc))
+        begin = time.perf_counter()
+        try:
+            await handle.execute_update(TargetInspectionWorkflow.record_recheck, Recheck(inspector="probe", passed=True))
+            raise AssertionError(f"{uscc}: a re-check with no order was accepted")
+        except WorkflowUpdateFailedError:
+            return time.perf_counter() - begin
+
+    def quantiles(name: str, seconds: list[float]) -> dict:
+        ordered = sorted(seconds)
+        pick = lambda q: round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)  # noqa: E731
+        return {f"{name}_p50_ms": pick(0.5), f"{name}_p99_ms": pick(0.99)}
+
+    evicted = [await probe(uscc) for uscc in earliest]
+    cached = [await probe(uscc) for uscc in earliest]
+    return {**quantiles("evicted_update", evicted), **quantiles("cached_update", cached)}
+
+
+async def start_targets(url: str, drawn: TaskRun, seeded: TaskRun, max_cached: int, folder: Path, probes: int) -> dict:
+    """One dev server: the drawn task through one worker process (with the update probes), then a task of as
+    many targets seeded as dispatch leaves one (bench/harness.seed_task) through two: the speed-up."""
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
-    from workflows.common import SEARCH_ATTRIBUTES, task_workflow_id
-    from workflows.task import InspectionTaskWorkflow
+    from workflows.common import SEARCH_ATTRIBUTES
 
-    total = run.progress.targets_total
     async with await WorkflowEnvironment.start_local(
             data_converter=pydantic_data_converter, search_attributes=list(SEARCH_ATTRIBUTES),
             dev_server_existing_path=str(Path(sys.executable).parent / "temporal")) as env:
-        queue = f"province-{uuid.uuid4().hex[:6]}"
-        worker = harness.start_worker("real", env.client.service_client.config.target_host, queue,
-                                      folder / "worker.log", database_url=url, outbox=folder / "outbox.jsonl",
-                                      max_cached=max_cached)
-        try:
-            rss_before, _ = harness.rss_kb(worker.worker_pid)
-            start = time.perf_counter()
-            handle = await env.client.start_workflow(InspectionTaskWorkflow.run, run, id=task_workflow_id(run.task_id),
-                                                     task_queue=queue)
-            started = 0
-            while started < total:
-                await asyncio.sleep(1)
-                try:  # the chain's latest run: a query may meet a run that is just continuing as new
-                    started = (await env.client.get_workflow_handle(handle.id).query(InspectionTaskWorkflow.status)).started
-                except Exception:  # noqa: BLE001 - asked again a second later
-                    continue
-            start_s = time.perf_counter() - start
-            runs = await harness.chain_lengths(env.client, handle.id)
-            _, peak = harness.rss_kb(worker.worker_pid)
-        finally:
-            harness.stop_process(worker)
-    return dict(targets_started=total, start_s=round(start_s, 1), started_per_s=round(total / start_s, 1),
-                task_runs=len(runs), task_max_events=max(runs), max_cached=max_cached,
-                worker_rss_before_mb=round(rss_before / 1024), worker_peak_rss_mb=round(peak / 1024))
+        one = await start_phase(env, url, drawn, 1, max_cached, folder, probes)
+        print(f"one worker: {one}", flush=True)
+        two = await start_phase(env, url, seeded, 2, max_cached, folder, 0)
+        print(f"two workers: {two}", flush=True)
+    return {**{f"start_{k}": v for k, v in one.items()}, "two_workers_opened_per_s": two["opened_per_s"],
+            "two_workers_started_per_s": two["started_per_s"], "two_workers_peak_rss_mb": two["worker_peak_rss_mb"],
+            "two_workers_speedup": round(two["opened_per_s"] / one["opened_per_s"], 2), "max_cached": max_cached}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database (default: dropped at the end)")
     parser.add_argument("--dispatch", action="store_true", help="dispatch the drawn targets and start their workflows")
     parser.add_argument("--max-cached", type=int, default=10_000, help="the worker's max_cached_workflows (--dispatch)")
+    parser.add_argument("--probes", type=int, default=100, help="targets probed by an update, evicted then cached")
     args = parser.parse_args(argv)
     url, name = create_database(args.admin_url)
     engine = make_engine(url)
@@ -213,15 +287,19 @@ def main(argv: list[str] | None = None) -> int:
                 population_rows = connection.execute(text("SELECT pg_total_relation_size('draw_population')")).scalar()
             started = {}
             if args.dispatch:
+                beats[:] = []
                 dispatched, dispatch_s = timed(env.run, activities.dispatch, step)
                 print(f"dispatch {dispatch_s:.2f} s ({dispatched.teams} teams, {dispatched.unstaffed} unstaffed)",
                       flush=True)
+                total = drawn.selected + drawn.targeted
                 run = TaskRun(task_id=task_id, plan_code=plan.plan_code, plan_year=plan.year, unit=plan.tasks[0].unit,
-                              progress=TaskProgress(stage=Stage.DISPATCHED,
-                                                    targets_total=drawn.selected + drawn.targeted))
-                started = asyncio.run(start_targets(url, run, args.max_cached, Path(folder)))
-                print(f"targets started: {started}", flush=True)
-                started = dict(dispatch_s=round(dispatch_s, 2), **started)
+                              progress=TaskProgress(stage=Stage.DISPATCHED, targets_total=total))
+                code2, task2, year2 = harness.seed_task(engine, harness.prepare_directories(engine, total, examples=False),
+                                                        uuid.uuid4().hex[:6].upper())
+                seeded = TaskRun(task_id=task2, plan_code=code2, plan_year=year2, unit=harness.UNIT,
+                                 progress=TaskProgress(stage=Stage.DISPATCHED, targets_total=total))
+                started = asyncio.run(start_targets(url, run, seeded, args.max_cached, Path(folder), args.probes))
+                started = dict(dispatch_s=round(dispatch_s, 2), dispatch_heartbeats=len(beats), **started)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         figures = dict(
             entities=args.entities, population=freeze.population, selected=drawn.selected,

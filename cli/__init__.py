@@ -15,7 +15,7 @@ import traceback
 
 from temporalio.service import RPCError
 
-from cli import api, draws, login, ops, plans, projection, public, register, targets, tasks, users
+from cli import api, approvals, draws, login, ops, plans, projection, public, register, targets, tasks, users
 from cli.common import EXIT_FAILED, EXIT_REFUSED, UsageError, Verbs, fail, for_stderr
 from db.engine import DatabaseUnavailable
 from domain.plan import PlanInvalid
@@ -53,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
     tasks.register(verbs)
     targets.register_signals(verbs)
     draws.register(verbs)
+    approvals.register(verbs)
     targets.register_assign(verbs)
     draws.register_dispatch_export(verbs)
     targets.register(verbs)

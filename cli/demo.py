@@ -1,8 +1,10 @@
 """`spotcheck demo` (`make demo`): one year, end to end, on the embedded defaults.
 
 Starts the embedded Temporal server and a worker unless ours are running, imports the sample
-directories, starts the plan (dated today, fixed plan code) and plays the inspectors and the
-reviewers through the same update path a person uses. Working days last a few seconds here
+directories, makes the directory's people users, starts the plan (dated today, fixed plan code) and
+plays the inspectors and the reviewers through the HTTP API (`spotcheck api`, started for the run):
+each logs in with their password and sends their own steps, so the histories name who authenticated.
+The operator's steps (plan, draws, archive) stay on the command path. Working days last a few seconds here
 (SPOTCHECK_DEMO_WORKDAY_SECONDS, read only by the deadline computation), so reminders, an
 escalation and a late publication happen while you watch. A second run finds the finished plan
 and prints its summary again.
@@ -20,28 +22,30 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from activities.archive import archive_pass
+from cli.demo_api import DemoStopped, People, api_server
 from db.engine import make_engine, migrate
 from domain.access import Actor
 from domain.categories import ORDER_KINDS, category
 from domain.messages.archiver import ArchiveBatch, ArchiveSummary
 from domain.messages.plan import PlanRun
-from domain.messages.target import CheckRecord, Recheck, ResultEntry, Review, TargetStatus
+from domain.messages.target import TargetStatus
 from domain.stages import Stage
 from domain.workdays import SHANGHAI
-from read.archive import verify_chain
+from read.archive import human_steps, verify_chain
 from read.metrics import unit_line, year_summary
 from runtime import config
 from runtime.client import connect
+from runtime.codec import codec_for
 from runtime.examples import shifted_plan
 from runtime.server import server_running, start_server_background
 from service import identity
 from service.errors import Refused
 from service.imports import import_examples
-from service.targets import send
 from service.targets import status as target_status
 from store import directory
 from store import targets as targets_store
@@ -83,54 +87,73 @@ def role_for(task_id: str, uscc: str, index: int) -> Role:
 
 
 class Demo:
-    def __init__(self, client: Client, engine, out) -> None:
-        self.client, self.engine, self.out = client, engine, out
+    def __init__(self, client: Client, engine, out, people: People) -> None:
+        self.client, self.engine, self.out, self.people = client, engine, out, people
         self.refusals = 0
-        self.done: set[tuple[str, str]] = set()
+        self.done: set[tuple[str, str, str]] = set()  # the steps this run has sent
 
     async def play(self, task_id: str, uscc: str, role: Role) -> None:
         """One target's people: the team checks and enters, the reviewer reviews, the team re-checks orders."""
         while True:
-            status = await target_status(self.client, task_id, uscc)
-            if status.stage == Stage.CLOSED:
-                return
             try:
+                status = await target_status(self.client, task_id, uscc)
+                if status.stage == Stage.CLOSED:
+                    return
                 if not await self.step(task_id, uscc, role, status):
                     await asyncio.sleep(0.5)
             except Refused as refused:  # a race with the workflow's own progress: look again
                 self.refusals += 1
                 self.out(f"  (refused, retrying: {refused})")
                 await asyncio.sleep(0.5)
+            except RPCError as error:  # a query timing out while the machine is busy: look again
+                self.out(f"  (Temporal: {error.message}; retrying {uscc} in {task_id})")
+                await asyncio.sleep(2)
 
     async def step(self, task_id: str, uscc: str, role: Role, status: TargetStatus) -> bool:
+        """One person's next step on the target, sent as that person through the API; False: nothing to do yet.
+        The team lead accepts, arrives and records the check, the teammate enters the result, the unit's
+        reviewer reviews, the lead re-checks an order."""
         team = sorted({i for t in status.teams for i in t.inspectors})
+        lead, mate = team[0], team[-1]
         if status.stage == Stage.DISPATCHED:
+            await self.act(lead, task_id, uscc, "accept", status, once=True)
             if role.wait_for and not self.alerted(task_id, uscc, role.wait_for):
                 return False
             method = status.methods[0]
-            await send(self.client, task_id, uscc, "check",
-                       CheckRecord(inspectors=team, method=method, certificates_shown=method == "onsite"))
+            if method == "onsite":
+                await self.act(lead, task_id, uscc, "arrive", status, once=True)
+            await self.act(lead, task_id, uscc, "check", status,
+                           {"members": team, "method": method, "certificates_shown": method == "onsite"})
         elif status.stage == Stage.CHECKED:
             note = "经营场所已变更用途" if category(role.category).needs_note else ""
-            await send(self.client, task_id, uscc, "result", ResultEntry(
-                inspector=team[0], category=role.category, note=note,
-                findings={p: "fail" if category(role.category).problem and n == 0 else "pass"
-                          for n, p in enumerate(status.checklist)}))
+            await self.act(mate, task_id, uscc, "result", status, {
+                "category": role.category, "note": note,
+                "findings": {p: "fail" if category(role.category).problem and n == 0 else "pass"
+                             for n, p in enumerate(status.checklist)}})
         elif status.stage == Stage.ENTERED:
             if role.slow_review and not self.alerted(task_id, uscc, "publication-escalation"):
                 return False
             back = role.returned_once and status.returns == 0
-            await send(self.client, task_id, uscc, "review", Review(
-                reviewer=status.reviewers[0], approve=not back, note="请补充现场照片" if back else ""))
+            await self.act(status.reviewers[0], task_id, uscc, "review", status,
+                           {"return": "请补充现场照片"} if back else {"approve": True})
         elif status.stage == Stage.FOLLOW_UP and status.result and status.follow_up:
             kind = category(status.result.category).follow_up
             if kind in ORDER_KINDS and status.follow_up.endswith("/follow-up"):
-                await send(self.client, task_id, uscc, "recheck",
-                           Recheck(inspector=team[0], passed=role.recheck_passes))
+                await self.act(lead, task_id, uscc, "recheck", status, {"passed": role.recheck_passes})
             return False
         else:
             return False
         return True
+
+    async def act(self, person: str, task_id: str, uscc: str, step: str, status: TargetStatus,
+                  body: dict | None = None, once: bool = False) -> None:
+        """The Idempotency-Key names the target, the step and (unless the step happens `once`) how far the target
+        has come, so a step resent after a lost answer, or by a resumed demo, takes effect once."""
+        where = "" if once else f"/{status.returns}/{status.commands}"
+        if (task_id, uscc, step + where) in self.done:
+            return
+        await self.people.act(person, task_id, uscc, step, f"demo/{task_id}/{uscc}/{step}{where}", body)
+        self.done.add((task_id, uscc, step + where))
 
     def alerted(self, task_id: str, uscc: str, step: str) -> bool:
         with self.engine.connect() as connection:
@@ -145,7 +168,7 @@ class Demo:
                 f" | reminders={alerts.get('reminder', 0)} escalations={alerts.get('escalation', 0)}")
 
 
-class WorkerDied(RuntimeError):
+class WorkerDied(DemoStopped):
     pass
 
 
@@ -221,7 +244,8 @@ async def run_demo(settings: config.Settings, json_output: bool = False) -> int:
     else:
         out(f"plan {PLAN_CODE} already ran ({state.name.lower()}): its summary again")
     if state in (None, WorkflowExecutionStatus.RUNNING):
-        await drive(client, engine, out, lambda: worker_alive(settings))
+        async with api_server(settings.data_dir, out) as base, httpx.AsyncClient(base_url=base, timeout=60) as http:
+            await drive(client, engine, out, lambda: worker_alive(settings), People(http, PEOPLE_PASSWORD, out))
         # The hourly archive schedule would get there too; the demo archives at once so the summary is whole.
         archived = ArchiveSummary()
         while True:
@@ -233,6 +257,7 @@ async def run_demo(settings: config.Settings, json_output: bool = False) -> int:
         summary = year_summary(connection, PLAN_CODE)
     summary["web_ui"] = settings.ui_address
     summary["archive"] = verify_chain(engine).as_json()
+    summary["human_steps"] = human_steps(engine, codec_for(settings)).as_json()
     if json_output:
         print(json.dumps(summary, ensure_ascii=False, default=str, indent=1))
     else:
@@ -240,8 +265,8 @@ async def run_demo(settings: config.Settings, json_output: bool = False) -> int:
     return 0
 
 
-async def drive(client: Client, engine, out, worker_ok) -> None:
-    demo = Demo(client, engine, out)
+async def drive(client: Client, engine, out, worker_ok, people: People) -> None:
+    demo = Demo(client, engine, out, people)
     handle = client.get_workflow_handle_for(AnnualPlanWorkflow.run, plan_workflow_id(PLAN_CODE))
     players: dict[tuple[str, str], asyncio.Task] = {}
     plan_done = asyncio.ensure_future(handle.result())
@@ -252,6 +277,8 @@ async def drive(client: Client, engine, out, worker_ok) -> None:
         for index, (task_id, uscc) in enumerate(opened):
             if (task_id, uscc) not in players:
                 players[(task_id, uscc)] = asyncio.ensure_future(demo.play(task_id, uscc, role_for(task_id, uscc, index)))
+        if failed := next((p for p in players.values() if p.done() and p.exception()), None):
+            raise failed.exception()  # a target nobody plays any more would keep the year open for ever
         if time.monotonic() - last > 3:
             out(f"  {demo.progress()}")
             last = time.monotonic()
@@ -261,6 +288,14 @@ async def drive(client: Client, engine, out, worker_ok) -> None:
         await asyncio.wait([plan_done], timeout=1)
     await plan_done
     out(f"  {demo.progress()}")
+
+
+def human_steps_line(steps: dict) -> str:
+    """Who acted, as the archived histories record it: the demo's people log in with their passwords."""
+    api = steps.get("password", {"steps": 0, "people": 0})
+    others = [f"{v['steps']} by {v['people']} ({method})" for method, v in steps.items() if method != "password"]
+    return (f"human steps through the API: {api['steps']} by {api['people']} people, each recorded as the person "
+            "who logged in (method password)" + (f"; by other doors: {', '.join(others)}" if others else ""))
 
 
 def render(s: dict) -> str:
@@ -280,6 +315,7 @@ def render(s: dict) -> str:
           for name, v in m.items() if isinstance(v, dict)),
         "metrics per unit (a task counts for its lead unit):",
         *(f"  {unit:<14} {unit_line(figures)}" for unit, figures in s["metrics_by_unit"].items()),
+        human_steps_line(s["human_steps"]),
         f"history archive: {s['archive']['entries']} entries, hash chain "
         + ("verified" if s["archive"]["ok"] else f"BROKEN: {s['archive']['broken']}"),
         f"Web UI: {s['web_ui']}/namespaces/default/workflows  (query: WorkflowId STARTS_WITH 'task/')"

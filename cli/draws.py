@@ -1,24 +1,25 @@
 """The verifiable draw: `draw target|redraw|entropy|export|verify` and `dispatch export`."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
-from cli.common import EXIT_FAILED, UsageError, Verbs, draw_seq, emit, operator, output_path
+from cli.common import EXIT_FAILED, UsageError, Verbs, draw_seq, emit, operator, output_path, person
 from read.audit_package import export_dispatch, export_draw, report_json, verify_against_database, verify_from_files
 from runtime.progress import progress
-from service import draws
+from service import approvals, draws
 
 
 async def cmd_draw_target(args, ctx):
     message = await draws.add_targeted_entity(ctx, operator(), args.task_id,
-                                              args.uscc, args.reason)
-    emit(args, {"task_id": args.task_id, "uscc": args.uscc, "message": message}, message)
+                                              args.uscc, args.reason, args.legal_basis)
+    emit(args, {"task_id": args.task_id, "uscc": args.uscc, "legal_basis": args.legal_basis, "message": message},
+         message)
 
 
 async def cmd_draw_redraw(args, ctx):
-    message = await draws.redraw(ctx, operator(args.approver), args.task_id, reason=args.reason,
-                                 approver=args.approver)
-    emit(args, {"task_id": args.task_id, "message": message}, message)
+    requested = await approvals.request_redraw(ctx, person(ctx), args.task_id, reason=args.reason)
+    emit(args, asdict(requested), requested.message)
 
 
 async def cmd_draw_entropy(args, ctx):
@@ -74,10 +75,13 @@ def register(verbs: Verbs) -> None:
     p.add_argument("task_id")
     p.add_argument("uscc")
     p.add_argument("--reason", required=True)
-    p = verbs.add("draw", "redraw", cmd_draw_redraw, "a redraw, only before dispatch")
+    p.add_argument("--legal-basis", metavar="TEXT", help="the law, regulation or rule requiring the inspection: "
+                   "needed for an entity the frequency cap excludes (R12: an A-class entity already drawn this "
+                   "year; R14); recorded for auditors, never published")
+    p = verbs.add("draw", "redraw", cmd_draw_redraw, "ask for a redraw, only before dispatch (a planner of the plan's "
+                  "unit, logged in); a supervisor carries it out with `spotcheck approve`")
     p.add_argument("task_id")
     p.add_argument("--reason", required=True)
-    p.add_argument("--approver", required=True)
     p = verbs.add("draw", "entropy", cmd_draw_entropy, "enter the announced entropy value")
     p.add_argument("task_id")
     p.add_argument("value")

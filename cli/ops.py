@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import worker
 from cli.common import EXIT_FAILED, UsageError, Verbs, emit, fail, operator
-from cli.demo import WorkerDied, run_demo
+from cli.demo import run_demo
+from cli.demo_api import DemoStopped
 from runtime import logs
 from runtime.codec import codec_for
 from runtime.codec_server import DEFAULT_CORS_ORIGIN, CodecServer
@@ -68,7 +69,7 @@ async def cmd_archive_schedule(args, ctx):
 def cmd_demo(args, ctx):
     try:
         return asyncio.run(run_demo(ctx.settings, json_output=args.json))
-    except WorkerDied as error:
+    except DemoStopped as error:  # the worker or the API stopped: say so, no traceback
         fail(args, str(error))
         return EXIT_FAILED
 

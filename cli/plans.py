@@ -1,14 +1,15 @@
 """Directories and the annual plan: `import`, `plan start|adjust|schedule`."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cli.common import UsageError, Verbs, emit, operator
+from cli.common import UsageError, Verbs, emit, operator, person
 from domain.plan import PlanInvalid
 from runtime.progress import progress
-from service import plans
+from service import approvals, plans
 from service.imports import import_directory
 
 
@@ -36,14 +37,11 @@ async def cmd_plan_start(args, ctx):
                                           else "already started; not started twice"))
 
 
-async def cmd_plan_adjust(args, ctx):
+def cmd_plan_adjust(args, ctx):
     add_task = (Path(args.add_task).read_bytes(), args.add_task) if args.add_task else None
-    done = await plans.adjust_plan(ctx, operator(args.approver), args.plan,
-                                   reason=args.reason, approver=args.approver, add_task=add_task,
-                                   cancel_task=args.cancel_task)
-    data = {"plan_code": args.plan, "adjustment": done.adjustment.kind, "task_id": done.adjustment.task_id}
-    data |= {"already_recorded": True} if done.already_recorded else {"message": done.message}
-    emit(args, data, done.message)
+    requested = approvals.request_adjustment(ctx, person(ctx), args.plan, reason=args.reason, add_task=add_task,
+                                             cancel_task=args.cancel_task)
+    emit(args, asdict(requested), requested.message)
 
 
 async def cmd_plan_schedule(args, ctx):
@@ -70,13 +68,13 @@ def register(verbs: Verbs) -> None:
     p.add_argument("file")
     p.add_argument("--allow-past", action="store_true",
                    help="accept tasks whose window has already ended (a past year entered for the record)")
-    p = verbs.add("plan", "adjust", cmd_plan_adjust, "a published adjustment (R5)")
+    p = verbs.add("plan", "adjust", cmd_plan_adjust, "ask for a published adjustment (R5; a planner of the plan's "
+                  "unit, logged in); a supervisor carries it out with `spotcheck approve`")
     p.add_argument("plan")
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--add-task", metavar="FILE.json")
     action.add_argument("--cancel-task", metavar="TASK_ID")
     p.add_argument("--reason", required=True)
-    p.add_argument("--approver", required=True)
     p = verbs.add("plan", "schedule", cmd_plan_schedule, "create or update the yearly Schedule annual-plan")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--template", metavar="NAME", help="a template stored before (with --file NAME.json); "

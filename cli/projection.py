@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from cli.common import EXIT_FAILED, Verbs, emit, shown, year
 from read.archive import HistoryArchive
-from read.projection import EXCLUDED, UNDETERMINED, rebuild
+from read.projection import EXCLUDED, LEFT_OUT, PRESENCE, UNDETERMINED, rebuild
 from runtime.client import deadlines_for
 
 
@@ -14,7 +14,11 @@ async def cmd_projection_rebuild(args, ctx):
              f"{outcome.replayed} activities replayed into a fresh schema",
              "compared: " + ", ".join(f"{t} ({n} rows)" for t, n in outcome.rows.items()),
              "not compared: " + "; ".join(f"{t}.{c} ({why})" for t, columns in EXCLUDED.items()
-                                         for c, why in columns.items())]
+                                         for c, why in columns.items()),
+             "compared as present or not: " + "; ".join(f"{t}.{c} ({why})" for t, columns in PRESENCE.items()
+                                                        for c, why in columns.items()),
+             "rows not compared: " + "; ".join(f"{t} with {c} {', '.join(values)} ({why})"
+                                               for t, (c, values, why) in LEFT_OUT.items())]
     lines += [f"replay failed: {shown(f)}" for f in outcome.failures]
     if outcome.undetermined:
         lines.append(f"{len(outcome.undetermined)} values not compared: {UNDETERMINED}")
@@ -28,6 +32,7 @@ async def cmd_projection_rebuild(args, ctx):
 
 def register(verbs: Verbs) -> None:
     p = verbs.add("projection", "rebuild", cmd_projection_rebuild,
-                  "recompute the year's projection tables (targets, teams, publications, follow-ups) from the event "
-                  "histories into a fresh schema and name every difference from the live ones")
+                  "recompute the year's projection tables (targets, teams, publications, follow-ups, draws and "
+                  "their selections, targeted entities and pools, the outbox, alerts) from the event histories into "
+                  "a fresh schema and name every difference from the live ones")
     p.add_argument("--year", type=year, required=True, help="the plan year")

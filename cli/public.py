@@ -1,10 +1,7 @@
 """The public side's doors: `public build` (the static site), `notice inspection|result` (the signed PDFs),
 and the register's changes after publication: `publication correct` (更正) and `publication stop-*` (R27).
 
-The notice signing key is configured, never in the repository: SPOTCHECK_NOTICE_KEY_FILE names a PEM
-(PKCS#8) Ed25519 private key (`openssl genpkey -algorithm ed25519`). After a rotation the retired keys'
-public halves stay published, so notices already handed out still check: SPOTCHECK_NOTICE_PUBLIC_KEYS
-names a directory of PEM public keys (`openssl pkey -pubout`). Key ids are derived from the keys.
+The site's files and the notice keys are public/site.py's, shared with the pages `spotcheck api` serves.
 """
 from __future__ import annotations
 
@@ -12,22 +9,16 @@ import os
 import shutil
 import tempfile
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
-
-from cli.common import UsageError, Verbs, emit, operator, output_path
+from cli.common import UsageError, Verbs, emit, output_path, person
 from cli.register import write_atomically
-from domain.notices import key_id, raw_public_key
 from domain.workdays import SHANGHAI
+from public.site import files as site_files
+from public.site import notice_public_keys, signing_key
 from read.notices import KINDS, notice
-from read.public_site import notice_check_page, site
 from service import corrections, stop_publication
 
-KEY_FILE = "SPOTCHECK_NOTICE_KEY_FILE"
-PUBLIC_KEYS = "SPOTCHECK_NOTICE_PUBLIC_KEYS"
 SITE_URL = "SPOTCHECK_PUBLIC_URL"  # where the public site is served: the QR code then opens its checker
 BUILT_MARK = ".spotcheck-public"  # a directory with this file was written by `public build` and may be replaced
 
@@ -41,10 +32,7 @@ def cmd_public_build(args, ctx):
         raise UsageError(f"--out {args.out}: directory {out.parent} does not exist")
     keys = notice_public_keys()
     with ctx.engine().connect() as connection:
-        files = site(connection)
-    assets = resources.files("public") / "assets"
-    files["verify.html"] = (assets / "verify.html").read_text(encoding="utf-8")
-    files["notice-check.html"] = notice_check_page((assets / "notice-check.html").read_text(encoding="utf-8"), keys)
+        files = site_files(connection, keys)
     files[BUILT_MARK] = "written by spotcheck public build\n"
     replace_directory(out, files)
     emit(args, {"path": str(out), "files": len(files) - 1, "notice_keys": sorted(keys)}, str(out))
@@ -62,21 +50,21 @@ def cmd_notice(args, ctx):
 
 
 async def cmd_correct(args, ctx):
-    done = await corrections.correct(ctx, operator(), args.task_id, args.uscc, category=args.category,
-                                     note=args.note, reason=args.reason, approver=args.approver)
+    done = await corrections.correct(ctx, person(ctx), args.task_id, args.uscc, category=args.category,
+                                     note=args.note, reason=args.reason)
     emit(args, {"workflow_id": done.workflow_id, "correction": done.n, "already_started": done.already_started,
                 "message": done.message}, done.message)
 
 
 async def cmd_stop_apply(args, ctx):
-    message = await stop_publication.apply(ctx, operator(), args.task_id, args.uscc, applicant=args.applicant,
+    message = await stop_publication.apply(ctx, person(ctx), args.task_id, args.uscc, applicant=args.applicant,
                                            grounds=args.grounds)
     emit(args, {"message": message}, message)
 
 
 async def cmd_stop_decide(args, ctx):
-    message = await stop_publication.decide(ctx, operator(args.by), args.task_id, args.uscc, approve=args.approve,
-                                            decided_by=args.by, reason=args.reason)
+    message = await stop_publication.decide(ctx, person(ctx), args.task_id, args.uscc, approve=args.approve,
+                                            reason=args.reason)
     emit(args, {"message": message}, message)
 
 
@@ -108,33 +96,6 @@ def replace_directory(out: Path, files: dict[str, str]) -> None:
         shutil.rmtree(retired)
 
 
-# --- the notice keys -----------------------------------------------------------------------------
-def signing_key() -> Ed25519PrivateKey:
-    path = os.environ.get(KEY_FILE)
-    if not path:
-        raise UsageError(f"no notice signing key: set {KEY_FILE} to a PEM Ed25519 private key "
-                         "(openssl genpkey -algorithm ed25519 -out notice-key.pem)")
-    key = load_pem_private_key(Path(path).read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise UsageError(f"{KEY_FILE} {path}: not an Ed25519 private key")
-    return key
-
-
-def notice_public_keys() -> dict[str, bytes]:
-    """{key id: raw public key}: the signing key's and every retired key's still published."""
-    raws = []
-    if os.environ.get(KEY_FILE):
-        raws.append(raw_public_key(signing_key().public_key()))
-    directory = os.environ.get(PUBLIC_KEYS)
-    if directory:
-        for path in sorted(Path(directory).glob("*.pem")):
-            key = load_pem_public_key(path.read_bytes())
-            if not isinstance(key, Ed25519PublicKey):
-                raise UsageError(f"{PUBLIC_KEYS}: {path} is not an Ed25519 public key")
-            raws.append(raw_public_key(key))
-    return {key_id(raw): raw for raw in raws}
-
-
 def register(verbs: Verbs) -> None:
     p = verbs.add("public", "build", cmd_public_build, "write the public site (公示) as static files")
     p.add_argument("--out", required=True, metavar="DIR")
@@ -145,22 +106,23 @@ def register(verbs: Verbs) -> None:
         p.add_argument("uscc")
         p.add_argument("--out", required=True, metavar="notice.pdf")
         p.add_argument("--site-url", help=f"the public site's address for the QR code (default ${SITE_URL})")
-    p = verbs.add("publication", "correct", cmd_correct, "correct a published result (更正); the register keeps both")
+    p = verbs.add("publication", "correct", cmd_correct, "correct a published result (更正; a supervisor of its unit, "
+                  "logged in, approves it by giving it); the register keeps both")
     _target(p)
     p.add_argument("--category", help="the corrected result category")
     p.add_argument("--note", help="the corrected note, as published")
     p.add_argument("--reason", required=True)
-    p.add_argument("--approver", required=True, help="a supervisor of the result's unit")
-    p = verbs.add("publication", "stop-apply", cmd_stop_apply, "an entity applies to stop publishing its result (R27)")
+    p = verbs.add("publication", "stop-apply", cmd_stop_apply, "record an entity's application to stop publishing "
+                  "its result (R27; staff of the result's unit, logged in)")
     _target(p)
     p.add_argument("--applicant", required=True, help="the entity's representative, as named on the application")
     p.add_argument("--grounds", required=True)
-    p = verbs.add("publication", "stop-decide", cmd_stop_decide, "the unit decides on a stop-publication application")
+    p = verbs.add("publication", "stop-decide", cmd_stop_decide, "decide on a stop-publication application "
+                  "(a supervisor of the result's unit, logged in)")
     _target(p)
     choice = p.add_mutually_exclusive_group(required=True)
     choice.add_argument("--approve", dest="approve", action="store_true")
     choice.add_argument("--reject", dest="approve", action="store_false")
-    p.add_argument("--by", required=True, help="a supervisor of the result's unit")
     p.add_argument("--reason", default="")
     p = verbs.add("publication", "stop-status", cmd_stop_status, "a stop-publication application and its dates")
     _target(p)

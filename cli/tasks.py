@@ -55,7 +55,7 @@ async def cmd_task_history(args, ctx):
     client = await ctx.client()
     archive = HistoryArchive(lambda: ctx.engine())  # opened only for a history Temporal no longer has
     try:
-        events = await timeline(client, args.task_id, args.target, archive=archive)
+        events = await timeline(client, args.task_id, args.target, archive=archive, engine=ctx.engine())
     except ArchiveAltered as error:
         fail(args, str(error))
         return EXIT_FAILED

@@ -235,6 +235,8 @@ targeted = Table(
     Column("uscc", ByteOrder(18), primary_key=True),
     Column("reason", Text, nullable=False),
     Column("added_at", Instant(), nullable=False),
+    # The law requiring the inspection, when the frequency cap would exclude the entity (R12's exception).
+    Column("legal_basis", Text, nullable=True),
 )
 
 dispatch_pools = Table(
@@ -349,7 +351,7 @@ outbox = _projection(
 alerts = _projection(
     "alerts",
     Column("alert_id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),  # reminder | escalation | calendar
+    Column("kind", String(16), nullable=False),  # reminder | escalation | calendar | failure | refused
     Column("task_id", ByteOrder(64), nullable=True),
     Column("uscc", ByteOrder(18), nullable=True),
     Column("at", Instant(), nullable=False),
@@ -415,4 +417,24 @@ api_idempotency = Table(
     Column("status_code", Integer, nullable=True),
     Column("response", Text, nullable=True),  # the answer's JSON body
     Column("created_at", Instant(), nullable=False),
+)
+
+# --- requests waiting for a second person's approval (store/approvals.py) -------------------------
+# A planner asks for a redraw or a plan adjustment; a supervisor of the plan's owner unit (or above), another
+# person, approves it with an act of their own (`spotcheck approve`), which carries it out. Both ids stay here,
+# and the workflow's command names both.
+approval_requests = Table(
+    "approval_requests",
+    metadata,
+    Column("request_id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # redraw | adjust
+    Column("subject", ByteOrder(64), nullable=False),  # the task (redraw) or the plan (adjust)
+    Column("owner_unit", ByteOrder(32), nullable=False),
+    Column("command", Text, nullable=False),  # the command's fields but its approver, canonical JSON
+    Column("requested_by", ByteOrder(32), nullable=False),
+    Column("requested_at", Instant(), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | approved
+    Column("approved_by", ByteOrder(32), nullable=True),
+    Column("approved_at", Instant(), nullable=True),
+    Column("answer", Text, nullable=True),  # what the workflow answered the approval
 )

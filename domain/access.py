@@ -23,7 +23,7 @@ ROLE = "role"  # the actor lacks the role the action needs
 TEAM = "team"  # an inspector acts only on a target of their own team
 UNIT = "unit"  # of the unit (or, where the table says so, of a parent unit)
 OWN_TEAM = "own-team"  # nobody reviews a result of their own team
-FOUR_EYES = "four-eyes"  # a redraw is approved by someone other than the planner asking for it
+FOUR_EYES = "four-eyes"  # a request is approved by someone other than the planner asking for it
 # Rule names of a manual assignment, beside domain/dispatch.py's (active, certificate, ...).
 POOL = "pool"
 TEAM_SIZE = "team-size"
@@ -108,13 +108,34 @@ def may_plan(actor: Actor, owner_unit: str, unit_parents: Iterable[str]) -> Deci
     return Decision(_lacks(actor, "planner") or _outside(actor, "planner", owner_unit, unit_parents))
 
 
-def may_approve_redraw(approver: Actor, planner: Actor, owner_unit: str, unit_parents: Iterable[str]) -> Decision:
-    """A redraw's approver: a supervisor of the plan's owner unit or above, not the planner asking for it."""
+def may_approve(approver: Actor, requested_by: str, owner_unit: str, unit_parents: Iterable[str]) -> Decision:
+    """A planner's request (a redraw, a plan adjustment) is approved by a supervisor of the plan's owner unit or
+    above, not the planner asking for it."""
     if refusal := _lacks(approver, "supervisor"):
         return Decision(refusal)
-    if approver.id == planner.id:
-        return Decision(Breach(FOUR_EYES, f"{approver.id} asks for the redraw and cannot approve it too"))
+    if approver.id == requested_by:
+        return Decision(Breach(FOUR_EYES, f"{approver.id} asked for this and cannot approve it too"))
     return Decision(_outside(approver, "supervisor", owner_unit, unit_parents))
+
+
+def may_decide_publication(actor: Actor, unit: str) -> Decision:
+    """Correct a published result, decide on a stop-publication application or on withholding a result's fields
+    (R23, R27): a supervisor of the result's unit, that unit only (as the workflows judge it)."""
+    if refusal := _lacks(actor, "supervisor"):
+        return Decision(refusal)
+    if actor.unit != unit:
+        return Decision(Breach(UNIT, f"{actor.id} is a supervisor of {actor.unit or 'no unit'}, not of {unit}"))
+    return ALLOWED
+
+
+def may_record_application(actor: Actor, unit: str) -> Decision:
+    """Record an entity's application to stop publishing its result (R27), as the unit received it: the entity has
+    no account, so staff of the result's unit (an inspector, reviewer or supervisor of it) record it."""
+    if not actor.roles & FIELD_ROLES:
+        return Decision(Breach(ROLE, f"{actor.id} is not staff of a unit (inspector, reviewer or supervisor)"))
+    if actor.unit != unit:
+        return Decision(Breach(UNIT, f"{actor.id} is of {actor.unit or 'no unit'}, not of {unit}"))
+    return ALLOWED
 
 
 def may_audit(actor: Actor) -> Decision:

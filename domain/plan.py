@@ -52,6 +52,7 @@ from pydantic import (
 )
 
 from domain.draw import NO_ENTROPY, parse_ratio, validate_stratum, validate_task_id
+from domain.public import WITHHOLDABLE, WITHHOLDING_GROUNDS
 from domain.text import TextRefused, check_line
 
 # R9 (企业公示信息抽查办法 Art.4): at least 3% of enterprises for public-information checks.
@@ -189,6 +190,29 @@ class Filing(_Frozen):
     ref: Name | None = None
 
 
+def _withholdable(fields: list[str]) -> list[str]:
+    unknown = sorted(set(fields) - set(WITHHOLDABLE))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: only {', '.join(WITHHOLDABLE)} may be withheld")
+    return sorted(fields)
+
+
+def _grounds(grounds: str) -> str:
+    if grounds not in WITHHOLDING_GROUNDS:
+        raise ValueError(f"must be one of {', '.join(WITHHOLDING_GROUNDS)}")
+    return grounds
+
+
+class ItemWithholding(_Frozen):
+    """R23 for an item: its results touch state secrets, trade secrets or privacy. Every result of the task
+    then waits for a supervisor's decision and, approved, is published with `fields` withheld and a note."""
+
+    item: Code  # one of the task's items
+    grounds: Annotated[_Str, AfterValidator(_grounds)]
+    fields: Annotated[list[_Str], Field(min_length=1), AfterValidator(_distinct), AfterValidator(_withholdable)]
+    reason: Name
+
+
 class PlanTask(_Frozen):
     """One line of the plan: a task (抽查任务)."""
 
@@ -211,6 +235,8 @@ class PlanTask(_Frozen):
     starts: IsoDate
     ends: IsoDate
     special_campaign: SpecialCampaign | None = None  # absent: a routine random-check task (R7)
+    withheld_items: Annotated[list[ItemWithholding], Field(min_length=1),
+                              _at_most(MAX_ITEMS, "withheld items per task")] | None = None  # absent: none (R23)
 
     @model_validator(mode="before")
     @classmethod
@@ -225,6 +251,17 @@ class PlanTask(_Frozen):
         if info.data.get("unit") in partners:
             raise ValueError(f"lists the lead unit {info.data['unit']} as a partner")
         return partners
+
+    @field_validator("withheld_items")
+    @classmethod
+    def _withheld_items_are_the_tasks(cls, marked: list[ItemWithholding] | None,
+                                      info: ValidationInfo) -> list[ItemWithholding] | None:
+        codes = [m.item for m in marked or []]
+        _distinct(codes)
+        others = [code for code in codes if code not in (info.data.get("items") or [])]
+        if others:
+            raise ValueError(f"marks {', '.join(others)}, not among the task's items")
+        return marked
 
     @field_validator("ends")
     @classmethod

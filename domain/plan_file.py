@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from domain.plan import (
     MAX_FILE_BYTES,
     Filing,
+    ItemWithholding,
     PlanFile,
     PlanInvalid,
     PlanProblem,
@@ -191,7 +192,8 @@ def _locate(loc: tuple, data: Any, model: type[BaseModel]) -> tuple[str, tuple]:
 def _model_at(loc: tuple, model: type[BaseModel]) -> type[BaseModel]:
     """The model whose keys an object at `loc` has."""
     keys = [part for part in loc if isinstance(part, str)]
-    nested = {"tasks": PlanTask, "filter": TaskFilter, "filed_with": Filing, "special_campaign": SpecialCampaign}
+    nested = {"tasks": PlanTask, "filter": TaskFilter, "filed_with": Filing, "special_campaign": SpecialCampaign,
+              "withheld_items": ItemWithholding}
     return nested[keys[-1]] if keys else model
 
 

@@ -141,6 +141,22 @@ def withheld(payload: Mapping, fields: list[str], grounds: str) -> dict:
     return shown
 
 
+def items_withholding(marked: list[Mapping], reason_cap: int) -> dict | None:
+    """The marking a task's results carry when its line marks items (the plan's `withheld_items`), or None.
+
+    One result covers all the task's items, so its marking covers every marked item: their fields together,
+    the most protective of their grounds (WITHHOLDING_GROUNDS lists state secrets first), and each item's
+    reason (cut to `reason_cap`, the full text stays in the plan). Marked by the first such item's code."""
+    if not marked:
+        return None
+    order = list(WITHHOLDING_GROUNDS)
+    first = min(marked, key=lambda m: (order.index(m["grounds"]), m["item"]))
+    reason = "; ".join(f"{m['item']}: {m['reason']}" for m in sorted(marked, key=lambda m: m["item"]))
+    return {"marked_by": first["item"], "grounds": first["grounds"],
+            "fields": sorted({f for m in marked for f in m["fields"]}),
+            "reason": reason if len(reason) <= reason_cap else reason[:reason_cap - 1] + "…"}
+
+
 def may_mark_withholding(marked_by: str, stage: Stage, people: frozenset[str], marked: str | None) -> None:
     """R23: the team, a reviewer or a supervisor of the unit marks a result before it is approved, once."""
     if stage not in MARKABLE_STAGES:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
 from db.engine import Engine
 from domain.archive import GENESIS, entry_digest, history_digest
+from runtime.codec import AesGcmCodec, is_encrypted
 from store.archive import chain_entries, runs_of
 
 
@@ -156,3 +159,49 @@ def verify_chain(engine: Engine, batch: int = 100) -> ChainCheck:
             entries += 1
             expected_prev, last = row.entry_hash, (row.seq, row.entry_hash)
     return ChainCheck(entries, last[0] if last else None, last[1] if last else None, None)
+
+
+# --- who acted -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HumanSteps:
+    """The human steps the archived histories record, by how their actor authenticated: step count and actors."""
+
+    steps: dict[str, int]
+    people: dict[str, frozenset[str]]
+
+    def as_json(self) -> dict:
+        return {method: {"steps": n, "people": len(self.people[method])} for method, n in sorted(self.steps.items())}
+
+
+def _human_step(event: HistoryEvent, codec: AesGcmCodec | None) -> dict | None:
+    """The command of an accepted update or a signal, when it records an authenticated actor."""
+    if event.HasField("workflow_execution_update_accepted_event_attributes"):
+        payloads = event.workflow_execution_update_accepted_event_attributes.accepted_request.input.args.payloads
+    elif event.HasField("workflow_execution_signaled_event_attributes"):
+        payloads = event.workflow_execution_signaled_event_attributes.input.payloads
+    else:
+        return None
+    if not payloads:
+        return None
+    payload: Payload = codec.decode_sync(payloads[:1])[0] if codec else payloads[0]
+    if is_encrypted(payload):
+        raise ValueError("the archived histories are encrypted and no codec key is set: set SPOTCHECK_CODEC_KEYS")
+    if payload.metadata.get("encoding") != b"json/plain":
+        return None
+    command = json.loads(payload.data)
+    return command if isinstance(command, dict) and command.get("actor") and command.get("auth_method") else None
+
+
+def human_steps(engine: Engine, codec: AesGcmCodec | None = None, batch: int = 100) -> HumanSteps:
+    """Every human step in the archive (each update or signal whose command names its actor and how they
+    authenticated), counted per method with the distinct actors: the history's own account of who acted."""
+    steps: dict[str, int] = {}
+    people: dict[str, set[str]] = {}
+    with chain_entries(engine, batch) as rows:
+        for row in rows:
+            for event in WorkflowHistory.from_json(row.workflow_id, row.history).events:
+                if (command := _human_step(event, codec)) is not None:
+                    method = command["auth_method"]
+                    steps[method] = steps.get(method, 0) + 1
+                    people.setdefault(method, set()).add(command["actor"])
+    return HumanSteps(steps, {m: frozenset(p) for m, p in people.items()})

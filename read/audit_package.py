@@ -95,15 +95,17 @@ def _draw_row(connection: Connection, task_id: str, draw_seq: int | None):
 
 
 def audit_record(connection: Connection, row) -> dict:
-    """The audit package's record of a draw: its public record plus the salt, the selection, the targeted.
+    """The audit package's record of a draw: its public record plus the salt, the selection, the targeted (and
+    `targeted_refused` when the freeze excluded some for want of a legal basis: verifiers ignore the key).
 
     The report's verification reads the same record (read/report.py).
     """
     stored = json.loads(row["record"] or "{}")
     if "public" not in stored:
         raise LookupError(f"task {row['task_id']} draw #{row['draw_seq']}: the stored record has no public record")
-    selected, targeted = views.draw_selection(connection, row["task_id"], row["draw_seq"])
-    return {**stored["public"], "population_salt": row["population_salt"], "selected": selected, "targeted": targeted}
+    selected, targeted, refused = views.draw_selection(connection, row["task_id"], row["draw_seq"])
+    return {**stored["public"], "population_salt": row["population_salt"], "selected": selected, "targeted": targeted,
+            **({"targeted_refused": refused} if refused else {})}
 
 
 def _write_population(connection: Connection, task_id: str, draw_seq: int, handle,

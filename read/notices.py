@@ -55,7 +55,8 @@ def notice(connection: Connection, kind: str, task_id: str, uscc: str, *, key: E
     html = _document(kind, task_id=task_id, line=line, uscc=uscc, entity=directory.entity_name(connection, uscc) or uscc,
                      items=directory.items_of(connection, line["items"], now), team=[people.get(m) or {
                          "inspector_id": m, "name": "", "cert_no": ""} for m in members],
-                     target=target, token=token, valid_until=valid_until, issued=issued, site_url=site_url)
+                     target=target, token=token, valid_until=valid_until, issued=issued, site_url=site_url,
+                     unit=directory.unit_names(connection).get(line["unit"], line["unit"]))
     return Notice(kind=kind, token=token, pdf=pdf_of(html))
 
 
@@ -68,7 +69,7 @@ def qr_svg(text: str) -> str:
 
 
 def _document(kind: str, *, task_id: str, line: dict, uscc: str, entity: str, items, team, target, token: str, valid_until: date,
-              issued: date, site_url: str | None) -> str:
+              issued: date, site_url: str | None, unit: str) -> str:
     qr_text = f"{site_url.rstrip('/')}/notice-check.html#{token}" if site_url else token
     items_rows = "".join(f"<tr><td>{escape(i['item_code'])} {escape(i['name'])}</td><td>{escape(i['legal_basis'])}</td></tr>"
                          for i in items)
@@ -109,7 +110,7 @@ def _document(kind: str, *, task_id: str, line: dict, uscc: str, entity: str, it
 <div><p>扫描二维码，或将下方内容粘贴到抽查信息公示网站的“通知书验真”页面，可离线核验上述检查人员确由本单位为本任务派往你单位。
 有效期至 {valid_until.isoformat()}。核验不通过的，请勿配合，并向当地市场监督管理部门核实。</p>
 <p class="token">{escape(token)}</p></div></div>
-<p class="sign">{escape(line['unit'])}<br>{issued.year}年{issued.month}月{issued.day}日</p>
+<p class="sign">{escape(unit)}<br>{issued.year}年{issued.month}月{issued.day}日</p>
 </body></html>
 """
 

@@ -4,28 +4,31 @@ The projection rows are written by activities from their inputs. A history holds
 (ActivityTaskScheduled) and result (ActivityTaskCompleted), so the rebuild replays each completed activity,
 in the order of completion across all the year's workflows, into a fresh schema (store/projection.py):
 
-- most activities are run again themselves, against the fresh schema, with `activity.info` faked (the
-  workflow id) and their clock pinned to when the first attempt ran (what they publish as "now", see `ran`);
-- freeze and draw are not: their work (the population streamed, the selection made) is kept in the draws
-  tables, so their writes are redone from their results and the stored draw, with the same store calls;
+- each activity is run again itself, against the fresh schema, with `activity.info` faked (the workflow
+  id) and its clock pinned to when the first attempt ran (what it publishes as "now", see `ran`);
+- the draw's steps too, given what no history holds from the live draw row (store.projection.draw_secrets):
+  announce its nonce, freeze its population salt (its instant is in its result), draw the instant it
+  committed. So the freeze recomputes the population as of then from the directory's history, the draw
+  its selection, and each rebuilt result must equal the history's (a failure names the step otherwise);
 - activities that write none of the compared tables (paging, counting, deadlines, the archive) are skipped.
 
 Histories come from Temporal, and from the history archive for runs Temporal no longer has
-(read/timeline.py execution_chain). Compared: targets, teams, publications, follow_ups, the year's rows
-(of its plans and tasks). The draws, their selections and pools are inputs, copied, never compared: their
-secrets are in no history. Columns that say when an activity ran, or are numbered as rows arrive, are
-excluded (EXCLUDED); the report names them.
+(read/timeline.py execution_chain). Compared: the year's rows (of its plans, its tasks, or for the outbox
+its workflows) of every table the workflows project: targets, teams, publications, follow_ups, draws,
+draw_selection, targeted, dispatch_pools, outbox, alerts. Columns that say when an activity ran, are
+numbered as rows arrive, or hold what no history has, are excluded (EXCLUDED), and some compared as
+present or not (PRESENCE); alerts written by a failed attempt are left out (LEFT_OUT); the report names them.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -39,22 +42,24 @@ import activities.draws
 import activities.handoff
 import activities.plans
 import activities.targets
-from activities.draws import SYSTEM_APPROVER, DrawActivities, conflict_reason
+from activities.draws import DrawActivities
 from activities.handoff import HandoffActivities, Notifier
 from activities.plans import PlanActivities
 from activities.targets import TargetActivities
 from db import schema
 from db.engine import Engine
-from domain import public
-from domain.messages.task import DrawSummary, FreezeSummary, TaskStep
 from domain.workdays import Deadlines
 from read.archive import HistoryArchive
 from read.timeline import execution_chain
-from store import draws, targets
-from store.directory import task_line
-from store.projection import fresh_schema, scoped_rows, year_scope
-from store.register import publish
-from workflows.common import plan_workflow_id, task_workflow_id
+from store.projection import (
+    draw_secrets,
+    fresh_schema,
+    keep_stored_population,
+    scoped_rows,
+    started_targets,
+    year_scope,
+)
+from workflows.common import plan_workflow_id, target_workflow_id, task_workflow_id
 
 # The compared tables: each row's key, and the columns left out of the comparison, with why.
 KEYS = {
@@ -62,14 +67,38 @@ KEYS = {
     "teams": ("workflow_id", "step", "uscc", "unit_code"),
     "publications": ("workflow_id", "step"),
     "follow_ups": ("lead_id",),
+    "draws": ("task_id", "draw_seq"),
+    "draw_selection": ("task_id", "draw_seq", "uscc"),
+    "targeted": ("task_id", "uscc"),
+    "dispatch_pools": ("task_id", "unit_code"),
+    "outbox": ("workflow_id", "step"),
+    "alerts": ("workflow_id", "step"),
 }
+TAKEN_FROM_LIVE = "in no history: the replay takes it from the live row"
 EXCLUDED = {
     "targets": {"published_at": "when publish_result ran (its now())"},
     "teams": {"team_id": "numbered as rows arrive", "at": "when dispatch ran (its now())"},
     "publications": {"publication_id": "numbered as rows arrive",
                      "published_at": "when the publishing activity ran (its now())"},
     "follow_ups": {"closed_at": "when the receiving system's acceptance was delivered (deliver's now())"},
+    "draws": {"nonce": f"a secret {TAKEN_FROM_LIVE}", "population_salt": f"a secret {TAKEN_FROM_LIVE}",
+              "drawn_at": f"the instant the draw committed, {TAKEN_FROM_LIVE}",
+              "population_stored": f"how a draw frozen before migration 0006 keeps its population, {TAKEN_FROM_LIVE}"},
+    "draw_selection": {},
+    "targeted": {},
+    "dispatch_pools": {},
+    # The outbox is a log of side effects: what was handed off is derivable, how the handing went is not.
+    "outbox": {"outbox_id": "numbered as rows arrive", "created_at": "when the enqueuing activity ran (its now())",
+               "attempts": "delivery tries, each counted before the receiver answers: a try whose activity "
+                           "attempt failed and was retried is in no event"},
+    "alerts": {"alert_id": "numbered as rows arrive"},
 }
+# Columns compared as present or not: the value is an instant no event records, its presence is derivable.
+PRESENCE = {"outbox": {"delivered_at": "delivered or not (when: deliver's now())"}}
+# Rows not compared, by a column's values, with why.
+LEFT_OUT = {"alerts": ("kind", ("failure", "calendar"),
+                       "failure and calendar alerts are written by an activity attempt that failed: a retried "
+                       "attempt leaves no event, and the rebuild replays completed activities only")}
 UNDETERMINED = ("a result's publication whose due fell between the scheduling and the completion of "
                 "publish_result: on time or not (publications.on_time, targets.overdue) depends on when the "
                 "attempt that committed ran, which no event records")
@@ -119,11 +148,15 @@ class Rebuild:
     # Values the histories cannot settle, left out of the comparison row by row (see `_undetermined`).
     undetermined: list[Difference] = dataclasses.field(default_factory=list)
     rows: dict[str, int] = dataclasses.field(default_factory=dict)
+    workflow_ids: set[str] = dataclasses.field(default_factory=set)  # every workflow of the year, read or not
 
     def as_json(self) -> dict:
         return {"year": self.year, "workflows": self.workflows, "from_archive": self.from_archive,
                 "activities_replayed": self.replayed, "tables": self.rows,
-                "excluded": {t: dict(c) for t, c in EXCLUDED.items()}, "replay_failures": self.failures,
+                "excluded": {t: dict(c) for t, c in EXCLUDED.items() if c},
+                "presence_only": {t: dict(c) for t, c in PRESENCE.items()},
+                "rows_left_out": {t: {"column": c, "values": list(v), "why": why} for t, (c, v, why) in LEFT_OUT.items()},
+                "replay_failures": self.failures,
                 "undetermined": {"why": UNDETERMINED, "values": [d.as_json() for d in self.undetermined]},
                 "differences": [d.as_json() for d in self.differences]}
 
@@ -132,8 +165,9 @@ async def rebuild(engine: Engine, client: Client, year: int, deadlines: Deadline
                   archive: HistoryArchive | None = None) -> Rebuild:
     """Replay the year's histories into a fresh schema and compare its projection tables with the live ones."""
     plan_codes, task_ids = await asyncio.to_thread(year_scope, engine, year)
+    started = [target_workflow_id(t, u) for t, u in await asyncio.to_thread(started_targets, engine, task_ids)]
     outcome = Rebuild(year)
-    steps = await _year_steps(client, archive, plan_codes, task_ids, outcome)
+    steps = await _year_steps(client, archive, plan_codes, task_ids, started, outcome)
     steps.sort(key=lambda s: (s.completed, s.workflow_id, s.event_id))
     decoded = await _decoded(client, steps, outcome)
     await asyncio.to_thread(_replay_and_compare, engine, deadlines, decoded, plan_codes, task_ids, outcome)
@@ -142,14 +176,16 @@ async def rebuild(engine: Engine, client: Client, year: int, deadlines: Deadline
 
 # --- histories -----------------------------------------------------------------------------------------
 async def _year_steps(client: Client, archive: HistoryArchive | None, plan_codes: list[str], task_ids: list[str],
-                      outcome: Rebuild) -> list[Completed]:
-    """Every completed activity of the year's plan and task workflows and of the children they started."""
-    pending = [plan_workflow_id(p) for p in plan_codes] + [task_workflow_id(t) for t in task_ids]
+                      targets: list[str], outcome: Rebuild) -> list[Completed]:
+    """Every completed activity of the year's plan and task workflows, of the children they started and of the
+    `targets` workflows (started by the tasks' activities)."""
+    pending = [plan_workflow_id(p) for p in plan_codes] + [task_workflow_id(t) for t in task_ids] + targets
     seen: set[str] = set()
     steps: list[Completed] = []
     while pending:
         batch = [w for w in dict.fromkeys(pending) if w not in seen]
         seen.update(batch)
+        outcome.workflow_ids.update(batch)
         pending = []
         for workflow_id, runs in zip(batch, await asyncio.gather(*(_chain(client, w, archive) for w in batch))):
             if runs:
@@ -202,22 +238,22 @@ class _Unsent:
         pass
 
 
-# The activities that write a compared table and are run again as they are, by the class that holds them.
+# The activities that write a compared table, run again, by the class that holds them.
 RERUN = {
-    DrawActivities: ("announce", "dispatch", "supersede_draw", "cancel_unstarted", "close_task"),
+    DrawActivities: ("announce", "record_targeted", "freeze", "draw", "dispatch", "supersede_draw", "cancel_unstarted",
+                     "close_task"),
     TargetActivities: ("open_target", "record_check", "record_result", "record_review", "record_team",
                        "record_stage", "finish", "publish_result", "alert"),
     HandoffActivities: ("open_follow_up", "deliver", "close_follow_up"),
     PlanActivities: ("publish_plan", "publish_adjustment"),
 }
-# Those whose writes are redone from their results (see the module's docstring): (input, result) types.
-REDONE = {"freeze": (TaskStep, FreezeSummary), "draw": (TaskStep, DrawSummary)}
+# The draw's steps, given what the live draw row holds and no history does; each rebuilt result is checked
+# against the history's: (the secret its `secrets.token_bytes` gives, or None).
+DRAW_STEPS = {"announce": "nonce", "freeze": "population_salt", "draw": None}
 
 
 def _types(activity: str) -> tuple[type, type] | None:
     """(input type, result type) of an activity the rebuild replays; None for the others."""
-    if activity in REDONE:
-        return REDONE[activity]
     for holder, names in RERUN.items():
         if activity in names:
             hints = typing.get_type_hints(getattr(holder, activity))
@@ -248,50 +284,45 @@ def _failure(step: Completed, error: Exception) -> str:
 
 
 class _Replayer:
-    def __init__(self, fresh: Engine, deadlines: Deadlines) -> None:
-        self._fresh = fresh
+    def __init__(self, fresh: Engine, deadlines: Deadlines, secrets: dict[tuple[str, int], dict]) -> None:
+        self._fresh, self._secrets = fresh, secrets
         notifier = Notifier(fresh, _Unsent())
         instances = {DrawActivities: DrawActivities(fresh),
                      TargetActivities: TargetActivities(fresh, deadlines, notifier),
                      HandoffActivities: HandoffActivities(fresh, deadlines, notifier),
                      PlanActivities: PlanActivities(fresh)}
         self._rerun = {name: getattr(instances[holder], name) for holder, names in RERUN.items() for name in names}
-        self._redone = {"freeze": self._freeze, "draw": self._draw}
 
     def replay(self, step: Completed, given: Any, result: Any) -> None:
-        if step.activity in self._redone:
-            self._redone[step.activity](step.workflow_id, given, result)
-            return
         environment = ActivityEnvironment()
         environment.info = dataclasses.replace(environment.info, workflow_id=step.workflow_id,
                                                activity_type=step.activity)
-        with _clock(step.ran):
-            environment.run(self._rerun[step.activity], given)
+        live = self._secrets.get((given.task_id, given.draw_seq), {}) if step.activity in DRAW_STEPS else {}
+        with _clock(self._when(step, result, live)), _secret(live.get(DRAW_STEPS.get(step.activity) or "")):
+            rebuilt = environment.run(self._rerun[step.activity], given)
+        if step.activity == "announce" and live.get("population_stored"):
+            keep_stored_population(self._fresh, given.task_id, given.draw_seq)
+        if step.activity in DRAW_STEPS and rebuilt != result:
+            raise ValueError(f"the rebuilt result {rebuilt!r} is not the history's {result!r}")
 
-    def _freeze(self, workflow_id: str, step: TaskStep, summary: FreezeSummary) -> None:
-        """The freeze's publication, from its result (activities/draws.py freeze)."""
-        with self._fresh.begin() as connection:
-            line, year = task_line(connection, step.task_id)
-            publish(connection, workflow_id=workflow_id, step=f"freeze-{step.draw_seq}", kind="draw",
-                    at=summary.frozen_at, year=year, task_id=step.task_id, unit=line["unit"],
-                    payload=public.frozen(step.task_id, step.draw_seq, summary))
+    @staticmethod
+    def _when(step: Completed, result: Any, live: dict) -> datetime:
+        """The instant the step's writes saw: the freeze's is in its result, the draw's in the live row only."""
+        if step.activity == "freeze":
+            return result.frozen_at
+        if step.activity == "draw" and live.get("drawn_at"):
+            return live["drawn_at"]
+        return step.ran
 
-    def _draw(self, workflow_id: str, step: TaskStep, summary: DrawSummary) -> None:
-        """The draw's targets and publications, from its result and the stored draw (activities/draws.py draw)."""
-        with self._fresh.begin() as connection:
-            line, year = task_line(connection, step.task_id)
-            stored = draws.draw(connection, step.task_id, step.draw_seq)
-            if not summary.conflicts:
-                selected = [uscc for uscc, _ in draws.selection(connection, step.task_id, step.draw_seq)]
-                targets.add_drawn(connection, step.task_id, selected, stored.drawn_at)
-            publish(connection, workflow_id=workflow_id, step=f"draw-{step.draw_seq}", kind="draw",
-                    at=stored.drawn_at, year=year, task_id=step.task_id, unit=line["unit"],
-                    payload=json.loads(stored.record)["public"])
-            if summary.conflicts:
-                publish(connection, workflow_id=workflow_id, step=f"supersede-{step.draw_seq}", kind="draw",
-                        at=stored.drawn_at, year=year, task_id=step.task_id, unit=line["unit"],
-                        payload=public.superseded(step.task_id, step.draw_seq, conflict_reason(summary.conflicts),
-                                                  SYSTEM_APPROVER))
+
+@contextmanager
+def _secret(hex_value: str | None) -> Iterator[None]:
+    """The draw activities' `secrets.token_bytes` gives the live draw's secret (a nonce, a salt) when there is one."""
+    if not hex_value:
+        yield
+        return
+    with mock.patch.object(activities.draws, "secrets", SimpleNamespace(token_bytes=lambda n: bytes.fromhex(hex_value))):
+        yield
 
 
 @contextmanager
@@ -312,7 +343,7 @@ def _clock(at: datetime) -> Iterator[None]:
 def _replay_and_compare(live: Engine, deadlines: Deadlines, steps: list[tuple[Completed, Any, Any]],
                         plan_codes: list[str], task_ids: list[str], outcome: Rebuild) -> None:
     with fresh_schema(live) as fresh:
-        replayer = _Replayer(fresh, deadlines)
+        replayer = _Replayer(fresh, deadlines, draw_secrets(live, task_ids))
         unsettled = _undetermined(steps)
         for step, given, result in steps:
             try:
@@ -322,10 +353,11 @@ def _replay_and_compare(live: Engine, deadlines: Deadlines, steps: list[tuple[Co
             outcome.replayed += 1
         for name, key in KEYS.items():
             table = schema.metadata.tables[name]
-            was = scoped_rows(live, table, plan_codes, task_ids)
-            now = scoped_rows(fresh, table, plan_codes, task_ids)
+            left_out = {LEFT_OUT[name][0]: LEFT_OUT[name][1]} if name in LEFT_OUT else None
+            was, now = (scoped_rows(engine, table, plan_codes, task_ids, outcome.workflow_ids, left_out)
+                        for engine in (live, fresh))
             outcome.rows[name] = len(was)
-            for difference in compare(name, key, EXCLUDED[name], was, now):
+            for difference in compare(name, key, EXCLUDED[name], was, now, PRESENCE.get(name, {})):
                 settled = difference.column not in unsettled.get((name, tuple(difference.key.values())), ())
                 (outcome.differences if settled else outcome.undetermined).append(difference)
 
@@ -345,10 +377,14 @@ def _undetermined(steps: list[tuple[Completed, Any, Any]]) -> dict[tuple[str, tu
 
 
 def compare(table: str, key: tuple[str, ...], excluded: dict[str, str], live: list[dict],
-            rebuilt: list[dict]) -> list[Difference]:
-    """Every difference between two sets of rows of a table, by key: a row on one side only, or a column."""
-    was = {tuple(r[k] for k in key): r for r in live}
-    now = {tuple(r[k] for k in key): r for r in rebuilt}
+            rebuilt: list[dict], presence: Collection[str] = ()) -> list[Difference]:
+    """Every difference between two sets of rows of a table, by key: a row on one side only, or a column
+    (those in `presence` compared as present or not)."""
+    def shown(row: dict) -> dict:
+        return {c: (v is not None if c in presence else v) for c, v in row.items()}
+
+    was = {tuple(r[k] for k in key): shown(r) for r in live}
+    now = {tuple(r[k] for k in key): shown(r) for r in rebuilt}
     out = []
     for k in sorted(was.keys() | now.keys(), key=lambda k: tuple(str(v) for v in k)):
         named = dict(zip(key, k))

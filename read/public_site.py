@@ -1,8 +1,9 @@
 """The public site (公示): static pages, in Chinese, rendered from the public register only.
 
 Everything shown comes from the register's rows (read.register.publication_register), each of which
-passed domain.public.check when it was written, and from the follow-ups as domain.public.follow_up
-builds them for outside systems (checked again here). Nothing else is read, so nothing internal
+passed domain.public.check when it was written, from the follow-ups as domain.public.follow_up
+builds them for outside systems (checked again here), and from the directory's unit names (the bureaus,
+named where the rows hold their codes). Nothing else is read, so nothing internal
 (risk classes, inspectors, salts, populations, unrevealed nonces) can reach a page. A result withdrawn on
 application (停止公示, R27) leaves every page (domain.public.still_public decides); a corrected one shows
 its correction beside it (更正).
@@ -25,6 +26,7 @@ from domain import draw, public
 from domain.notices import b64url
 from domain.workdays import SHANGHAI
 from read.register import case_list, publication_register
+from store.directory import unit_names
 
 ADJUSTMENTS = {"add": "新增任务", "cancel": "取消任务"}
 FOLLOW_UPS = {"case_lead": "移送案件线索", "abnormal_listing": "列入经营异常名录", "order_to_publish": "责令公示",
@@ -80,10 +82,11 @@ def site(connection: Connection) -> dict[str, str]:
         elif row.get("task_id"):
             _file(tasks.setdefault(row["task_id"], Task(row["task_id"], row["year"])), row)
 
-    files = {"index.html": _index(plans, adjustments, tasks)}
+    units = Units(unit_names(connection))
+    files = {"index.html": _index(plans, adjustments, tasks, units)}
     by_entity: dict[str, list[tuple[Task, dict]]] = defaultdict(list)
     for task in tasks.values():
-        files[f"tasks/{_name(task.task_id)}.html"] = _task_page(task, follow_ups)
+        files[f"tasks/{_name(task.task_id)}.html"] = _task_page(task, follow_ups, units)
         for d in task.draws.values():
             if d.record:
                 files[f"tasks/{_name(task.task_id)}-draw-{d.seq}.json"] = _json(d.record)
@@ -92,8 +95,19 @@ def site(connection: Connection) -> dict[str, str]:
         for result in task.results:
             by_entity[result["uscc"]].append((task, result))
     for uscc, results in by_entity.items():
-        files[f"entities/{uscc}.html"] = _entity_page(uscc, results, follow_ups)
+        files[f"entities/{uscc}.html"] = _entity_page(uscc, results, follow_ups, units)
     return files
+
+
+@dataclass(frozen=True)
+class Units:
+    """The directory's unit names: people read 景德镇市昌江区市场监督管理局, not 360202-SCJ. A code the
+    directory never had (a partner from another department) is shown as it is."""
+
+    names: Mapping[str, str]
+
+    def __call__(self, code: str) -> str:
+        return self.names.get(code, code)
 
 
 NOTICE_KEYS_SLOT = '<script type="application/json" id="notice-keys">{}</script>'
@@ -140,7 +154,7 @@ def _json(record: dict) -> str:
 
 
 # --- pages -----------------------------------------------------------------------------------------
-def _index(plans: list[dict], adjustments: list[dict], tasks: dict[str, Task]) -> str:
+def _index(plans: list[dict], adjustments: list[dict], tasks: dict[str, Task], units: Units) -> str:
     years = sorted({p["year"] for p in plans} | {t.year for t in tasks.values()}, reverse=True)
     body = ['<p class="lead">本站公示随机抽查的年度计划、任务、抽取记录与检查结果。抽取结果可在本机浏览器中'
             '<a href="verify.html">核验</a>；检查通知书上的二维码可<a href="notice-check.html">验真</a>。</p>']
@@ -150,7 +164,7 @@ def _index(plans: list[dict], adjustments: list[dict], tasks: dict[str, Task]) -
         if year_plans:
             body.append("<h3>抽查工作计划</h3>")
             body.append(_table(("计划编号", "制定单位", "任务数", "公示时间", "计划文件摘要"), [
-                (p["plan_code"], p["owner_unit"], str(len(p["tasks"])), _when(p["published_at"]),
+                (p["plan_code"], units(p["owner_unit"]), str(len(p["tasks"])), _when(p["published_at"]),
                  _code(p["document_sha256"])) for p in year_plans], raw=(4,)))
         year_adjustments = [a for a in adjustments if a["year"] == year]
         if year_adjustments:
@@ -163,17 +177,17 @@ def _index(plans: list[dict], adjustments: list[dict], tasks: dict[str, Task]) -
             body.append("<h3>抽查任务</h3>")
             body.append(_table(("任务", "实施单位", "检查期间", "状态"), [
                 (f'<a href="tasks/{_name(t.task_id)}.html">{_task_title(t)}</a>',
-                 escape(t.announced["unit"]) if t.announced else "",
+                 escape(units(t.announced["unit"])) if t.announced else "",
                  escape(_window(t)), escape(_state(t))) for t in year_tasks], raw=(0, 1, 2, 3)))
     return _page("双随机、一公开 · 抽查信息公示", "\n".join(body), root="")
 
 
-def _task_page(task: Task, follow_ups: Mapping[tuple[str, str], list[dict]]) -> str:
+def _task_page(task: Task, follow_ups: Mapping[tuple[str, str], list[dict]], units: Units) -> str:
     a = task.announced or {}
     body = ['<p><a href="../index.html">← 返回公示首页</a></p>']
     if a:
-        body.append(_facts((("任务编号", a["task_code"]), ("任务名称", a["name"]), ("实施单位", a["unit"]),
-                            ("联合检查单位", "、".join(a["partner_units"]) or "无"), ("检查事项", "、".join(a["items"])),
+        body.append(_facts((("任务编号", a["task_code"]), ("任务名称", a["name"]), ("实施单位", units(a["unit"])),
+                            ("联合检查单位", "、".join(map(units, a["partner_units"])) or "无"), ("检查事项", "、".join(a["items"])),
                             ("检查期间", _window(task)), ("抽查比例", _ratios(a["ratios"])), ("状态", _state(task)))))
     body.append("<h2>抽取记录</h2>")
     body.append('<p class="note">承诺值在抽取前公示；抽取时公开随机数（nonce），任何人可核验其与承诺值一致、'
@@ -186,7 +200,7 @@ def _task_page(task: Task, follow_ups: Mapping[tuple[str, str], list[dict]]) -> 
     if task.results:
         body.append(_results_table([(r, task.corrections.get(r["uscc"], []),
                                      follow_ups.get((task.task_id, r["uscc"]), [])) for r in task.results],
-                                   entity_links=True))
+                                   units, entity_links=True))
     else:
         body.append("<p>尚无公示的检查结果。</p>")
     return _page(_plain_title(task), "\n".join(body), root="../")
@@ -236,16 +250,16 @@ def _selection(task: Task) -> str:
             f'<ul class="uscc">{items}</ul>')
 
 
-def _entity_page(uscc: str, results: list[tuple[Task, dict]], follow_ups) -> str:
+def _entity_page(uscc: str, results: list[tuple[Task, dict]], follow_ups, units: Units) -> str:
     name = results[0][1].get("entity_name") or WITHHELD
     body = ['<p><a href="../index.html">← 返回公示首页</a></p>',
             _facts((("市场主体", name), ("统一社会信用代码", uscc))), "<h2>检查结果</h2>",
             _results_table([(r, t.corrections.get(uscc, []), follow_ups.get((t.task_id, uscc), []))
-                            for t, r in results], entity_links=False)]
+                            for t, r in results], units, entity_links=False)]
     return _page(f"{name} · 抽查检查结果", "\n".join(body), root="../")
 
 
-def _results_table(rows: list[tuple[dict, list[dict], list[dict]]], *, entity_links: bool) -> str:
+def _results_table(rows: list[tuple[dict, list[dict], list[dict]]], units: Units, *, entity_links: bool) -> str:
     shown = []
     for r, corrections, leads in rows:
         entity = escape(r.get("entity_name") or WITHHELD) + f"<br><code>{escape(r['uscc'])}</code>"
@@ -255,7 +269,7 @@ def _results_table(rows: list[tuple[dict, list[dict], list[dict]]], *, entity_li
         later = "<br>".join(escape(FOLLOW_UPS.get(f["kind"], f["kind"]))
                             + (f"（期限 {escape(_when(f['due_at']))}）" if f.get("due_at") else "") for f in leads)
         shown.append((entity, task, _outcome(r, corrections), escape(r.get("check_date") or WITHHELD),
-                      escape(r["unit"]),
+                      escape(units(r["unit"])),
                       later or "无", escape(_when(r["published_at"]))))
     return _table(("市场主体", "任务", "检查结果", "检查日期", "检查单位", "后续处置", "公示时间"), shown,
                   raw=range(7))

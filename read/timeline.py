@@ -33,9 +33,11 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from store.projection import started_targets
 from workflows.common import target_workflow_id, task_workflow_id
 
 if TYPE_CHECKING:
+    from db.engine import Engine
     from read.archive import HistoryArchive
 
 FETCH_CONCURRENCY = 16  # target histories fetched at once
@@ -63,10 +65,12 @@ Event = dict[str, Any]
 
 
 async def timeline(client: Client, task_id: str, uscc: str | None = None,
-                   archive: HistoryArchive | None = None) -> list[Event]:
+                   archive: HistoryArchive | None = None, engine: Engine | None = None) -> list[Event]:
     """The domain timeline of a task, or of one of its targets when `uscc` is given, in time order.
 
-    With `archive`, runs Temporal no longer has are read from the history archive.
+    With `archive`, runs Temporal no longer has are read from the history archive. With `engine`, the targets
+    the projection names as started join the task's children: a task since patch targets-started-in-shards
+    starts its targets by activities, and its history names none of them.
     Raises LookupError when there is no such task (or no such target of it).
     """
     decoder = _Decoder(client)
@@ -86,6 +90,9 @@ async def timeline(client: Client, task_id: str, uscc: str | None = None,
                 a = event.start_child_workflow_execution_initiated_event_attributes
                 child_uscc = (await decoder.first(a.input.payloads)).get("uscc") or a.workflow_id.rsplit("/", 1)[-1]
                 children.setdefault(a.workflow_id, child_uscc)
+    if engine is not None:
+        for _, started in await asyncio.to_thread(started_targets, engine, [task_id]):
+            children.setdefault(target_workflow_id(task_id, started), started)
     known = True
     if uscc is not None:
         wanted = target_workflow_id(task_id, uscc)
@@ -279,6 +286,13 @@ async def _project(events: Sequence[HistoryEvent], decoder: _Decoder, target: st
                 child = await decoder.first(a.input.payloads)
                 out.add(started, "target started", details=a.workflow_id,
                         target=child.get("uscc") or a.workflow_id.rsplit("/", 1)[-1])
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED and target is not None:
+            a = event.workflow_execution_started_event_attributes
+            # A target started by its task's activities, not as its child (patch targets-started-in-shards):
+            # its own first run says so, where a child's start is the task's event above.
+            if not a.HasField("parent_workflow_execution") and not a.continued_execution_run_id:
+                run = await decoder.first(a.input.payloads)
+                out.add(event, "target started", details=target_workflow_id(run["task_id"], run["uscc"]))
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
             out.add(event, "failed", details=await decoder.failure(event.workflow_execution_failed_event_attributes.failure))
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
@@ -373,7 +387,9 @@ async def _update(out: _Projection, accepted: HistoryEvent, completed: HistoryEv
     elif name == "enter_entropy":
         event, details = "entropy entered", f"value {command.get('value')}"
     elif name == "add_target":
-        event, target, details = "target added", command.get("uscc"), str(command.get("reason") or "")
+        event, target = "target added", command.get("uscc")
+        details = "; ".join(filter(None, [str(command.get("reason") or ""),
+                                          f"legal basis {command['legal_basis']}" if command.get("legal_basis") else ""]))
     elif name == "redraw":
         actor, event = command.get("approver"), "redraw approved"
         details = str(command.get("reason") or "")

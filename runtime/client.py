@@ -16,6 +16,7 @@ from activities.handoff import HandoffActivities, JsonlReceiver, Notifier, Recei
 from activities.launcher import LauncherActivities
 from activities.plans import PlanActivities
 from activities.public_register import RegisterActivities
+from activities.starts import StartActivities
 from activities.targets import TargetActivities
 from db.engine import Engine
 from domain.workdays import Deadlines, calendar_from_env
@@ -86,10 +87,11 @@ def build_worker(client: Client, queue: str, engine: Engine, deadlines: Deadline
     handoff = HandoffActivities(engine, deadlines, notifier)
     archive = ArchiveActivities(engine, client)  # lists and fetches histories with the worker's client
     register = RegisterActivities(engine)
+    starts = StartActivities(engine, client)  # starts target workflows with the worker's client
     activities = [
         plans.publish_plan, plans.publish_adjustment, launcher.load_plan_template,
         draws.announce, draws.targets_page, draws.finished_targets, draws.cancel_unstarted, draws.close_task,
-        draws.record_targeted, draws.supersede_draw,
+        draws.record_targeted, draws.supersede_draw, starts.start_targets,
         targets.working_days_later, targets.wait_deadline, targets.open_target, targets.record_check,
         targets.record_result, targets.record_review,
         targets.record_team, targets.record_stage, targets.finish, targets.publish_result, targets.alert,

@@ -1,4 +1,4 @@
-"""The planner's commands on a task's draw: a targeted entity, the entropy value, a redraw."""
+"""The planner's commands on a task's draw: a targeted entity, the entropy value, a redraw (once approved)."""
 from __future__ import annotations
 
 from temporalio.client import Client
@@ -7,6 +7,7 @@ from domain.access import Actor
 from domain.commands import command_key
 from domain.draw import DrawError, check_entropy_value
 from domain.messages.task import EntropyEntry, Redraw, TargetedEntity
+from domain.stages import Stage
 from domain.uscc import uscc_problem
 from runtime.context import Context
 from service import gateway
@@ -28,7 +29,9 @@ async def _send(client: Client, task_id: str, verb: str, method, command) -> str
 
 
 async def add_targeted_entity(ctx: Context, actor: Actor, task_id: str, uscc: str,
-                              reason: str) -> str:
+                              reason: str, legal_basis: str | None = None) -> str:
+    """The entity inspected in the task; one the frequency cap excludes (R12, R14) needs `legal_basis`, the law
+    requiring the inspection, or the task refuses it naming the entity and the rule."""
     problem = uscc_problem(uscc)
     if problem:
         raise Invalid(f"USCC {uscc!r}: {problem}")
@@ -36,7 +39,7 @@ async def add_targeted_entity(ctx: Context, actor: Actor, task_id: str, uscc: st
         if not entity_name(connection, uscc):
             raise NotFound(f"USCC {uscc} is not in the entity directory")
     return await _send(await ctx.client(), task_id, "target", InspectionTaskWorkflow.add_target,
-                       gateway.build(TargetedEntity, uscc=uscc, reason=reason))
+                       gateway.build(TargetedEntity, uscc=uscc, reason=reason, legal_basis=legal_basis))
 
 
 async def enter_entropy(ctx: Context, actor: Actor, task_id: str, value: str) -> str:
@@ -57,6 +60,13 @@ async def enter_entropy(ctx: Context, actor: Actor, task_id: str, value: str) ->
                        gateway.build(EntropyEntry, value=value))
 
 
-async def redraw(ctx: Context, actor: Actor, task_id: str, *, reason: str, approver: str) -> str:
-    return await _send(await ctx.client(), task_id, "redraw", InspectionTaskWorkflow.redraw,
-                       gateway.build(Redraw, reason=reason, approver=approver))
+async def stage(ctx: Context, task_id: str) -> Stage:
+    status = await gateway.query(_handle(await ctx.client(), task_id), InspectionTaskWorkflow.status,
+                                 what=f"task {task_id}")
+    return status.stage
+
+
+async def redraw(ctx: Context, task_id: str, redraw: Redraw, *, update_id: str) -> str:
+    """Carry out an approved redraw (service.approvals: the supervisor's act, under the request's update id)."""
+    return await gateway.update(_handle(await ctx.client(), task_id), InspectionTaskWorkflow.redraw, redraw,
+                                what=f"task {task_id}", update_id=update_id)

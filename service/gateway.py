@@ -5,6 +5,7 @@ whether it came from the CLI, the API or the demo, and a refusal reads the same 
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
@@ -49,10 +50,10 @@ async def update(handle: WorkflowHandle, method: Callable, command: BaseModel, *
         raise missing(error, what) from error
 
 
-async def query(handle: WorkflowHandle, method: Callable, *, what: str) -> Any:
+async def query(handle: WorkflowHandle, method: Callable, *args: Any, what: str) -> Any:
     _exists(handle, what)
     try:
-        return await handle.query(method)
+        return await handle.query(method, *args)
     except RPCError as error:
         raise missing(error, what) from error
 
@@ -85,6 +86,25 @@ def missing(error: RPCError, what: str) -> Exception:
             return Refused(f"{_named(what)} has closed and takes no more commands")
         return NotFound(f"no {_named(what)} is running")
     return error
+
+
+def keyed(request_key: str) -> str:
+    """What a command records of a door's idempotency key (the API's, scoped to its user): enough to know its
+    retry, nothing of the key itself."""
+    return hashlib.sha256(request_key.encode()).hexdigest()[:16]
+
+
+async def started_with(client: Client, handle: WorkflowHandle, model: type[BaseModel]) -> Any:
+    """The input a workflow (running or closed) was started with; None when there is no such workflow."""
+    try:
+        history = await handle.fetch_history()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    started = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    [run] = await client.data_converter.decode(started, [model])
+    return run
 
 
 def client_handle(client: Client, run: Callable, workflow_id: str) -> WorkflowHandle:

@@ -66,7 +66,7 @@ def _now(now: datetime | None) -> datetime:
     return now or datetime.now(timezone.utc)
 
 
-def _require(decision: access.Decision) -> None:
+def require(decision: access.Decision) -> None:
     if not decision:
         raise Forbidden(decision.refusal.rule, decision.refusal.reason)
 
@@ -91,7 +91,7 @@ class UserView:
 def add_user(engine: Engine, actor: Actor, user_id: str, password: str, roles: Iterable[str] = (),
              unit: str | None = None, now: datetime | None = None) -> None:
     """A local account: operator roles, or none for an inspector whose roles the directory holds."""
-    _require(access.may_admin(actor))
+    require(access.may_admin(actor))
     roles = tuple(roles)
     if breaches := access.account_breaches(user_id, roles, unit) + access.password_breaches(password):
         raise Invalid(breaches)
@@ -100,7 +100,7 @@ def add_user(engine: Engine, actor: Actor, user_id: str, password: str, roles: I
 
 
 def _set_status(engine: Engine, actor: Actor, user_id: str, status: str, now: datetime | None) -> None:
-    _require(access.may_admin(actor))
+    require(access.may_admin(actor))
     if not users.set_status(engine, user_id, status, _now(now)):
         raise UnknownUser("unknown-user", f"no user {user_id}")
 
@@ -116,14 +116,14 @@ def enable_user(engine: Engine, actor: Actor, user_id: str, now: datetime | None
 
 def reset_password(engine: Engine, actor: Actor, user_id: str, password: str, now: datetime | None = None) -> None:
     """A new password; it also lifts a lockout."""
-    _require(access.may_admin(actor))
+    require(access.may_admin(actor))
     _valid_password(password)
     if not users.set_password(engine, user_id, _hasher.hash(password), _now(now)):
         raise UnknownUser("unknown-user", f"no user {user_id}")
 
 
 def list_users(engine: Engine, actor: Actor) -> list[UserView]:
-    _require(access.may_admin(actor))
+    require(access.may_admin(actor))
     return [UserView(a.user_id, a.roles, a.unit, a.status, a.locked_until) for a in users.accounts(engine)]
 
 

@@ -10,7 +10,6 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.access import Actor
-from domain.commands import command_key
 from domain.messages.plan import Adjustment, PlanRun
 from domain.plan import canonical_json
 from domain.workdays import SHANGHAI
@@ -56,29 +55,21 @@ async def start_plan(ctx: Context, actor: Actor, document: bytes, source: str, *
     return PlanStarted(plan.plan_code, started, len(plan.tasks))
 
 
-@dataclass(frozen=True)
-class Adjusted:
-    adjustment: Adjustment
-    already_recorded: bool
-    message: str
-
-
-async def adjust_plan(ctx: Context, actor: Actor, plan_code: str, *, reason: str, approver: str,
-                      add_task: tuple[bytes, str] | None = None, cancel_task: str | None = None) -> Adjusted:
-    """Add a task (its file, checked against the directories first) or cancel one; the same one twice is recorded once."""
+def adjustment(ctx: Context, plan_code: str, *, reason: str, approver: str, add_task: tuple[bytes, str] | None = None,
+               cancel_task: str | None = None, **by: str | None) -> Adjustment:
+    """Add a task (its file, checked against the directories first) or cancel one."""
     if add_task is not None:
         task = validate_added_task(ctx.engine(), plan_code, *add_task, today=_today())
-        adjustment = gateway.build(Adjustment, kind="add", task_id=task.task_id, reason=reason, approver=approver,
-                                   task_document=canonical_json(task))
-    else:
-        adjustment = gateway.build(Adjustment, kind="cancel", task_id=cancel_task, reason=reason, approver=approver)
+        return gateway.build(Adjustment, kind="add", task_id=task.task_id, reason=reason, approver=approver,
+                             task_document=canonical_json(task), **by)
+    return gateway.build(Adjustment, kind="cancel", task_id=cancel_task, reason=reason, approver=approver, **by)
+
+
+async def adjust_plan(ctx: Context, plan_code: str, adjustment: Adjustment, *, update_id: str) -> str:
+    """Carry out an approved adjustment (service.approvals: the supervisor's act, under the request's update id)."""
     handle = (await ctx.client()).get_workflow_handle_for(AnnualPlanWorkflow.run, plan_workflow_id(plan_code))
-    what = f"plan {plan_code}"
-    if await gateway.query(handle, AnnualPlanWorkflow.last_adjustment, what=what) == adjustment:
-        return Adjusted(adjustment, True, f"already recorded: {adjustment.kind} {adjustment.task_id}")
-    message = await gateway.update(handle, AnnualPlanWorkflow.adjust, adjustment, what=what,
-                                   update_id=command_key("adjust", adjustment))
-    return Adjusted(adjustment, False, message)
+    return await gateway.update(handle, AnnualPlanWorkflow.adjust, adjustment, what=f"plan {plan_code}",
+                                update_id=update_id)
 
 
 @dataclass(frozen=True)

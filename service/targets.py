@@ -6,7 +6,6 @@ can skip them.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -26,6 +25,8 @@ from domain.messages.target import (
     ResultEntry,
     Review,
     TargetStatus,
+    Withholding,
+    WithholdingDecision,
 )
 from domain.workdays import SHANGHAI
 from runtime.context import Context
@@ -44,6 +45,8 @@ UPDATES: dict[str, Callable] = {
     "review": TargetInspectionWorkflow.review_result,
     "assign": TargetInspectionWorkflow.assign_team,
     "recheck": TargetInspectionWorkflow.record_recheck,
+    "withhold": TargetInspectionWorkflow.mark_withholding,
+    "withhold-decision": TargetInspectionWorkflow.decide_withholding,
 }
 
 
@@ -76,12 +79,28 @@ async def send(client: Client, task_id: str, uscc: str, verb: str, command: Base
     the door died before answering, reaches the workflow as the same update and takes effect once.
     """
     handle = _handle(client, task_id, uscc)
+    if request_key is not None:
+        # The workflow keeps the answers of its last few update ids across its runs: a retry whose first attempt
+        # took effect gets that attempt's answer, and sends nothing.
+        update_id = f"{command_key(verb, command)}-{gateway.keyed(request_key)}"
+        answered = await gateway.query(handle, TargetInspectionWorkflow.answer, update_id, what=_what(task_id, uscc))
+        if answered is not None:
+            return Outcome(accepted=True, already_recorded=False, message=answered)
     current = await gateway.query(handle, TargetInspectionWorkflow.status, what=_what(task_id, uscc))
-    if current.last_command == command_text(verb, command):
-        return Outcome(accepted=True, already_recorded=True, message=f"already recorded: {verb}")
-    update_id = command_key(verb, command, seq=current.commands) if request_key is None else \
-        f"{command_key(verb, command)}-{hashlib.sha256(request_key.encode()).hexdigest()[:16]}"
-    message = await gateway.update(handle, UPDATES[verb], command, what=_what(task_id, uscc), update_id=update_id)
+    repeated = current.last_command == command_text(verb, command)
+    already = Outcome(accepted=True, already_recorded=True, message=f"already recorded: {verb}")
+    if request_key is None:
+        if repeated:
+            return already
+        update_id = command_key(verb, command, seq=current.commands)
+    try:
+        # A keyed repeat is sent all the same: it may be this key's own update still under way, which Temporal
+        # answers when it finishes; the same command under another key is refused, and recorded already.
+        message = await gateway.update(handle, UPDATES[verb], command, what=_what(task_id, uscc), update_id=update_id)
+    except Refused:
+        if repeated:
+            return already
+        raise
     return Outcome(accepted=True, already_recorded=False, message=message)
 
 
@@ -99,9 +118,12 @@ def _in_directory(ctx: Context, inspector: str) -> None:
                        "name an inspector listed by `spotcheck import inspectors`")
 
 
-async def field_signal(ctx: Context, actor: Actor, task_id: str, uscc: str, kind: str) -> str:
-    """Accepted or arrived: logged in the history, gates nothing; only from an inspector of the target's team."""
-    signal = gateway.build(FieldSignal, kind=kind, inspector=actor.id, **_by(actor))
+async def field_signal(ctx: Context, actor: Actor, task_id: str, uscc: str, kind: str,
+                       request_key: str | None = None) -> str:
+    """Accepted or arrived: logged in the history, gates nothing; only from an inspector of the target's team.
+    `request_key` (the door's idempotency key): a retry of a signal the target logged is not logged again."""
+    request = None if request_key is None else f"signal-{kind}-{gateway.keyed(request_key)}"
+    signal = gateway.build(FieldSignal, kind=kind, inspector=actor.id, request=request, **_by(actor))
     _in_directory(ctx, signal.inspector)
     handle = _handle(await ctx.client(), task_id, uscc)
     current = await gateway.query(handle, TargetInspectionWorkflow.status, what=_what(task_id, uscc))
@@ -174,3 +196,18 @@ async def record_recheck(ctx: Context, actor: Actor, task_id: str, uscc: str, *,
                          note: str, request_key: str | None = None) -> Outcome:
     command = gateway.build(Recheck, inspector=actor.id, passed=passed, note=note, **_by(actor))
     return await send(await ctx.client(), task_id, uscc, "recheck", command, request_key)
+
+
+async def mark_withholding(ctx: Context, actor: Actor, task_id: str, uscc: str, *, grounds: str, fields: list[str],
+                           reason: str, request_key: str | None = None) -> Outcome:
+    """R23: the team, a reviewer or a supervisor of the unit marks a result's fields to withhold, before approval."""
+    command = gateway.build(Withholding, marked_by=actor.id, grounds=grounds, fields=fields, reason=reason,
+                            **_by(actor))
+    return await send(await ctx.client(), task_id, uscc, "withhold", command, request_key)
+
+
+async def decide_withholding(ctx: Context, actor: Actor, task_id: str, uscc: str, *, approve: bool, note: str = "",
+                             request_key: str | None = None) -> Outcome:
+    """R23: a supervisor of the unit, not the one who marked it, approves or refuses withholding the fields."""
+    command = gateway.build(WithholdingDecision, approver=actor.id, approve=approve, note=note, **_by(actor))
+    return await send(await ctx.client(), task_id, uscc, "withhold-decision", command, request_key)

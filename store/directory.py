@@ -22,6 +22,14 @@ def task_line(connection: Connection, task_id: str) -> tuple[dict, int]:
     return json.loads(row.document), row.year
 
 
+def unit_names(connection: Connection) -> dict[str, str]:
+    """{unit code: name} of every unit the directory has known, each by its newest version: a unit's pages and
+    notices name it as it is called now, or was last called."""
+    u = schema.units
+    return {row.unit_code: row.name
+            for row in connection.execute(select(u.c.unit_code, u.c.name).order_by(u.c.valid_from))}
+
+
 def in_force(table, at: datetime):
     """The directory version in force at instant `at`."""
     return and_(table.c.valid_from <= at, or_(table.c.valid_to.is_(None), table.c.valid_to > at))

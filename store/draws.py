@@ -98,9 +98,44 @@ def lock_year(connection: Connection, year: int) -> None:
         connection.execute(select(func.pg_advisory_xact_lock(7233100 + year)))
 
 
-def record_targeted(connection: Connection, task_id: str, uscc: str, reason: str, at: datetime) -> None:
-    insert_once(connection, schema.targeted, dict(task_id=task_id, uscc=uscc, reason=reason, added_at=at),
-                keys=("task_id", "uscc"))
+def record_targeted(connection: Connection, task_id: str, uscc: str, reason: str, at: datetime,
+                    legal_basis: str | None = None) -> None:
+    """The targeted entity, once; a legal basis given later (the entity first targeted without one) is kept."""
+    tg = schema.targeted
+    if not insert_once(connection, tg, dict(task_id=task_id, uscc=uscc, reason=reason, added_at=at,
+                                            legal_basis=legal_basis), keys=("task_id", "uscc")) and legal_basis:
+        connection.execute(update(tg).where(tg.c.task_id == task_id, tg.c.uscc == uscc, tg.c.legal_basis.is_(None))
+                           .values(legal_basis=legal_basis))
+
+
+CAP_REASONS = ("a_class_already_drawn", "frequency_cap")  # the exclusions a legal basis lifts (R12, R14)
+
+
+def cap_exclusion(connection: Connection, task_id: str, uscc: str, at: datetime) -> str | None:
+    """The reason the frequency cap (R12, R14) excludes the entity from the task's population at `at`, or None."""
+    line, year = task_line(connection, task_id)
+    rows = eligible_population(connection, task_id, line, year, at).subquery()
+    reason = connection.execute(select(rows.c.reason).where(rows.c.uscc == uscc)).scalar()
+    return reason if reason in CAP_REASONS else None
+
+
+def refused_targeted(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> dict[str, str]:
+    """{uscc: reason} of the task's targeted entities the frequency cap (R12, R14) excluded at `at` for want of a
+    legal basis: targeted when nothing excluded them, drawn by another task before this freeze. Not inspected."""
+    tg = schema.targeted
+    if connection.execute(select(tg.c.uscc).where(tg.c.task_id == task_id).limit(1)).first() is None:
+        return {}  # most tasks target nobody: no population query under the year's lock for them
+    rows = eligible_population(connection, task_id, line, year, at).subquery()
+    return dict(connection.execute(
+        select(tg.c.uscc, rows.c.reason).join(rows, rows.c.uscc == tg.c.uscc)
+        .where(tg.c.task_id == task_id, tg.c.added_at <= at, rows.c.reason.in_(CAP_REASONS))).all())
+
+
+def lawfully_targeted(task_id: str, at: datetime | None = None):
+    """The USCCs the task targets with a legal basis (recorded by `at`): the frequency cap does not exclude them."""
+    tg = schema.targeted
+    query = select(tg.c.uscc).where(tg.c.task_id == task_id, tg.c.legal_basis.is_not(None))
+    return query if at is None else query.where(tg.c.added_at <= at)
 
 
 # --- the population ---------------------------------------------------------------------------
@@ -137,7 +172,8 @@ def eligible_population(connection: Connection, task_id: str, line: dict, year: 
 
     The filter: entity and item versions in force at `at`, the task line's subject types, region and
     industry prefixes and labels, each item's target labels. The exclusions, by reason: not active;
-    an A-class entity another task already drew this year (R14); the year's frequency cap (R12).
+    an A-class entity another task already drew this year (R12); the year's frequency cap (R14). Neither
+    of the last two excludes an entity the task targets with a legal basis recorded by `at` (R12's exception).
     """
     conditions = [in_force(e, at)]
     task_filter = line.get("filter", {})
@@ -153,10 +189,11 @@ def eligible_population(connection: Connection, task_id: str, line: dict, year: 
             conditions.append(has_any_label(e.c.labels, split(item["target_labels"])))
 
     selected = selections(year, task_id, as_of=at)
+    capped = ~e.c.uscc.in_(lawfully_targeted(task_id, at))
     reason = case(
         (e.c.status != "active", e.c.status),
-        (and_(e.c.risk_class == "A", selected.c.times.is_not(None)), literal("a_class_already_drawn")),
-        (selected.c.times >= int(line["frequency_cap"]), literal("frequency_cap")),
+        (and_(e.c.risk_class == "A", selected.c.times.is_not(None), capped), literal("a_class_already_drawn")),
+        (and_(selected.c.times >= int(line["frequency_cap"]), capped), literal("frequency_cap")),
         else_=literal(None, String),
     ).label("reason")
     stratum = case((e.c.risk_class == "", literal("U")), else_=e.c.risk_class).label("stratum")
@@ -392,7 +429,8 @@ def _copy_text(value) -> str:
 
 
 def conflicts(connection: Connection, task_id: str, draw_seq: int, year: int, frequency_cap: int) -> int:
-    """Selected entities another task drew after this freeze, which R12 or R14 now exclude.
+    """Selected entities another task drew after this freeze, which R12 or R14 now exclude (but for those the
+    task targets with a legal basis).
 
     Freezes and draws of a year hold one lock, but a freeze waits for its entropy before drawing:
     two frozen tasks can both hold an A-class entity. The later draw then is superseded and a
@@ -402,7 +440,7 @@ def conflicts(connection: Connection, task_id: str, draw_seq: int, year: int, fr
     return connection.execute(
         select(func.count()).select_from(ds.join(others, others.c.uscc == ds.c.uscc)).where(
             ds.c.task_id == task_id, ds.c.draw_seq == draw_seq,
-            or_(ds.c.stratum == "A", others.c.times >= frequency_cap))
+            or_(ds.c.stratum == "A", others.c.times >= frequency_cap), ds.c.uscc.not_in(lawfully_targeted(task_id)))
     ).scalar()
 
 

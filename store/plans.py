@@ -176,3 +176,9 @@ def put_template(engine: Engine, name: str, document: str, document_sha256: str)
             set_={k: upsert.excluded[k] for k in ("document", "document_sha256", "stored_at")},
             where=table.c.document_sha256 != upsert.excluded.document_sha256)
         return connection.execute(statement).rowcount == 1
+
+
+def plan_of_task(connection: Connection, task_id: str) -> str | None:
+    """The plan a task (planned or added) belongs to."""
+    return connection.execute(select(schema.plan_tasks.c.plan_code)
+                              .where(schema.plan_tasks.c.task_id == task_id)).scalar()

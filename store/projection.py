@@ -1,29 +1,30 @@
 """The projection rebuild's SQL (read/projection.py): a fresh schema holding the live inputs, and the rows compared.
 
 The fresh schema is migrated like any other, then given a copy of what the activities read but do not
-derive from their inputs (the directories, the plans, the draws with their secrets and selections, the
-frozen pools); the projection tables the rebuild recomputes stay empty. PostgreSQL: a schema of its own
-in the live database, dropped afterwards. SQLite: a temporary file with the live one attached.
+derive from their inputs (the directories, the plans, the populations stored by draws frozen before
+migration 0006); the projection tables the rebuild recomputes stay empty. The draws' secrets (a nonce, a
+population salt) and the instant a draw committed are in no history: `draw_secrets` reads them from the live
+rows, for the replay to make the same draws. PostgreSQL: a schema of its own in the live database, dropped
+afterwards. SQLite: a temporary file with the live one attached.
 """
 from __future__ import annotations
 
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Table, create_engine, or_, select, text
+from sqlalchemy import Connection, Table, create_engine, or_, select, text, update
 
 from db import schema
 from db.engine import Engine, make_engine, migrate
 
-# What the activities read and no history can give back: the directories and plans (inputs), and the draws'
-# secrets, selections and frozen pools, which live only in the database (activities/draws.py).
+# What the activities read and no history can give back: the directories and plans (inputs), and the
+# populations of draws frozen before migration 0006, kept as they were (store/draws.py).
 INPUTS: tuple[Table, ...] = (
     schema.import_batches, schema.units, schema.items, schema.entities, schema.inspectors,
-    schema.plans, schema.plan_templates, schema.plan_tasks,
-    schema.draws, schema.draw_population, schema.draw_selection, schema.targeted, schema.dispatch_pools,
+    schema.plans, schema.plan_templates, schema.plan_tasks, schema.draw_population,
 )
 
 
@@ -101,10 +102,48 @@ def year_scope(engine: Engine, year: int) -> tuple[list[str], list[str]]:
     return plans, tasks
 
 
-def scoped_rows(engine: Engine, table: Table, plan_codes: list[str], task_ids: list[str]) -> list[dict]:
-    """The table's rows of the year: those of its tasks, and for tables that name a plan, those of its plans."""
-    condition = table.c.task_id.in_(task_ids)
-    if "plan_code" in table.c:
-        condition = or_(condition, table.c.plan_code.in_(plan_codes))
+def started_targets(engine: Engine, task_ids: list[str]) -> list[tuple[str, str]]:
+    """(task id, uscc) of the tasks' targets whose workflow has started (named in the projection row): those
+    the task started by activities (since patch targets-started-in-shards) are no children in its history."""
+    t = schema.targets
     with engine.connect() as connection:
-        return [dict(r) for r in connection.execute(select(table).where(condition)).mappings()]
+        return [(r.task_id, r.uscc) for r in connection.execute(
+            select(t.c.task_id, t.c.uscc).where(t.c.task_id.in_(task_ids), t.c.workflow_id != "")
+            .order_by(t.c.task_id, t.c.uscc))]
+
+
+def scoped_rows(engine: Engine, table: Table, plan_codes: list[str], task_ids: list[str],
+                workflow_ids: Collection[str] = (), left_out: dict[str, tuple] | None = None) -> list[dict]:
+    """The table's rows of the year: those of its tasks, and for tables that name a plan, those of its plans;
+    for a table that names neither (the outbox), those its workflows wrote. `left_out`: {column: values} of
+    rows not compared."""
+    conditions = []
+    if "task_id" in table.c:
+        conditions.append(table.c.task_id.in_(task_ids))
+    if "plan_code" in table.c:
+        conditions.append(table.c.plan_code.in_(plan_codes))
+    if not conditions:
+        conditions.append(table.c.workflow_id.in_(sorted(workflow_ids)))
+    query = select(table).where(or_(*conditions))
+    for column, values in (left_out or {}).items():
+        query = query.where(table.c[column].not_in(values))
+    with engine.connect() as connection:
+        return [dict(r) for r in connection.execute(query).mappings()]
+
+
+def draw_secrets(engine: Engine, task_ids: list[str]) -> dict[tuple[str, int], dict]:
+    """(task_id, draw_seq) -> what the live draw holds that no history does: its nonce and population salt
+    (secrets), when it committed (drawn_at) and whether its population is stored (frozen before 0006)."""
+    d = schema.draws
+    with engine.connect() as connection:
+        return {(r["task_id"], r["draw_seq"]): dict(r) for r in connection.execute(
+            select(d.c.task_id, d.c.draw_seq, d.c.nonce, d.c.population_salt, d.c.drawn_at, d.c.population_stored)
+            .where(d.c.task_id.in_(task_ids))).mappings()}
+
+
+def keep_stored_population(engine: Engine, task_id: str, draw_seq: int) -> None:
+    """The rebuilt draw reads its population from the stored rows, as the live one (frozen before 0006) does."""
+    d = schema.draws
+    with engine.begin() as connection:
+        connection.execute(update(d).where(d.c.task_id == task_id, d.c.draw_seq == draw_seq)
+                           .values(population_stored=True))

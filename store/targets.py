@@ -1,6 +1,7 @@
 """Targets: the projection row of each drawn or targeted entity, its teams and its alerts."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, exists, func, select, update
@@ -16,9 +17,11 @@ FINAL_STAGES = (Stage.CLOSED.value, Stage.CANCELLED.value)
 t = schema.targets
 
 
-def add_drawn(connection: Connection, task_id: str, selected: list[str], at: datetime) -> int:
-    """Rows for the drawn entities and for targeted ones that were not drawn; how many of the latter."""
-    chosen = set(selected)
+def add_drawn(connection: Connection, task_id: str, selected: list[str], at: datetime,
+              refused: Collection[str] = ()) -> int:
+    """Rows for the drawn entities and for targeted ones that were not drawn (but those `refused`: the frequency
+    cap excluded them, store.draws.refused_targeted); how many of the latter."""
+    chosen = set(selected) | set(refused)
     extra = [r.uscc for r in connection.execute(
         select(schema.targeted.c.uscc).where(schema.targeted.c.task_id == task_id).order_by(schema.targeted.c.uscc)
     ) if r.uscc not in chosen]
@@ -42,12 +45,21 @@ def project(connection: Connection, task_id: str, uscc: str, at: datetime, **val
     connection.execute(update(t).where(t.c.task_id == task_id, t.c.uscc == uscc).values(updated_at=at, **values))
 
 
-def page(connection: Connection, task_id: str, after: str | None, limit: int) -> list[str]:
-    """The task's targets after `after`, in USCC order."""
+def page(connection: Connection, task_id: str, after: str | None, limit: int, skip: int = 0) -> list[str]:
+    """The task's targets after `after` (and after the `skip` first of those), in USCC order."""
     query = select(t.c.uscc).where(t.c.task_id == task_id).order_by(t.c.uscc).limit(limit)
     if after is not None:
         query = query.where(t.c.uscc > after)
+    if skip:
+        query = query.offset(skip)
     return [r.uscc for r in connection.execute(query)]
+
+
+def dispatched_rows(connection: Connection, task_id: str, unit: str) -> int:
+    """How many of the unit's dispatch rows of the task are stored (a paged dispatch resumes after them)."""
+    m = schema.teams
+    return connection.execute(select(func.count()).select_from(m).where(
+        m.c.task_id == task_id, m.c.unit_code == unit, m.c.step == "dispatch")).scalar_one()
 
 
 def task_targets(connection: Connection, task_id: str) -> list[str]:
@@ -122,6 +134,13 @@ def assign_team(connection: Connection, *, task_id: str, uscc: str, unit: str, i
         task_id=task_id, uscc=uscc, unit_code=unit, inspectors=";".join(inspectors), source="manual", reason=reason,
         assigned_by=by, at=at, workflow_id=workflow_id, step=step,
     ), keys=("workflow_id", "step", "uscc", "unit_code"))
+
+
+def staffed(connection: Connection, task_id: str, uscc: str, at: datetime) -> None:
+    """An unstaffed target's row once its last unit has a team: dispatched, as its workflow's stage is. A later
+    substitution changes no stage."""
+    connection.execute(update(t).where(t.c.task_id == task_id, t.c.uscc == uscc, t.c.stage == Stage.UNSTAFFED.value)
+                       .values(stage=Stage.DISPATCHED.value, updated_at=at))
 
 
 def record_alert(connection: Connection, *, workflow_id: str, step: str, kind: str, task_id: str, uscc: str | None,

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, and_, case, exists, func, or_, select
 from db import schema
 from domain.categories import CATEGORIES
 from store import draws
+from store.directory import task_line
 
 # A result is accepted once approved (a unit that does not review approves on entry); these are
 # the target stages from approval on.
@@ -296,16 +297,24 @@ def draw_row(connection: Connection, task_id: str, draw_seq: int | None = None):
     return connection.execute(query).mappings().first()
 
 
-def draw_selection(connection: Connection, task_id: str, draw_seq: int) -> tuple[list[str], list[dict]]:
-    """(selected USCCs, targeted [{uscc, reason}]), each in byte order: what an audit package adds to
-    a draw's public record, with the population salt."""
+def draw_selection(connection: Connection, task_id: str, draw_seq: int) -> tuple[list[str], list[dict], list[dict]]:
+    """(selected USCCs, targeted [{uscc, reason[, legal_basis]}], refused [{uscc, reason, excluded}]), each in
+    byte order: what an audit package adds to a draw's public record, with the population salt. A legal basis
+    (R12's exception) is for auditors; refused are the targeted entities the freeze excluded for want of one."""
     selected = [r.uscc for r in connection.execute(
         select(ds.c.uscc).where(ds.c.task_id == task_id, ds.c.draw_seq == draw_seq))]
+    line, year = task_line(connection, task_id)
+    frozen_at = connection.execute(select(d.c.frozen_at).where(d.c.task_id == task_id, d.c.draw_seq == draw_seq)
+                                   ).scalar()
+    excluded = draws.refused_targeted(connection, task_id, line, year, frozen_at) if frozen_at else {}
     tg = schema.targeted
-    targeted = [{"uscc": r.uscc, "reason": r.reason} for r in connection.execute(
-        select(tg.c.uscc, tg.c.reason).where(tg.c.task_id == task_id))]
-    targeted.sort(key=lambda t: t["uscc"])
-    return sorted(selected), targeted
+    targeted, refused = [], []
+    for r in connection.execute(select(tg.c.uscc, tg.c.reason, tg.c.legal_basis).where(tg.c.task_id == task_id)):
+        if r.uscc in excluded:
+            refused.append({"uscc": r.uscc, "reason": r.reason, "excluded": excluded[r.uscc]})
+        else:
+            targeted.append({"uscc": r.uscc, "reason": r.reason, **({"legal_basis": r.legal_basis} if r.legal_basis else {})})
+    return sorted(selected), sorted(targeted, key=lambda t: t["uscc"]), sorted(refused, key=lambda t: t["uscc"])
 
 
 def draw_population(connection: Connection, task_id: str, draw_seq: int) -> Iterator[tuple[str, str]]:

@@ -41,6 +41,11 @@ HEAVY = dict(
 
 CHILD_BATCH = 100  # children started concurrently
 CHILDREN_PER_RUN = 500  # then continue-as-new, well below the 2,000-pending and history limits
+# Targets are started by activities, a shard each, side by side on the queue's workers: as many shards as
+# SHARD_TARGETS fill, at most MAX_SHARDS (each start a request to the server, a page of them at a time).
+SHARD_TARGETS = 200
+MAX_SHARDS = 16
+STARTS = dict(start_to_close_timeout=timedelta(hours=1), heartbeat_timeout=timedelta(minutes=1), retry_policy=RETRY)
 
 
 def plan_workflow_id(plan_code: str) -> str:

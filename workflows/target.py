@@ -8,8 +8,10 @@ projection follows the order in which the history accepted the commands.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from temporalio import workflow
 
@@ -20,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.categories import ORDER_KINDS, category
     from domain.commands import command_text
     from domain.messages.target import (
+        KEPT_ANSWERS,
         KEPT_SIGNALS,
         Alert,
         CheckRecord,
@@ -64,6 +67,36 @@ CONTINUES_AT_WAITS = "target-continues-at-waits"
 STAFFING_DEADLINE = "staffing-deadline"
 # Since this patch a result marked for withholding (R23) waits for its approver before publication.
 WITHHOLDS_BEFORE_PUBLICATION = "target-withholds-before-publication"
+# Since this patch a target whose task marks an item for withholding (R23) opens marked by it.
+WITHHOLDS_MARKED_ITEMS = "target-withholds-marked-items"
+
+
+def _update_id() -> str:
+    info = workflow.current_update_info()
+    assert info is not None  # only ever called from an update's handler or validator
+    return info.id
+
+
+def answered_once(handler: Callable[[Any, Any], Awaitable[str]]) -> Callable[[Any, Any], Awaitable[str]]:
+    """An update whose id was answered before (a door retrying the command whose answer it lost, after the target
+    continued as new: Temporal dedupes an id within one run) gets that answer again, with no second effect."""
+    @functools.wraps(handler)
+    async def once(self, command) -> str:
+        if (answer := self._answers.get(_update_id())) is not None:
+            return answer
+        answer = await handler(self, command)
+        self._answers = dict([*self._answers.items(), (_update_id(), answer)][-KEPT_ANSWERS:])
+        return answer
+    return once
+
+
+def unless_answered(validator: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    """The validator of an `answered_once` update: a repeated id is not judged again (its command was accepted)."""
+    @functools.wraps(validator)
+    def judge(self, command) -> None:
+        if _update_id() not in self._answers:
+            validator(self, command)
+    return judge
 
 
 # Outside the sandbox: a worker holds thousands of open targets, and the sandbox loads this module again
@@ -95,6 +128,7 @@ class TargetInspectionWorkflow:
         self._cancel: str | None = None
         self._withholding: Withholding | None = None
         self._withholding_approved: bool | None = None
+        self._answers: dict[str, str] = {}
         if run.state is not None:
             # Before any handler: a command sent as the previous run ended is delivered to this one first.
             self._restore(run.state)
@@ -151,6 +185,9 @@ class TargetInspectionWorkflow:
         )
         self._teams = list(self._ctx.teams)
         self._set_stage(Stage.UNSTAFFED if self._ctx.unstaffed_units else Stage.DISPATCHED, initial=True)
+        if self._ctx.withholding is not None and workflow.patched(WITHHOLDS_MARKED_ITEMS):
+            async with self._lock:  # its items' marking, as if a person had marked it first
+                await self._mark(self._ctx.withholding)
         staffed = lambda: not self._unstaffed_units() or self._cancelled()  # noqa: E731
         if not staffed() and workflow.patched(STAFFING_DEADLINE):
             await self._staffing_deadline(staffed)
@@ -282,6 +319,7 @@ class TargetInspectionWorkflow:
 
     # --- human steps: updates with validators ----------------------------------------------------
     @workflow.update
+    @answered_once
     async def record_check(self, check: CheckRecord) -> str:
         async with self._lock:
             self._check, self._check_at = check, workflow.now()
@@ -294,10 +332,12 @@ class TargetInspectionWorkflow:
         return f"check recorded; publication due {self._due.isoformat()}"
 
     @record_check.validator
+    @unless_answered
     def _validate_check(self, check: CheckRecord) -> None:
         results.may_record_check(check, self._standing())
 
     @workflow.update
+    @answered_once
     async def enter_result(self, entry: ResultEntry) -> str:
         async with self._lock:
             self._result = entry
@@ -311,10 +351,12 @@ class TargetInspectionWorkflow:
         return "result entered; awaiting review" if review else "result entered; no review required, publishing"
 
     @enter_result.validator
+    @unless_answered
     def _validate_result(self, entry: ResultEntry) -> None:
         results.may_enter_result(entry, self._standing())
 
     @workflow.update
+    @answered_once
     async def review_result(self, review: Review) -> str:
         async with self._lock:
             self._remember("review", review)
@@ -332,10 +374,12 @@ class TargetInspectionWorkflow:
         return "approved; publishing" if review.approve else "returned for a new entry; the publication clock runs on"
 
     @review_result.validator
+    @unless_answered
     def _validate_review(self, review: Review) -> None:
         results.may_review(review, self._standing())
 
     @workflow.update
+    @answered_once
     async def assign_team(self, assignment: ManualAssignment) -> str:
         async with self._lock:
             self._teams = [t for t in self._teams if t.unit != assignment.unit]
@@ -349,30 +393,39 @@ class TargetInspectionWorkflow:
         return f"team of {assignment.unit} is now {', '.join(assignment.inspectors)}"
 
     @assign_team.validator
+    @unless_answered
     def _validate_assignment(self, assignment: ManualAssignment) -> None:
         results.may_assign_team(assignment, self._standing())
 
     @workflow.update
+    @answered_once
     async def record_recheck(self, recheck: Recheck) -> str:
         self._recheck = recheck
         self._remember("recheck", recheck)
         return "re-check recorded: " + ("passed, the order is closed" if recheck.passed else "failed, escalating")
 
     @record_recheck.validator
+    @unless_answered
     def _validate_recheck(self, recheck: Recheck) -> None:
         results.may_record_recheck(recheck, self._standing())
 
     @workflow.update
+    @answered_once
     async def mark_withholding(self, withholding: Withholding) -> str:
         """R23: the result touches secrets or privacy; its publication waits for a supervisor's decision."""
         async with self._lock:
-            self._withholding = withholding
             self._remember("withhold", withholding)
-            await workflow.execute_activity_method(
-                TargetActivities.record_withholding, self._step("withholding", withholding=withholding), **LIGHT)
+            await self._mark(withholding)
         return f"marked: {', '.join(withholding.fields)} withheld if a supervisor approves; publication waits for it"
 
+    async def _mark(self, withholding: Withholding) -> None:
+        """Marked (by a person or by the task's items): publication waits for the decision; recorded for it."""
+        self._withholding = withholding
+        await workflow.execute_activity_method(
+            TargetActivities.record_withholding, self._step("withholding", withholding=withholding), **LIGHT)
+
     @mark_withholding.validator
+    @unless_answered
     def _validate_withholding(self, withholding: Withholding) -> None:
         if self._cancelled() or self._ctx is None:
             raise results.Refused("the target is cancelled or still being dispatched")
@@ -381,6 +434,7 @@ class TargetInspectionWorkflow:
                                     self._withholding.marked_by if self._withholding else None)
 
     @workflow.update
+    @answered_once
     async def decide_withholding(self, decision: WithholdingDecision) -> str:
         async with self._lock:
             self._withholding_approved = decision.approve
@@ -394,6 +448,7 @@ class TargetInspectionWorkflow:
         return "refused: published in full"
 
     @decide_withholding.validator
+    @unless_answered
     def _validate_withholding_decision(self, decision: WithholdingDecision) -> None:
         if self._ctx is None:
             raise results.Refused("the target is still being dispatched; try again in a moment")
@@ -403,6 +458,10 @@ class TargetInspectionWorkflow:
     # --- field signals (logged, gate nothing) and queries --------------------------------------
     @workflow.signal
     def field_signal(self, signal: FieldSignal) -> None:
+        if signal.request is not None:
+            if signal.request in self._answers:
+                return
+            self._answers = dict([*self._answers.items(), (signal.request, f"{signal.kind} logged")][-KEPT_ANSWERS:])
         self._signal_count += 1
         line = f"{workflow.now().isoformat()} {signal.kind} {signal.inspector}"
         self._signals = [*self._signals, line][-KEPT_SIGNALS:]
@@ -413,6 +472,11 @@ class TargetInspectionWorkflow:
         """The task was cancelled (R5); a result already approved is published and followed up all the same."""
         if self._stage not in (Stage.APPROVED, Stage.FOLLOW_UP, Stage.CLOSED) and not self._approved:
             self._cancel = reason
+
+    @workflow.query
+    def answer(self, update_id: str) -> str | None:
+        """The answer a command sent under this update id was given, if it is among the last few."""
+        return self._answers.get(update_id)
 
     @workflow.query
     def status(self) -> TargetStatus:

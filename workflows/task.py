@@ -15,9 +15,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.draws import SYSTEM_APPROVER, DrawActivities, conflict_reason
+    from activities.starts import StartActivities
     from activities.targets import TargetActivities
     from domain.draw import DrawError, check_entropy_value
-    from domain.messages.target import Alert, TargetRun
+    from domain.messages.target import Alert, TargetRun, TargetsShard, TargetsStarted
     from domain.messages.task import (
         Announcement,
         DispatchSummary,
@@ -45,9 +46,12 @@ with workflow.unsafe.imports_passed_through():
         CHILDREN_PER_RUN,
         HEAVY,
         LIGHT,
+        MAX_SHARDS,
         OVERDUE,
         PLAN_YEAR,
+        SHARD_TARGETS,
         STAGE,
+        STARTS,
         TASK_ID,
         UNIT,
         plan_workflow_id,
@@ -65,6 +69,9 @@ SIGNALS_BEFORE_RUN_PATCH = "signals-before-run-counted"
 COUNTED_PATCH = "targets-counted-in-projection"
 # Tasks awaiting entropy since this patch wait for it until a deadline.
 ENTROPY_DEADLINE = "entropy-deadline"
+# Since this patch the targets are started by activities, in shards that run side by side on the workers,
+# not as children one page at a time through this history.
+SHARDED_STARTS = "targets-started-in-shards"
 
 # How the entropy validator names the source in a refusal: it holds the stage, not the announcement (the door
 # names the source itself). Validators do not run on replay, so refusing more changes no accepted history.
@@ -212,6 +219,9 @@ class InspectionTaskWorkflow:
 
     async def _start_targets(self) -> None:
         """Start the target children page by page, continuing as new every CHILDREN_PER_RUN starts."""
+        if workflow.patched(SHARDED_STARTS):
+            await self._start_in_shards()
+            return
         started_here = 0
         while True:
             page: list[str] = await workflow.execute_activity_method(
@@ -228,6 +238,28 @@ class InspectionTaskWorkflow:
             if started_here >= CHILDREN_PER_RUN or workflow.info().is_continue_as_new_suggested():
                 self._continue_as_new()
         self._progress = self._progress.model_copy(update={"stage": Stage.IN_PROGRESS})
+
+    async def _start_in_shards(self) -> None:
+        """The targets not started yet (after the cursor), in consecutive slices of USCC order, each started by
+        an activity of its own: a few events here whatever the task's size, and every worker takes part."""
+        remaining = max(0, self._progress.targets_total - self._progress.started)
+        shards = max(1, min(MAX_SHARDS, -(-remaining // SHARD_TARGETS)))
+        template = TargetRun(task_id=self._run.task_id, uscc="", plan_code=self._run.plan_code,
+                             plan_year=self._run.plan_year, finish_signal="last" if self._counted else "each")
+        bounds = [remaining * i // shards for i in range(shards + 1)]
+        done: list[TargetsStarted] = await asyncio.gather(*(
+            workflow.execute_activity_method(
+                StartActivities.start_targets,
+                TargetsShard(run=template, workflow=TargetInspectionWorkflow.__name__,
+                             id_prefix=target_workflow_id(self._run.task_id, ""), after=self._progress.cursor,
+                             skip=bounds[i], count=bounds[i + 1] - bounds[i]),
+                **STARTS)
+            for i in range(shards)
+        ))
+        lasts = [d.last for d in done if d.last is not None]
+        self._progress = self._progress.model_copy(update={
+            "started": self._progress.started + sum(d.handled for d in done),
+            "cursor": max(lasts) if lasts else self._progress.cursor, "stage": Stage.IN_PROGRESS})
 
     async def _start_target(self, uscc: str) -> None:
         try:
@@ -357,10 +389,12 @@ class InspectionTaskWorkflow:
         async with self._lock:
             await workflow.execute_activity_method(
                 DrawActivities.record_targeted,
-                TargetedStep(task_id=self._run.task_id, uscc=entity.uscc, reason=entity.reason, at=workflow.now()),
+                TargetedStep(task_id=self._run.task_id, uscc=entity.uscc, reason=entity.reason, at=workflow.now(),
+                             legal_basis=entity.legal_basis),
                 **LIGHT,
             )
-        return f"{entity.uscc} will be inspected in task {self._run.task_id} ({entity.reason})"
+        basis = f"; legal basis: {entity.legal_basis}" if entity.legal_basis else ""
+        return f"{entity.uscc} will be inspected in task {self._run.task_id} ({entity.reason}{basis})"
 
     @add_target.validator
     def _validate_target(self, entity: TargetedEntity) -> None:

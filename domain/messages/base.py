@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
@@ -54,11 +54,13 @@ _BOUNDS = {
     "note": lambda value: check_note(value, "note", NOTE_CAP),
     "grounds": lambda value: check_note(value, "grounds", NOTE_CAP),
     "reason": lambda value: check_line(value, "reason", REASON_CAP),
+    "legal_basis": lambda value: check_line(value, "legal basis", REASON_CAP),
     "method": lambda value: check_line(value, "method", LINE_CAP),
     "unit": lambda value: check_line(value, "unit", LINE_CAP),
     "applicant": lambda value: check_line(value, "applicant", LINE_CAP),
     "task_id": lambda value: check_line(value, "task id", LINE_CAP),
     "uscc": lambda value: check_line(value, "USCC", USCC_CAP),
+    "request": lambda value: check_line(value, "request", LINE_CAP),
     "inspectors": lambda values: ids(values, "inspector"),
     **{person: (lambda name: lambda value: check_id(value, name))(person)
        for person in ("inspector", "reviewer", "approver", "by", "marked_by", "decided_by")},
@@ -74,3 +76,11 @@ def bounded(*fields: str) -> Any:
     unknown = set(fields) - set(_BOUNDS)
     assert not unknown, f"no bound for {sorted(unknown)}"
     return field_validator(*fields)(_bound)
+
+
+class HumanStep(Command):
+    """A person's step: who authenticated and how (api.md: who acted is who authenticated), set by the
+    command service from the actor, never from a door's field. None in histories from before."""
+
+    actor: str | None = None
+    auth_method: Literal["password", "oidc", "cli-local"] | None = None

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from domain.messages.base import ID, Command, Record, bounded
+from domain.messages.base import ID, HumanStep, Record, bounded
 
 
 class PlanRun(Record):
@@ -26,14 +26,15 @@ class PlanPublished(Record):
     tasks: list[TaskSlot]
 
 
-class Adjustment(Command):
+class Adjustment(HumanStep):
     """A published change to the plan (R5): add a task (already stored by the command line) or cancel one."""
 
     kind: str = Field(pattern="^(add|cancel)$")
     task_id: str
     reason: str = Field(min_length=1, pattern=r"\S")  # not blank
-    approver: str = Field(pattern=ID)
+    approver: str = Field(pattern=ID)  # the supervisor who approved it, by their own act (the actor)
     task_document: str | None = None  # the added task line, validated by the command line, canonical JSON
+    requested_by: str | None = Field(None, pattern=ID)  # the planner who asked for it; None in histories from before
 
     _bounds = bounded("task_id", "reason")
 

@@ -22,7 +22,8 @@ class CorrectionRun(HumanStep):
     category: str | None = None
     note: str | None = None
     reason: str = Field(min_length=1, pattern=r"\S")
-    approver: str
+    approver: str  # the supervisor giving it: the actor
+    request: str | None = None  # the door's idempotency key, hashed: its retry finds this correction
 
     _bounds = bounded("note", "reason", "approver")
 
@@ -58,6 +59,7 @@ class StopPublicationRun(HumanStep):
     applicant: str
     grounds: str = Field(min_length=1, pattern=r"\S")
     min_days: int | None = Field(default=None, ge=0)
+    request: str | None = None  # the door's idempotency key, hashed: its retry finds this application
 
     _bounds = bounded("applicant", "grounds")
 
@@ -65,7 +67,7 @@ class StopPublicationRun(HumanStep):
 class StopDecision(HumanStep):
     """The unit's decision on an application: a supervisor of the result's unit approves or rejects it."""
 
-    decided_by: str
+    decided_by: str  # the supervisor deciding: the actor
     approve: bool
     reason: str = ""
 

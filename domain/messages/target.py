@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from domain import public, results
-from domain.messages.base import LINE_CAP, Command, Record, bounded
+from domain.messages.base import LINE_CAP, HumanStep, Record, bounded
 from domain.stages import Stage
 from domain.text import TextRefused, check_evidence_uri, check_line
 
@@ -36,14 +36,8 @@ class TargetContext(Record):
     checklist: list[str]
     reminder_at: datetime
     window_end: datetime
-
-
-class HumanStep(Command):
-    """A person's step: who authenticated and how (api.md: who acted is who authenticated), set by the
-    command service from the actor, never from a door's field. None in histories from before."""
-
-    actor: str | None = None
-    auth_method: Literal["password", "oidc", "cli-local"] | None = None
+    # R23: the marking the task's items carry (the plan's withheld_items); None when no item is marked
+    withholding: Withholding | None = None
 
 
 class CheckRecord(HumanStep):
@@ -143,13 +137,20 @@ class WithholdingDecision(HumanStep):
 class FieldSignal(HumanStep):
     kind: str = Field(pattern="^(accept|arrive)$")
     inspector: str
+    # The door's idempotency key, digested (service.targets.field_signal): a signal whose key the target has
+    # seen is a retry of one already logged (its door died before answering) and is not logged twice.
+    request: str | None = None
 
-    _bounds = bounded("inspector")
+    _bounds = bounded("inspector", "request")
 
 
 # Field signals gate nothing and anyone may send them: the target keeps the last few and counts the rest, so
 # no number of them grows its state, its status query or what it carries across continue-as-new.
 KEPT_SIGNALS = 20
+# The answers of the last few commands, by update id, carried across continue-as-new: a door's retry of a
+# command whose answer it lost (its process died) gets that answer again, and no second effect, even when
+# the target has continued as new since (Temporal dedupes an update id within one run only).
+KEPT_ANSWERS = 20
 
 
 class TargetState(Record):
@@ -174,6 +175,7 @@ class TargetState(Record):
     cancel: str | None = None
     withholding: Withholding | None = None  # R23: marked before approval
     withholding_approved: bool | None = None  # None: not decided yet
+    answers: dict[str, str] = {}  # update id -> its answer, the last KEPT_ANSWERS
 
 
 class TargetRun(Record):
@@ -185,6 +187,24 @@ class TargetRun(Record):
     # "each": every target signals, as targets started before that (their input has no such field) do.
     finish_signal: Literal["each", "last"] = "each"
     state: TargetState | None = None  # None: a new target; else the run continues where its previous one stopped
+
+
+class TargetsShard(Record):
+    """One slice of a task's targets to start: the `count` targets after the first `skip` ones after `after`
+    (USCC order). The target's input comes as a template (its `uscc` is set per target), the workflow type and
+    id prefix from the workflows (the activity layer does not import them): no id list travels."""
+
+    run: TargetRun
+    workflow: str
+    id_prefix: str
+    after: str | None = None
+    skip: int = 0
+    count: int
+
+
+class TargetsStarted(Record):
+    handled: int  # started now, or found started before (a retry, an earlier run of the task)
+    last: str | None = None  # the shard's last USCC
 
 
 class TargetStep(Record):

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from domain.messages.base import ID, Command, Record, bounded
+from domain.messages.base import ID, Command, HumanStep, Record, bounded
 from domain.stages import Stage
 
 
@@ -39,11 +39,12 @@ class TaskStep(Record):
     approver: str | None = None
 
 
-class Redraw(Command):
+class Redraw(HumanStep):
     """A redraw before dispatch (draw-protocol.md): new nonce, commitment, later entropy, next draw_seq."""
 
     reason: str = Field(min_length=1, pattern=r"\S")
-    approver: str = Field(pattern=ID)
+    approver: str = Field(pattern=ID)  # the supervisor who approved it, by their own act (the actor)
+    requested_by: str | None = Field(None, pattern=ID)  # the planner who asked for it; None in histories from before
 
     _bounds = bounded("reason")
 
@@ -53,8 +54,11 @@ class TargetedEntity(Command):
 
     uscc: str
     reason: str = Field(min_length=1, pattern=r"\S")  # not blank
+    # The law, regulation or rule that requires the inspection (R12's exception): needed, not blank, to target
+    # an entity the frequency cap excludes (an A-class one drawn this year, R12; one at the year's cap, R14).
+    legal_basis: str | None = Field(default=None, min_length=1, pattern=r"\S")
 
-    _bounds = bounded("uscc", "reason")
+    _bounds = bounded("uscc", "reason", "legal_basis")
 
 
 class TargetedStep(Record):
@@ -62,6 +66,7 @@ class TargetedStep(Record):
     uscc: str
     reason: str
     at: datetime
+    legal_basis: str | None = None
 
 
 class WorkingDaysLater(Record):

@@ -26,7 +26,10 @@ from runtime.context import Context
 from service import identity
 from service.identity import LocalTokens
 from service.imports import import_examples
+from service.targets import status
+from store import idempotency
 from store.plans import load_plan
+from store.register import corrections, result_publication
 from tests.conftest import own_schema
 from tests.integration.devserver import dev_server, workers
 from tests.workflows.support import history_events, plan_file, wait_for, waiting_targets
@@ -131,7 +134,6 @@ async def world(postgres_url, tmp_path_factory):
 
 
 async def _team(ctx, task_id, uscc) -> list[str]:
-    from service.targets import status
     return (await status(await ctx.client(), task_id, uscc)).teams[0].inspectors
 
 
@@ -144,6 +146,9 @@ ON_TEAM = {"lead": OK, "teammate": OK, "outsider": 404, "reviewer": 403, "superv
            "parent-supervisor": 403, "other-supervisor": 403, "planner": 403, "auditor": 403, "admin": 403}
 SEES = {"lead": OK, "teammate": OK, "outsider": 404, "reviewer": OK, "supervisor": OK, "parent-supervisor": OK,
         "other-supervisor": 404, "planner": 403, "auditor": 403, "admin": 403}
+# A supervisor of the target's unit only: a parent unit's is refused (the register's decisions are the unit's own).
+SUPERVISOR_OF_UNIT = {**{p: 403 for p in ON_TEAM}, "supervisor": OK, "other-supervisor": 404}
+UNPUBLISHED = "unpublished"  # past the door, and 404 from the service: the target has no published result yet
 # (method, path under the target or absolute, body, files, {persona: expected})
 ENDPOINTS = [
     ("GET", "", None, None, SEES),
@@ -154,8 +159,16 @@ ENDPOINTS = [
     ("POST", "/result", {"category": "no_issue", "findings": {}}, None, ON_TEAM),  # before the check: refused
     ("POST", "/review", {"approve": True}, None,
      {**{p: 403 for p in ON_TEAM}, "reviewer": OK, "outsider": 403}),  # nothing entered yet: refused
+    ("POST", "/recheck", {"passed": True}, None, ON_TEAM),  # no order to re-check: refused
     ("POST", "/assign", {"unit": UNIT, "inspectors": ["{lead}"], "reason": "sick"}, None,
      {**{p: 403 for p in ON_TEAM}, "supervisor": OK, "parent-supervisor": OK, "other-supervisor": 404}),
+    ("POST", "/withholding", {"grounds": "privacy", "fields": ["entity_name"], "reason": "病历"}, None, SEES),
+    ("POST", "/withholding/decision", {"approve": True}, None, SUPERVISOR_OF_UNIT),
+    ("POST", "/correction", {"category": "other", "reason": "录入有误"}, None,
+     {**SUPERVISOR_OF_UNIT, "supervisor": UNPUBLISHED}),
+    ("POST", "/stop-publication", {"applicant": "张三", "grounds": "已整改"}, None,
+     {**SEES, **{p: UNPUBLISHED for p in ("lead", "teammate", "reviewer", "supervisor")}, "parent-supervisor": 403}),
+    ("POST", "/stop-publication/decision", {"approve": True}, None, {**SUPERVISOR_OF_UNIT, "supervisor": UNPUBLISHED}),
     ("GET", "/api/v1/me", None, None, {p: OK for p in ON_TEAM}),
     ("GET", "/api/v1/me/targets", None, None, {p: OK for p in ON_TEAM}),
     ("GET", "/api/v1/me/alerts", None, None, {p: OK for p in ON_TEAM}),
@@ -186,9 +199,11 @@ async def test_every_endpoint_for_every_role(world):
                         failures.append(f"{method} {path} as {persona}: {answer.status_code} {answer.text[:200]}")
                     await world.settled(uscc)
                     continue
+                problem = answer.json()
+                if expected == UNPUBLISHED:
+                    expected = 404 if "no published result" in problem.get("detail", "") else "404 (unpublished)"
                 if answer.status_code != expected:
                     failures.append(f"{method} {path} as {persona}: {answer.status_code}, not {expected}")
-                problem = answer.json()
                 assert answer.headers["content-type"] == "application/problem+json"
                 assert {"type", "title", "status", "detail"} <= problem.keys() and problem["status"] == expected
                 after = await world.snapshot(uscc)
@@ -210,6 +225,12 @@ async def test_public_endpoints_need_no_login_and_the_draw_records_are_there(wor
 
 
 # --- the chain, and idempotency ----------------------------------------------------------------------
+async def _signals_through(world, uscc: str, kind: str):
+    """The target's status once its last logged field signal is `kind` (signals are taken in order)."""
+    current = await status(world.env.client, world.task_id, uscc)
+    return current if current.field_signals and current.field_signals[-1].split()[1] == kind else None
+
+
 async def _login(http, user_id: str) -> dict:
     answer = await http.post("/api/v1/auth/token", data={"username": user_id, "password": PASSWORD})
     assert answer.status_code == 200, answer.text
@@ -220,15 +241,26 @@ async def test_the_chain_through_the_api_records_who_authenticated(world):
     uscc = world.usccs[1]
     base = f"/api/v1/tasks/{world.task_id}/targets/{uscc}"
     lead, teammate = await world.team(uscc)
-    for person in (lead, teammate, "JDZ-I020"):
+    for person in (lead, teammate, "JDZ-I020", "JDZ-I022"):
         identity.add_user(world.engine, ADMIN, person, PASSWORD)  # inspectors' roles come from the directory
     async with world.http() as http:
-        as_lead, as_mate, as_reviewer = [await _login(http, p) for p in (lead, teammate, "JDZ-I020")]
+        as_lead, as_mate, as_reviewer, as_supervisor = [await _login(http, p)
+                                                        for p in (lead, teammate, "JDZ-I020", "JDZ-I022")]
         assert (await http.get("/api/v1/me", headers=as_lead)).json() == {"id": lead, "roles": ["inspector"],
                                                                           "unit": UNIT}
         listed = (await http.get("/api/v1/me/targets", headers=as_lead)).json()
         assert uscc in [t["uscc"] for t in listed]
-        assert (await http.post(base + "/accept", headers=as_lead)).status_code == 202
+        # A field signal retried under its key after its door lost the answer (here the stored answer is
+        # dropped, so the door runs the request again, as after a process killed mid-request) reaches the
+        # target again, and is logged once.
+        accept = {"Idempotency-Key": f"accept-{uuid.uuid4()}"}
+        assert (await http.post(base + "/accept", headers=as_lead | accept)).status_code == 202
+        idempotency.release(world.engine, lead, accept["Idempotency-Key"])
+        assert (await http.post(base + "/accept", headers=as_lead | accept)).status_code == 202
+        assert (await http.post(base + "/arrive", headers=as_lead)).status_code == 202
+        logged = await wait_for(lambda: _signals_through(world, uscc, "arrive"), timeout=60, what="the arrival")
+        assert logged.field_signal_count == 2 and [s.split()[1:] for s in logged.field_signals] == [
+            ["accept", lead], ["arrive", lead]]
         photo = (await http.post(base + "/evidence", headers=as_lead,
                                  files={"file": ("门头.png", PNG, "image/png")})).json()
         check = await http.post(base + "/check", headers=as_lead, json={
@@ -240,8 +272,32 @@ async def test_the_chain_through_the_api_records_who_authenticated(world):
         assert result.status_code == 200, result.text
         waiting = (await http.get("/api/v1/me/targets", headers=as_reviewer)).json()
         assert uscc in [t["uscc"] for t in waiting]
+        # R23: the reviewer marks the entity's name to withhold; a supervisor of the unit approves withholding it.
+        marked = await http.post(base + "/withholding", headers=as_reviewer, json={
+            "grounds": "privacy", "fields": ["entity_name"], "reason": "个体工商户，字号即经营者姓名"})
+        assert marked.status_code == 200 and marked.json()["message"].startswith("marked"), marked.text
+        decided = await http.post(base + "/withholding/decision", headers=as_supervisor, json={"approve": True})
+        assert decided.status_code == 200 and decided.json()["message"].startswith("approved"), decided.text
         review = await http.post(base + "/review", headers=as_reviewer, json={"approve": True})
         assert review.status_code == 200, review.text
+
+        # Published: the unit's supervisor corrects it (once, under its key); staff record an application to
+        # stop publishing it, refused while the province has set no minimum period (R27).
+        await wait_for(lambda: _published(world, uscc), timeout=60, what="the result published")
+        key = {"Idempotency-Key": f"correct-{uuid.uuid4()}"}
+        correction = {"category": "other", "reason": "录入时类别选择有误"}
+        corrected = await http.post(base + "/correction", headers=as_supervisor | key, json=correction)
+        assert corrected.status_code == 200 and corrected.json()["correction"] == 1, corrected.text
+        again = await http.post(base + "/correction", headers=as_supervisor | key, json=correction)
+        assert again.json() == corrected.json() and again.headers["Idempotent-Replayed"] == "true"
+        applied = await http.post(base + "/stop-publication", headers=as_reviewer,
+                                  json={"applicant": "张三（经营者）", "grounds": "已整改"})
+        assert applied.status_code == 409 and "minimum publication period is not set" in applied.json()["detail"]
+        no_application = await http.post(base + "/stop-publication/decision", headers=as_supervisor,
+                                         json={"approve": True})
+        assert no_application.status_code == 404, no_application.text
+    with world.engine.connect() as c:
+        assert len(corrections(c, world.task_id, uscc)) == 1
 
     updates = {}
     for event in await _chain(world, uscc):
@@ -250,7 +306,13 @@ async def test_the_chain_through_the_api_records_who_authenticated(world):
             payload = json.loads(request.input.args.payloads[0].data)
             updates[request.input.name] = (payload["actor"], payload["auth_method"])
     assert updates == {"record_check": (lead, "password"), "enter_result": (teammate, "password"),
+                       "mark_withholding": ("JDZ-I020", "password"), "decide_withholding": ("JDZ-I022", "password"),
                        "review_result": ("JDZ-I020", "password")}
+
+
+def _published(world, uscc: str) -> bool:
+    with world.engine.connect() as c:
+        return result_publication(c, world.task_id, uscc) is not None
 
 
 async def test_a_retried_post_with_the_same_key_takes_effect_once(world):

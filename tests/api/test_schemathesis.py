@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import httpx
 import pytest
 import pytest_asyncio
 import schemathesis
@@ -31,6 +27,7 @@ from domain.workdays import SHANGHAI
 from service import identity
 from service.imports import import_examples
 from store.plans import load_plan
+from tests.api.live import ROOT, free_port, process, stop, up
 from tests.api.test_api import TOKENS
 from tests.conftest import own_schema
 from tests.integration.devserver import dev_server
@@ -40,7 +37,6 @@ from workflows.plan import AnnualPlanWorkflow
 from workflows.target import TargetInspectionWorkflow
 
 pytestmark = pytest.mark.postgres
-ROOT = Path(__file__).resolve().parents[2]
 CHANGES = ("workflow_execution_update_accepted_event_attributes", "workflow_execution_signaled_event_attributes")
 
 
@@ -79,18 +75,6 @@ class Live:
         self.histories, self.tokens = histories, tokens
 
 
-def _process(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "starter.py"), *args], cwd=ROOT, env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """The process we started and its own group (the worker starts its heavy queue's process in it)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def live(postgres_url, tmp_path_factory):
     data = tmp_path_factory.mktemp("live")
@@ -107,15 +91,15 @@ async def live(postgres_url, tmp_path_factory):
                     "SPOTCHECK_API_SECRET": TOKENS.secret.decode(),
                     "SPOTCHECK_DEMO_WORKDAY_SECONDS": "1"}  # the draw's waits pass in seconds, as in test_api
             try:
-                processes.append(_process(["worker"], base, data / "worker.log"))
-                port = _free_port()
-                processes.append(_process(["api", "--port", str(port)], base, data / "api.log"))
+                processes.append(process(["worker"], base, data / "worker.log"))
+                port = free_port()
+                processes.append(process(["api", "--port", str(port)], base, data / "api.log"))
                 await env.client.start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=code),
                                                 id=plan_workflow_id(code), task_queue=TASK_QUEUE)
                 usccs = await wait_for(lambda: waiting_targets(env.client, db.engine, task_id), timeout=180,
                                        what="dispatched targets")
                 url = f"http://127.0.0.1:{port}"
-                await wait_for(lambda: asyncio.to_thread(_up, url), timeout=60, what="the API")
+                await wait_for(lambda: asyncio.to_thread(up, url), timeout=60, what="the API")
                 lead = (await env.client.get_workflow_handle_for(
                     TargetInspectionWorkflow.run, target_workflow_id(task_id, usccs[0])).query(
                     TargetInspectionWorkflow.status)).teams[0].inspectors[0]
@@ -126,21 +110,7 @@ async def live(postgres_url, tmp_path_factory):
                 histories.close()
             finally:
                 for proc in processes:
-                    _stop(proc)
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+                    stop(proc)
 
 
 def _openapi() -> dict:

@@ -270,7 +270,7 @@ def _verbs(task_id: str, uscc: str, team: list[str], plan_code: str) -> dict:
         "task arrive": lambda a, b: ["task", "arrive", "--", a, b],
         "draw target": lambda a, b: ["draw", "target", f"--reason={a}", "--", task_id, b],
         "draw entropy": lambda a, b: ["draw", "entropy", "--", task_id, a],
-        "draw redraw": lambda a, b: ["draw", "redraw", f"--reason={a}", f"--approver={b}", "--", task_id],
+        "draw redraw": lambda a, b: ["draw", "redraw", f"--reason={a}", "--", b],
         "dispatch assign": lambda a, b: ["dispatch", "assign", f"--unit={a}", f"--inspector={team[0]}",
                                          f"--inspector={b}", f"--reason={a}", *target],
         "check record": lambda a, b: ["check", "record", f"--inspector={team[0]}", f"--inspector={a}",
@@ -281,15 +281,15 @@ def _verbs(task_id: str, uscc: str, team: list[str], plan_code: str) -> dict:
         "case recheck": lambda a, b: ["case", "recheck", "--passed", f"--note={b}", "--", task_id, a],
         "case link": lambda a, b: ["case", "link", "--", a, b],
         "case list": lambda a, b: ["case", "list", f"--task={a}", f"--state={b}"],
-        "plan adjust": lambda a, b: ["plan", "adjust", f"--cancel-task={a}", f"--reason={b}", "--approver=JDZ-I022",
-                                     "--", plan_code],
+        "plan adjust": lambda a, b: ["plan", "adjust", f"--cancel-task={a}", f"--reason={b}", "--", plan_code],
     }
 
 
 VERBS = list(_verbs("T", "U", ["A", "B"], "P"))
 # Who runs each human verb: the team's leader, a supervisor of the unit, a reviewer of the unit not on the team.
 ACTS_AS = {"task accept": "leader", "task arrive": "leader", "dispatch assign": "supervisor",
-           "check record": "leader", "result enter": "leader", "result review": "reviewer", "case recheck": "leader"}
+           "check record": "leader", "result enter": "leader", "result review": "reviewer", "case recheck": "leader",
+           "draw redraw": "planner", "plan adjust": "planner"}
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +303,8 @@ def running(postgres_url, tmp_path_factory):
         task_id, usccs = system.start_plan("C15", window_days=90)
         team = system.team(task_id, usccs[0])
         acting = {"leader": team[0], "supervisor": people(system.engine, "supervisor")[0],
-                  "reviewer": next(r for r in people(system.engine, "reviewer") if r not in team)}
+                  "reviewer": next(r for r in people(system.engine, "reviewer") if r not in team),
+                  "planner": system.planner()}
         yield system, task_id, usccs[0], team, {role: system.as_user(who) for role, who in acting.items()}
 
 

@@ -91,6 +91,13 @@ class System:
             self.tokens[user_id] = out.strip()
         return functools.partial(self.spotcheck, token=self.tokens[user_id])
 
+    def planner(self, unit: str = "360200-SCJ") -> str:
+        """A planner's account of `unit` (the example plans' owner unit): operator roles are an account's."""
+        user_id = f"plan.{unit.split('-')[0]}"
+        with contextlib.suppress(identity.UserExists):
+            identity.add_user(self.engine, ADMIN, user_id, PASSWORD, roles=["planner"], unit=unit)
+        return user_id
+
     def start_plan(self, industry: str | list[str], *, window_days: int = 60) -> tuple[str, list[str]]:
         """`spotcheck plan start` of a one-task plan drawing from `industry`: its task id and its waiting targets."""
         code = f"H-{uuid.uuid4().hex[:6]}"

@@ -181,8 +181,9 @@ def test_commands_on_what_does_not_exist_or_has_finished_are_one_sentence(system
     leader = system.as_user(team[0])
     one_sentence(*system.spotcheck("task", "show", "NOPE-0001"), 2, "NOPE-0001")
     one_sentence(*leader("task", "arrive", task_id, NOT_DRAWN), 2, NOT_DRAWN)
-    one_sentence(*system.spotcheck("plan", "adjust", "NO-SUCH-PLAN", "--cancel-task", task_id, "--reason", "r",
-                                   "--approver", "JDZ-I022"), 2, "NO-SUCH-PLAN")
+    planner = system.as_user(system.planner())
+    one_sentence(*planner("plan", "adjust", "NO-SUCH-PLAN", "--cancel-task", task_id, "--reason", "r"), 2,
+                 "NO-SUCH-PLAN")
 
     target = [task_id, uscc]
     assert leader("check", "record", *target, "--inspector", team[0], "--inspector", team[1],

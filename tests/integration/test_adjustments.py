@@ -108,25 +108,47 @@ async def test_adjustments_are_published_and_bad_ones_change_nothing(env, runnin
     assert await plan.query(AnnualPlanWorkflow.tasks) == {t1: "pending", t2: "pending"}
     assert [p["kind"] for p in publications(engine, code)] == ["plan"]
 
+    # A planner of the owner unit asks; a supervisor of it, another person, approves and so carries it out.
+    planner = cli.as_user(engine, "plan.jdz", roles=("planner",), unit="360200-SCJ")
+    supervisor = cli.as_user(engine, "JDZ-I011")  # a supervisor of 360200-SCJ in the directory
+
+    async def adjusted(*args: str) -> dict:
+        asked = await planner.json("plan", "adjust", code, *args)
+        assert asked["kind"] == "adjust" and asked["subject"] == code and asked["owner_unit"] == "360200-SCJ"
+        done = await supervisor.json("approve", str(asked["request_id"]))
+        assert (done["requested_by"], done["approved_by"]) == ("plan.jdz", "JDZ-I011")
+        return done
+
     # --- add a task: published, then in the plan ----------------------------------------------
     added = f"{code}-ADD"
     task = {**template_tasks()[2], "task_id": added, "starts": f"{year}-07-01", "ends": f"{year}-09-30"}
     task_path = tmp_path / "added.json"
     task_path.write_text(json.dumps(task, ensure_ascii=False), encoding="utf-8")
-    out = await cli.json("plan", "adjust", code, "--add-task", str(task_path), "--reason", "省局专项部署",
-                         "--approver", "JDZ-LEAD-01")
-    assert out["adjustment"] == "add" and out["task_id"] == added and "added and published" in out["message"]
+    before_approval = publications(engine, code)
+    asked = await planner.json("plan", "adjust", code, "--add-task", str(task_path), "--reason", "省局专项部署")
+    assert publications(engine, code) == before_approval  # asked, not approved: nothing published yet
+    waiting = await supervisor.json("approvals")
+    assert [(r["request_id"], r["kind"], r["subject"], r["requested_by"]) for r in waiting] == \
+        [(asked["request_id"], "adjust", code, "plan.jdz")]
+    refused = await planner("approve", str(asked["request_id"]))  # a planner approves nothing
+    assert refused.returncode == 2 and "plan.jdz is not a supervisor" in refused.stderr, refused.stderr
+    out = await supervisor.json("approve", str(asked["request_id"]))
+    assert out["kind"] == "adjust" and "added and published" in out["message"]
+    again = await supervisor.json("approve", str(asked["request_id"]))  # a retried approval: once
+    assert again["message"] == out["message"]
     rows = publications(engine, code)
     assert [(p["kind"], p["task_id"]) for p in rows] == [("plan", None), ("adjustment", added)]
     assert json.loads(rows[-1]["payload"]) == {"plan_code": code, "adjustment": "add", "task_id": added,
-                                               "reason": "省局专项部署", "approver": "JDZ-LEAD-01"}
+                                               "reason": "省局专项部署", "approver": "JDZ-I011"}
     assert (await plan.query(AnnualPlanWorkflow.tasks))[added] == "pending"
     assert (added, "adjustment", None, None) in plan_tasks(engine, code)
+    last = await plan.query(AnnualPlanWorkflow.last_adjustment)
+    assert (last.approver, last.requested_by, last.actor, last.auth_method) == \
+        ("JDZ-I011", "plan.jdz", "JDZ-I011", "cli-local")
 
     # --- cancel a pending task: published, and it never starts ---------------------------------
-    out = await cli.json("plan", "adjust", code, "--cancel-task", t1, "--reason", "并入联合抽查",
-                         "--approver", "JDZ-LEAD-01")
-    assert out["adjustment"] == "cancel" and "cancelled and published" in out["message"]
+    out = await adjusted("--cancel-task", t1, "--reason", "并入联合抽查")
+    assert "cancelled and published" in out["message"]
     rows = publications(engine, code)
     assert [(p["kind"], p["task_id"]) for p in rows][-1] == ("adjustment", t1)
     assert await plan.query(AnnualPlanWorkflow.tasks) == {added: "pending", t1: "cancelled", t2: "pending"}
@@ -139,18 +161,26 @@ async def test_adjustments_are_published_and_bad_ones_change_nothing(env, runnin
     # --- bad adjustments: refused with the reason, nothing changed -----------------------------
     before = (publications(engine, code), plan_tasks(engine, code), await history_length(plan),
               await plan.query(AnnualPlanWorkflow.tasks))
-    refusals = [
-        (["--cancel-task", f"{code}-NOPE", "--reason", "r", "--approver", "A1"], f"{code}-NOPE is not in plan {code}"),
-        (["--cancel-task", t1, "--reason", "r", "--approver", "A1"], "already cancelled"),
-        (["--add-task", str(task_path), "--reason", "r", "--approver", "A1"], f"already used by plan {code}"),
-        (["--cancel-task", t2, "--approver", "A1"], "--reason"),  # no reason at all
-        (["--cancel-task", t2, "--reason", "", "--approver", "A1"], "reason"),  # an empty one
-        (["--add-task", str(task_path), "--approver", "A1"], "--reason"),
+    asked_refusals = [
+        (planner, ["--add-task", str(task_path), "--reason", "r"], f"already used by plan {code}"),
+        (planner, ["--cancel-task", t2], "--reason"),  # no reason at all
+        (planner, ["--cancel-task", t2, "--reason", ""], "reason"),  # an empty one
+        (planner, ["--add-task", str(task_path)], "--reason"),
+        (planner, ["--cancel-task", t2, "--reason", "r", "--approver", "JDZ-I011"], "--approver"),  # no such flag
+        (supervisor, ["--cancel-task", t2, "--reason", "r"], "is not a planner"),
+        (cli.as_user(engine, "plan.other", roles=("planner",), unit="360202-SCJ"), ["--cancel-task", t2, "--reason",
+                                                                                    "r"], "not of 360200-SCJ"),
     ]
-    for args, reason in refusals:
-        run = await cli("plan", "adjust", code, *args)
+    for person, args, reason in asked_refusals:
+        run = await person("plan", "adjust", code, *args)
         assert run.returncode == 2, (args, run.stdout, run.stderr)
         assert reason in run.stderr and run.stdout == "", (args, run.stderr)
+    # Asked, then refused by the plan's validator when approved.
+    for args, reason in [(["--cancel-task", f"{code}-NOPE", "--reason", "r"], f"{code}-NOPE is not in plan {code}"),
+                         (["--cancel-task", t1, "--reason", "r"], "already cancelled")]:
+        asked = await planner.json("plan", "adjust", code, *args)
+        run = await supervisor("approve", str(asked["request_id"]))
+        assert run.returncode == 2 and reason in run.stderr and run.stdout == "", (args, run.stderr)
     # The plan's own validator, past the command line's checks: a duplicate add, an unknown cancel.
     for adjustment, reason in [
         (Adjustment(kind="add", task_id=t2, reason="r", approver="A1", task_document=json.dumps(task)),

@@ -92,7 +92,7 @@ async def test_a_task_read_back_from_the_archive_has_the_live_timeline(env, db, 
         await approve_every_target(client, engine, task_id, usccs, CATEGORIES, CHECKPOINTS)
         assert (await asyncio.wait_for(handle.result(), timeout=120)).tasks_closed == 1
 
-        live = await timeline(client, task_id)
+        live = await timeline(client, task_id, engine=engine)
         live_targets = {u: await timeline(client, task_id, u) for u in usccs}
         ids = {plan_workflow_id(code), task_workflow_id(task_id), *(target_workflow_id(task_id, u) for u in usccs)}
 
@@ -150,7 +150,7 @@ async def test_a_task_read_back_from_the_archive_has_the_live_timeline(env, db, 
         await timeline(client, task_id)  # without the archive: no such task any more
 
     archive = HistoryArchive(engine)
-    assert await timeline(client, task_id, archive=archive) == live
+    assert await timeline(client, task_id, archive=archive, engine=engine) == live
     assert archive.used == ids - {plan_workflow_id(code)}
     for uscc, events in live_targets.items():
         assert await timeline(client, task_id, uscc, archive=HistoryArchive(engine)) == events

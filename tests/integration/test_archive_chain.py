@@ -1,21 +1,25 @@
 """The history archive's hash chain on both databases, without a Temporal server: appends link up from 64
 zeros, a run is archived once, concurrent appenders never fork the chain, and verification names the first
-entry that was altered, removed or relinked; archived continue-as-new chains are read back in order."""
+entry that was altered, removed or relinked; archived continue-as-new chains are read back in order; the
+human steps the archived histories record are counted by how their actors authenticated."""
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import delete, select, update
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent, WorkflowExecutionStartedEventAttributes
 from temporalio.client import WorkflowHistory
 
 from db import schema
 from domain.archive import GENESIS, ClosedRun, entry_digest, history_digest
-from read.archive import ArchiveAltered, HistoryArchive, verify_chain
+from read.archive import ArchiveAltered, HistoryArchive, human_steps, verify_chain
+from runtime.codec import AesGcmCodec, new_key
 from store.archive import append_entry
 
 ENGINES = ["sqlite_engine", pytest.param("fresh_pg_engine", marks=pytest.mark.postgres)]
@@ -151,3 +155,47 @@ async def test_an_archived_chain_is_read_back_oldest_run_first(engine_fixture, r
                   .values(history=t.c.history + " "))
     with pytest.raises(ArchiveAltered, match="run-2"):
         await HistoryArchive(engine).chain(workflow_id)
+
+
+def _json(value) -> Payload:
+    return Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(value).encode())
+
+
+def steps_history(commands: list[tuple[str, str, object]], codec: AesGcmCodec | None = None) -> str:
+    """A run whose history holds these (kind: update | signal, name, command) events after its start."""
+    events = [HistoryEvent(event_id=1, event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)]
+    for n, (kind, name, command) in enumerate(commands, start=2):
+        payload = codec.encode_sync([_json(command)])[0] if codec else _json(command)
+        if kind == "update":
+            event = HistoryEvent(event_id=n, event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            request.input.name = name
+            request.input.args.payloads.append(payload)
+        else:
+            event = HistoryEvent(event_id=n, event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+            event.workflow_execution_signaled_event_attributes.signal_name = name
+            event.workflow_execution_signaled_event_attributes.input.payloads.append(payload)
+        events.append(event)
+    return WorkflowHistory("unused", events).to_json()
+
+
+@pytest.mark.parametrize("engine_fixture", ENGINES)
+def test_human_steps_are_counted_by_how_their_actors_authenticated(engine_fixture, request):
+    engine = request.getfixturevalue(engine_fixture)
+    append_entry(engine, run("target/T/001", 1), steps_history([
+        ("signal", "field_signal", {"kind": "accept", "inspector": "I1", "actor": "I1", "auth_method": "password"}),
+        ("update", "record_check", {"inspectors": ["I1", "I2"], "actor": "I1", "auth_method": "password"}),
+        ("update", "enter_result", {"inspector": "I2", "actor": "I2", "auth_method": "password"}),
+        ("update", "review_result", {"reviewer": "R1", "actor": "R1", "auth_method": "cli-local"}),
+        ("update", "enter_result", {"inspector": "I9", "actor": None, "auth_method": None}),  # from before: no actor
+        ("signal", "target_finished", "91360202MA0000000X"),  # not a human step
+    ]))
+    codec = AesGcmCodec.from_spec(f"k1:{new_key()}")
+    append_entry(engine, run("target/T/002", 2), steps_history([
+        ("update", "record_recheck", {"inspector": "I2", "actor": "I2", "auth_method": "password"})], codec))
+
+    counted = human_steps(engine, codec)
+    assert counted.as_json() == {"cli-local": {"steps": 1, "people": 1}, "password": {"steps": 4, "people": 2}}
+    assert counted.people["password"] == {"I1", "I2"}
+    with pytest.raises(ValueError, match="SPOTCHECK_CODEC_KEYS"):
+        human_steps(engine)  # an encrypted step is not silently left out

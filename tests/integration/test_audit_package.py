@@ -276,7 +276,7 @@ def test_directory_changes_after_the_freeze_do_not_change_the_verification(fresh
     e = schema.entities
     with engine.connect() as connection:
         # Not a selected one: the recomputed selection, and so the verdict, would depend on the draw's nonce.
-        selected, _ = views.draw_selection(connection, built.task_id, 1)
+        selected, *_ = views.draw_selection(connection, built.task_id, 1)
         member, stratum = next((u, s) for u, s in views.draw_population(connection, built.task_id, 1)
                                if s != "D" and u not in built.targeted and u not in selected)
         current = connection.execute(select(e).where(e.c.uscc == member, e.c.valid_to.is_(None))).mappings().one()

@@ -104,7 +104,11 @@ def test_without_a_login_a_human_verb_is_refused_before_anything_is_sent(shell):
      "--reason", "sick"],
     ["task", "accept", "T", "U", "--inspector", "JDZ-I013"],
     ["case", "recheck", "T", "U", "--inspector", "JDZ-I013", "--passed"],
-], ids=["enter", "review", "assign", "accept", "recheck"])
+    ["draw", "redraw", "T", "--reason", "r", "--approver", "JDZ-I011"],
+    ["plan", "adjust", "P", "--cancel-task", "T", "--reason", "r", "--approver", "JDZ-I011"],
+    ["publication", "correct", "T", "U", "--category", "other", "--reason", "r", "--approver", "JDZ-I022"],
+    ["publication", "stop-decide", "T", "U", "--approve", "--by", "JDZ-I022"],
+], ids=["enter", "review", "assign", "accept", "recheck", "redraw", "adjust", "correct", "stop-decide"])
 def test_no_flag_chooses_the_actor(shell, argv):
     with pytest.raises(SystemExit) as usage:
         shell(*argv)

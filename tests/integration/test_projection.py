@@ -1,7 +1,8 @@
 """`projection rebuild` on the real dev server: a small year runs to its close (results with follow-ups
 handed off and closed), its histories are archived and one target's deleted from Temporal; the rebuild
-replays them all (that one from the archive) into a fresh schema and finds no difference; one live row
-altered by hand is then the one difference it names."""
+replays them all (that one from the archive) into a fresh schema, the draw made again from its secrets,
+and finds no difference; rows altered by hand (a target, the draw, a selected entity, the frozen pool, a
+delivery) are then the differences it names."""
 from __future__ import annotations
 
 import asyncio
@@ -92,15 +93,41 @@ async def test_a_year_rebuilt_from_its_histories_matches_and_an_altered_row_is_n
     report = json.loads(run.stdout)
     assert run.returncode == 0 and report["replay_failures"] == [] and report["differences"] == [], run.stdout
     assert report["from_archive"] >= 1, report
-    assert all(report["tables"][t] > 0 for t in ("targets", "teams", "publications", "follow_ups")), report
-    assert report["excluded"]["publications"]["published_at"]
+    assert all(report["tables"][t] > 0 for t in ("targets", "teams", "publications", "follow_ups", "draws",
+                                                 "draw_selection", "dispatch_pools", "outbox")), report
+    assert report["excluded"]["publications"]["published_at"] and report["excluded"]["draws"]["nonce"]
+    assert report["presence_only"]["outbox"]["delivered_at"] and report["rows_left_out"]["alerts"]["why"]
 
-    altered = usccs[1]
+    # One row of each kind of projection damaged by hand: the rebuild names each, and nothing else.
+    altered, reselected = usccs[1], usccs[2]
+    ds, d, o = schema.draw_selection, schema.draws, schema.outbox
     with engine.begin() as c:
         c.execute(update(schema.targets).where(schema.targets.c.task_id == task_id, schema.targets.c.uscc == altered)
                   .values(method="altered"))
+        stratum = c.execute(select(ds.c.stratum).where(ds.c.task_id == task_id, ds.c.uscc == reselected)).scalar_one()
+        c.execute(update(ds).where(ds.c.task_id == task_id, ds.c.uscc == reselected).values(stratum="Z"))
+        commitment = c.execute(select(d.c.commitment).where(d.c.task_id == task_id)).scalar_one()
+        c.execute(update(d).where(d.c.task_id == task_id).values(commitment="0" * 64))
+        handed = c.execute(select(o.c.workflow_id, o.c.step).where(o.c.workflow_id.like(f"target/{task_id}/%"),
+                                                                   o.c.delivered_at.is_not(None))
+                           .order_by(o.c.workflow_id, o.c.step).limit(1)).one()
+        c.execute(update(o).where(o.c.workflow_id == handed.workflow_id, o.c.step == handed.step)
+                  .values(delivered_at=None))
+        pool = c.execute(select(schema.dispatch_pools).where(schema.dispatch_pools.c.task_id == task_id)).mappings().one()
+        c.execute(update(schema.dispatch_pools).where(schema.dispatch_pools.c.task_id == task_id).values(load_cap=99))
     run = await cli("projection", "rebuild", "--year", str(plan.year), "--json")
     assert run.returncode == 1, run.stderr
     report = json.loads(run.stdout)
-    assert report["differences"] == [{"table": "targets", "key": {"task_id": task_id, "uscc": altered},
-                                      "column": "method", "live": "altered", "rebuilt": "document"}], report
+    assert report["replay_failures"] == [], report["replay_failures"]
+    assert report["differences"] == [
+        {"table": "targets", "key": {"task_id": task_id, "uscc": altered},
+         "column": "method", "live": "altered", "rebuilt": "document"},
+        {"table": "draws", "key": {"task_id": task_id, "draw_seq": 1},
+         "column": "commitment", "live": "0" * 64, "rebuilt": commitment},
+        {"table": "draw_selection", "key": {"task_id": task_id, "draw_seq": 1, "uscc": reselected},
+         "column": "stratum", "live": "Z", "rebuilt": stratum},
+        {"table": "dispatch_pools", "key": {"task_id": task_id, "unit_code": pool["unit_code"]},
+         "column": "load_cap", "live": 99, "rebuilt": pool["load_cap"]},
+        {"table": "outbox", "key": {"workflow_id": handed.workflow_id, "step": handed.step},
+         "column": "delivered_at", "live": False, "rebuilt": True},
+    ], report["differences"]

@@ -48,7 +48,7 @@ def test_metrics_per_unit_match_the_hand_counts(year):
 def test_the_demo_summary_shows_each_unit(year):
     with year.connect() as c:
         summary = year_summary(c, "P-2025", as_of=AS_OF)
-    summary |= {"archive": {"entries": 0, "ok": True}, "web_ui": None}
+    summary |= {"archive": {"entries": 0, "ok": True}, "web_ui": None, "human_steps": {}}
     lines = render(summary).splitlines()
     first = lines.index("metrics per unit (a task counts for its lead unit):") + 1
     assert lines[first:first + 2] == [

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from cli import main
 from domain import notices
-from tests.public.year import INSPECTORS, LEGAL_BASIS, T1, T2, populate
+from tests.public.year import INSPECTORS, LEGAL_BASIS, T1, T2, UNIT, UNIT_NAMES, populate
 
 TEAM = ["JDZ-I001", "JDZ-I002"]
 USCC = "91360202MA0000001X"
@@ -113,7 +113,7 @@ def test_the_inspection_notice(year, key_file, tmp_path, capsys):
     made = json.loads(capsys.readouterr().out)
     pdf = out.read_bytes()
     text = text_of(pdf)
-    for shown in ("检查通知书", "景市监抽查〔2025〕1号", T1, uscc, "".join(LEGAL_BASIS.split()), "有效期至2025-06-30",
+    for shown in ("检查通知书", "景市监抽查〔2025〕1号", T1, uscc, UNIT_NAMES[UNIT], "".join(LEGAL_BASIS.split()), "有效期至2025-06-30",
                   *(INSPECTORS[i] for i in TEAM), *TEAM):
         assert shown in text, shown
     assert made["token"] in text

@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from cli import main
 from domain import public
-from domain.notices import b64url, key_id, raw_public_key
 from domain.categories import category
+from domain.notices import b64url, key_id, raw_public_key
 from read.public_site import site
 from store import views
-from tests.public.year import INSPECTORS, T1, T2, populate
+from tests.public.year import INSPECTORS, OLD_OWNER_NAME, OWNER, PARTNER, T1, T2, UNIT, UNIT_NAMES, populate
 
 CHECKERS = ("verify.html", "notice-check.html")  # static assets: their code names protocol fields, never values
 
@@ -135,6 +135,19 @@ def test_a_correction_shows_beside_the_result_and_a_withdrawn_result_nowhere(bui
                 and name != f"tasks/t-{T1}.html"]
     # On the task page it stays in the published selection (the draw is public), once, never beside a result.
     assert task.count(year.withdrawn) == 1 and f"<li><code>{year.withdrawn}</code></li>" in task
+
+
+def test_units_are_shown_by_their_names(built, year):
+    """Where a row holds a unit's code, a page shows the directory's (newest) name; a code it lacks, as it is."""
+    pages = files(built)
+    index, task = pages["index.html"], pages[f"tasks/t-{T1}.html"]
+    entity = pages[f"entities/{year.selected[1]}.html"]
+    assert f"<td data-label=\"制定单位\">{UNIT_NAMES[OWNER]}</td>" in index and OLD_OWNER_NAME not in index
+    assert f'<td data-label="实施单位">{UNIT_NAMES[UNIT]}</td>' in index
+    assert f"<dt>实施单位</dt><dd>{UNIT_NAMES[UNIT]}</dd>" in task and f"<dd>{PARTNER}</dd>" in task
+    for page in (task, entity):
+        assert f'<td data-label="检查单位">{UNIT_NAMES[UNIT]}</td>' in page
+    assert not [name for name, text in pages.items() if name.endswith(".html") and (UNIT in text or OWNER in text)]
 
 
 def test_pages_load_nothing(built):

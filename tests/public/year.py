@@ -25,6 +25,11 @@ from store.register import publish
 YEAR = 2025
 PLAN = "JDZ-2025"
 UNIT = "360202-SCJ"
+OWNER = "360200-SCJ"
+PARTNER = "360200-XF"  # a partner from another department: not in the directory's units
+# The directory's units: the older name of the owner was replaced; pages show each unit's newest name.
+UNIT_NAMES = {UNIT: "景德镇市昌江区市场监督管理局", OWNER: "景德镇市市场监督管理局"}
+OLD_OWNER_NAME = "景德镇市工商行政管理局"
 T1, T2 = "JDZ-2025-0001", "JDZ-2025-0002"
 AT = datetime(2025, 3, 1, 1, 0, tzinfo=timezone.utc)
 INSPECTORS = {"JDZ-I001": "周平建", "JDZ-I002": "唐桂娜", "JDZ-I003": "欧阳秀英", "JDZ-I004": "司马建国"}
@@ -35,7 +40,7 @@ ENTITY_NAMES = ["景德镇市瓷都陶瓷有限公司", "昌江区福来食品�
 
 def line(task_id: str, code: str, name: str) -> dict:
     return {"task_id": task_id, "task_code": code, "name": name, "items": ["GS-001"], "unit": UNIT,
-            "partner_units": [], "ratios": RATIOS, "starts": "2025-04-01", "ends": "2025-06-30"}
+            "partner_units": [PARTNER] if task_id == T1 else [], "ratios": RATIOS, "starts": "2025-04-01", "ends": "2025-06-30"}
 
 
 @dataclass
@@ -70,7 +75,7 @@ def populate(engine) -> Year:
 
         _directory(c, population, names)
         _plan(c, lines)
-        put("plan", public.plan(plan_code=PLAN, year=YEAR, owner_unit=UNIT, tasks=[T1], document_sha256="ab" * 32),
+        put("plan", public.plan(plan_code=PLAN, year=YEAR, owner_unit=OWNER, tasks=[T1], document_sha256="ab" * 32),
             plan_code=PLAN)
         put("adjustment", public.adjustment(PLAN, Adjustment(kind="add", task_id=T2, reason="群众投诉较多，增设专项任务",
                                                               approver="planner-li")), plan_code=PLAN, task_id=T2)
@@ -156,7 +161,13 @@ def _draw(task_id: str, seq: int, population, year: Year):
 
 
 def _directory(c, population, names) -> None:
-    """The internal side: inspectors, entities with their risk classes (stratum U is unclassified)."""
+    """The internal side: inspectors, entities with their risk classes (stratum U is unclassified); and the
+    units, public, with their names."""
+    c.execute(insert(schema.units), [
+        dict(unit_code=OWNER, name=OLD_OWNER_NAME, parent_code=None, review_required=True,
+             valid_from=AT - timedelta(days=800), valid_to=AT - timedelta(days=400), batch_id=1),
+        *(dict(unit_code=code, name=name, parent_code=None if code == OWNER else OWNER, review_required=True,
+               valid_from=AT - timedelta(days=400), valid_to=None, batch_id=1) for code, name in UNIT_NAMES.items())])
     c.execute(insert(schema.inspectors), [dict(
         inspector_id=i, name=name, unit_code=UNIT, region="360202", qualifications="registration", expertise="",
         recusal="", cert_no=f"3602022200{k:02d}", cert_expiry=date(2028, 12, 31), status="active", roles="inspector",

@@ -13,6 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from runtime.client import WORKFLOWS
+from workflows.target import WITHHOLDS_MARKED_ITEMS
 
 CORPUS = Path(__file__).resolve().parent.parent / "histories"
 BEFORE_WINDOWS = CORPUS / "InspectionTaskWorkflow" / "0.1.0-1.json"
@@ -61,3 +62,50 @@ async def test_wait_deadline_unguarded_fails_the_replay(monkeypatch, patch_id):
     monkeypatch.setattr(workflow, "patched", lambda name: name == patch_id or guarded(name))
     with pytest.raises(workflow.NondeterminismError):
         await replayer().replay_workflow(waited(patch_id))
+
+
+# A target opened marked by its task's item (R23) behind its own patch (tests/workflows/test_item_withholding.py):
+# the history replays with the patch, and it is the patch that it recorded (without it the marking's activity
+# is a command the code no longer gives).
+MARKED_BY_ITEM = CORPUS / "TargetInspectionWorkflow" / "0.1.0-28.json"
+
+
+def marked_by_item() -> WorkflowHistory:
+    return WorkflowHistory.from_json("marked", json.loads(MARKED_BY_ITEM.read_text()))
+
+
+async def test_a_target_opened_marked_by_its_item_replays():
+    await replayer().replay_workflow(marked_by_item())
+
+
+async def test_a_target_opened_marked_by_its_item_needs_its_patch(monkeypatch):
+    guarded = workflow.patched
+    monkeypatch.setattr(workflow, "patched", lambda name: name != WITHHOLDS_MARKED_ITEMS and guarded(name))
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer().replay_workflow(marked_by_item())
+
+
+# Province scale: before this patch a task started its targets as children, a page at a time through its own
+# history; since it, activities in shards start them (0.1.0-9 was captured on it).
+BEFORE_PROVINCE_SCALE = {
+    "targets-started-in-shards": (CORPUS / "InspectionTaskWorkflow" / "0.1.0-7.json", "START_CHILD_WORKFLOW"),
+}
+
+
+def before(patch_id: str) -> WorkflowHistory:
+    path, step = BEFORE_PROVINCE_SCALE[patch_id]
+    assert step in path.read_text()  # the history takes the step the patch changes
+    return WorkflowHistory.from_json(patch_id, json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize("patch_id", sorted(BEFORE_PROVINCE_SCALE))
+async def test_province_scale_replays_a_history_from_before(patch_id):
+    await replayer().replay_workflow(before(patch_id))
+
+
+@pytest.mark.parametrize("patch_id", sorted(BEFORE_PROVINCE_SCALE))
+async def test_province_scale_unguarded_fails_the_replay(monkeypatch, patch_id):
+    guarded = workflow.patched
+    monkeypatch.setattr(workflow, "patched", lambda name: name == patch_id or guarded(name))
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer().replay_workflow(before(patch_id))

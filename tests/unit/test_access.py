@@ -25,7 +25,7 @@ ACTIONS = {
     "auditor": access.may_audit,
     "admin": access.may_admin,
 }
-APPROVE_REDRAW = lambda a: access.may_approve_redraw(a, actor("planner", who="PL1"), UNIT, [PARENT])  # noqa: E731
+APPROVE_REDRAW = lambda a: access.may_approve(a, "PL1", UNIT, [PARENT])  # noqa: E731
 
 
 @pytest.mark.parametrize("action", sorted(ACTIONS))
@@ -61,10 +61,10 @@ def test_an_admin_holding_every_operator_role_still_cannot_inspect_review_or_app
     (lambda: access.may_assign(actor("supervisor", unit=OTHER), UNIT, [PARENT]), access.UNIT),
     (lambda: access.may_assign(actor("supervisor", unit=None), UNIT, [PARENT]), access.UNIT),
     (lambda: access.may_plan(actor("planner", unit=OTHER), UNIT, [PARENT]), access.UNIT),
-    (lambda: access.may_approve_redraw(actor("supervisor", unit=OTHER), actor("planner", who="PL1"), UNIT, [PARENT]),
+    (lambda: access.may_approve(actor("supervisor", unit=OTHER), "PL1", UNIT, [PARENT]),
      access.UNIT),
-    (lambda: access.may_approve_redraw(Actor("P01", frozenset({"supervisor", "planner"}), UNIT, "oidc"),
-                                       actor("planner"), UNIT, []), access.FOUR_EYES),
+    (lambda: access.may_approve(Actor("P01", frozenset({"supervisor", "planner"}), UNIT, "oidc"), "P01", UNIT, []),
+     access.FOUR_EYES),
 ], ids=["not-on-team", "reviewer-of-parent", "reviewer-on-team", "supervisor-elsewhere", "supervisor-no-unit",
         "planner-elsewhere", "approver-elsewhere", "approver-is-planner"])
 def test_refusals_beyond_the_role(check, rule):
@@ -74,7 +74,7 @@ def test_refusals_beyond_the_role(check, rule):
 def test_a_parent_unit_supervises_and_plans_for_the_units_below_it():
     assert access.may_assign(actor("supervisor", unit=PARENT), UNIT, [PARENT])
     assert access.may_plan(actor("planner", unit=PARENT), UNIT, [PARENT])
-    assert access.may_approve_redraw(actor("supervisor", unit=PARENT), actor("planner", who="PL1"), UNIT, [PARENT])
+    assert access.may_approve(actor("supervisor", unit=PARENT), "PL1", UNIT, [PARENT])
     # ...but a parent's reviewer does not review for the unit (the target's unit only)
     assert not access.may_review(actor("reviewer", unit=PARENT), UNIT, [])
 

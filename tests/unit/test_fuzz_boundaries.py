@@ -322,7 +322,7 @@ GOOD_PAYLOADS = {
     FieldSignal: {"kind": "arrive", "inspector": "I001"},
     Adjustment: {"kind": "cancel", "task_id": "JDZ-2025-0001", "reason": "上级通知", "approver": "S001"},
     Redraw: {"reason": "系统故障", "approver": "S001"},
-    TargetedEntity: {"uscc": "91360200104133633W", "reason": "投诉举报"},
+    TargetedEntity: {"uscc": "91360200104133633W", "reason": "投诉举报", "legal_basis": "《产品质量法》第十五条"},
     EntropyEntry: {"value": "2025-04-01 SSE close 3245.67"},
 }
 PAYLOADS = sorted(GOOD_PAYLOADS, key=lambda model: model.__name__)
@@ -423,7 +423,7 @@ def test_text_no_store_can_hold_is_refused_in_every_text_field(model, data):
 
 
 @pytest.mark.parametrize("model, field", [(ManualAssignment, "reason"), (TargetedEntity, "reason"),
-                                          (Adjustment, "reason"), (Redraw, "reason")])
+                                          (TargetedEntity, "legal_basis"), (Adjustment, "reason"), (Redraw, "reason")])
 @pytest.mark.parametrize("blank", [" ", "\t", "\u3000", "\n"])
 def test_a_blank_reason_is_refused(model, field, blank):
     errors = validation_errors(model, {**GOOD_PAYLOADS[model], field: blank})

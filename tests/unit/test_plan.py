@@ -259,7 +259,7 @@ def test_parse_task_names_the_task():
         "add.json: task JDZ-2025-0009 team_size 1: Input should be greater than or equal to 2",
         "add.json: task JDZ-2025-0009 extra: unknown key; the keys are: task_id, task_code, name, items, unit, "
         "partner_units, level, draw_level, filter, ratios, frequency_cap, team_size, load_cap, entropy_source, "
-        "starts, ends, special_campaign",
+        "starts, ends, special_campaign, withheld_items",
     ]
 
 
@@ -515,6 +515,38 @@ def test_without_filing_or_campaign_the_stored_document_is_as_before():
     document = json.loads(canonical_json(parse(plan_doc())))
     assert set(document) == {"plan_code", "year", "owner_unit", "tasks"}
     assert "special_campaign" not in document["tasks"][0]
+
+
+# --- R23: an item marked as touching secrets or privacy -------------------------------------------------
+MARKED = {"item": "GS-001", "grounds": "trade_secret", "fields": ["entity_name"], "reason": "含商业秘密"}
+
+
+def test_a_task_marks_its_item_for_withholding_and_the_document_keeps_it():
+    plan = parse(plan_doc(task_doc(withheld_items=[MARKED])))
+    check_plan(plan, DIRECTORY)
+    [marked] = plan.tasks[0].withheld_items
+    assert (marked.item, marked.grounds, marked.fields) == ("GS-001", "trade_secret", ["entity_name"])
+    assert json.loads(canonical_json(plan))["tasks"][0]["withheld_items"] == [MARKED]
+    assert "withheld_items" not in json.loads(canonical_json(parse(plan_doc())))["tasks"][0]
+
+
+@pytest.mark.parametrize("marking, field, reason", [
+    ({**MARKED, "item": "SP-001"}, "withheld_items", "marks SP-001, not among the task's items"),
+    ({**MARKED, "grounds": "secret"}, "withheld_items[0].grounds", "must be one of state_secret, trade_secret, privacy"),
+    ({**MARKED, "fields": ["uscc"]}, "withheld_items[0].fields", "uscc: only entity_name, category, check_date may be"),
+    ({**MARKED, "fields": []}, "withheld_items[0].fields", "at least 1 item"),
+    ({**MARKED, "reason": " "}, "withheld_items[0].reason", "must not be blank"),
+    ({**MARKED, "by": "x"}, "withheld_items[0].by", "unknown key; the keys are: item, grounds, fields, reason"),
+])
+def test_a_wrong_item_marking_is_refused_naming_its_key(marking, field, reason):
+    [problem] = shape_problems(plan_doc(task_doc(withheld_items=[marking])))
+    assert (problem.where, problem.field) == ("task JDZ-2025-0001", field)
+    assert reason in problem.reason
+
+
+def test_an_item_is_marked_once():
+    [problem] = shape_problems(plan_doc(task_doc(withheld_items=[MARKED, {**MARKED, "grounds": "privacy"}])))
+    assert problem.field == "withheld_items" and "lists GS-001 more than once" in problem.reason
 
 
 # --- exactness: ratio comparisons are fractions, never floats -------------------------------------

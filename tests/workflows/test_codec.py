@@ -344,7 +344,7 @@ async def run_chain(env, client: Client, engine, tmp_path, prefix: str, industry
                 await send(client, task_id, uscc, "review", Review(reviewer=reviewer, approve=True))
             outcome = await handle.result()  # time skips while it waits (the env's interceptor)
             assert isinstance(outcome, PlanOutcome) and outcome.tasks_closed == 1
-            steps = await timeline(client, task_id)  # `spotcheck task history` decodes through the client
+            steps = await timeline(client, task_id, engine=engine)  # `spotcheck task history` decodes through the client
             assert {e["actor"] for e in steps} & inspectors, steps  # actors are read from the payloads
             histories = {
                 "plan": await handle.fetch_history(),

@@ -10,13 +10,19 @@ from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
 from db import schema
+from domain.access import Actor
 from domain.messages.plan import Adjustment, PlanRun
 from domain.messages.target import CheckRecord, ResultEntry, Review
 from domain.messages.task import Redraw, TargetedEntity
 from domain.stages import Stage
 from domain.workdays import SHANGHAI
+from read.timeline import timeline
+from runtime import config
+from runtime.context import Context
+from service import approvals, identity
+from service.targets import send
+from service.targets import status as target_status
 from store.plans import load_plan
-from service.targets import send, status as target_status
 from tests.workflows.support import (
     ALL_PASS,
     history_events,
@@ -33,6 +39,7 @@ from workflows.task import InspectionTaskWorkflow
 
 pytestmark = pytest.mark.postgres
 OUTSIDE_FILTER = "913602031031443659"  # a 珠山区 entity: not in the 昌江区 task's population
+LAW = "《产品质量法》第十五条"  # a legal basis, recorded for auditors (R12's exception)
 
 
 async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
@@ -59,11 +66,24 @@ async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
         with pytest.raises(WorkflowUpdateFailedError):  # a redraw before any draw
             await task.execute_update(InspectionTaskWorkflow.redraw, Redraw(reason="x", approver="JDZ-S001"))
         await task.execute_update(InspectionTaskWorkflow.add_target,
-                                  TargetedEntity(uscc=OUTSIDE_FILTER, reason="complaint 12345"))
+                                  TargetedEntity(uscc=OUTSIDE_FILTER, reason="complaint 12345", legal_basis=LAW))
 
         await wait_for(lambda: stage(Stage.DRAWN), env=ts_env, skip=timedelta(hours=3))
-        await task.execute_update(InspectionTaskWorkflow.redraw,
-                                  Redraw(reason="entropy value was mistyped", approver="JDZ-S001"))
+        # The plan's planner asks, a supervisor of its owner unit approves: each as they authenticated.
+        ctx = Context(config.load(tmp_path), engine=engine, client=ts_env.client)
+        planner = Actor(id="plan.jdz", roles=frozenset({"planner"}), unit="360200-SCJ", method="password")
+        supervisor = Actor(id="JDZ-I011", roles=frozenset({"supervisor"}), unit="360200-SCJ", method="oidc")
+        asked = await approvals.request_redraw(ctx, planner, task_id, reason="entropy value was mistyped")
+        with pytest.raises(identity.Forbidden, match="cannot approve it too"):
+            await approvals.approve(ctx, Actor(id="plan.jdz", roles=frozenset({"supervisor"}), unit="360200-SCJ",
+                                               method="password"), asked.request_id)
+        done = await approvals.approve(ctx, supervisor, asked.request_id)
+        assert (done.requested_by, done.approved_by) == ("plan.jdz", "JDZ-I011") and "JDZ-I011" in done.message
+        assert (await approvals.approve(ctx, supervisor, asked.request_id)).message == done.message  # a retry: once
+        with engine.connect() as c:
+            request = c.execute(select(schema.approval_requests)).mappings().one()
+        assert (request["state"], request["requested_by"], request["approved_by"]) == ("approved", "plan.jdz",
+                                                                                       "JDZ-I011")
         await wait_for(lambda: stage(Stage.IN_PROGRESS), env=ts_env, skip=timedelta(hours=3))
 
         with engine.connect() as c:
@@ -75,7 +95,7 @@ async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
                 schema.publications.c.task_id == task_id, schema.publications.c.step == "supersede-1")).scalar()
         assert [d["state"] for d in draws] == ["superseded", "drawn"]
         assert draws[0]["commitment"] != draws[1]["commitment"]
-        assert (draws[1]["reason"], draws[1]["approver"]) == ("entropy value was mistyped", "JDZ-S001")
+        assert (draws[1]["reason"], draws[1]["approver"]) == ("entropy value was mistyped", "JDZ-I011")
         assert '"superseded_by":2' in superseded
         assert (OUTSIDE_FILTER, "targeted") in [(u, k) for u, k in targets]
 
@@ -108,3 +128,8 @@ async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
     assert [e.signal_external_workflow_execution_failed_event_attributes.workflow_execution.workflow_id
             for e in not_told] == [target_workflow_id(task_id, closed)]
     assert '"state":"cancelled"' in closing and "merged into a joint task" in closing
+    # The task's history records the legal basis with the targeted entity; the public register never has it.
+    added = [e for e in await timeline(ts_env.client, task_id) if e["event"] == "target added"]
+    assert [(e["target"], e["details"]) for e in added] == [(OUTSIDE_FILTER, f"complaint 12345; legal basis {LAW}")]
+    with engine.connect() as c:
+        assert not any(LAW in p for p in c.execute(select(schema.publications.c.payload)).scalars())

@@ -20,10 +20,10 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.handoff import JsonlReceiver
-from cli.common import operator
 from db import schema
 from domain import public
 from domain.categories import category
+from domain.access import Actor
 from domain.messages.public import CorrectionRun, StopDecision, StopPublicationRun
 from domain.uscc import make_uscc
 from domain.workdays import SHANGHAI, Deadlines, calendar_from_env
@@ -32,6 +32,7 @@ from runtime import config
 from runtime.client import build_worker
 from runtime.context import Context
 from service import corrections as correction_service, stop_publication as stop_service
+from service import identity
 from service.errors import Refused
 from service.imports import import_examples
 from store.register import publish, result_publication
@@ -147,17 +148,30 @@ async def test_the_command_service_corrects_and_refuses_a_different_correction_u
     task_id, uscc = published(engine, await server_now(ts_env))
     ctx = Context(config.load(), engine=engine, client=ts_env.client)
     supervisor = people(engine, "supervisor")[0]
-    done = await correction_service.correct(ctx, operator(), task_id, uscc, category="other", note="补充说明",
-                                            reason="录入有误", approver=supervisor)
+    # The supervisor who gives the correction approves it: who acted is who authenticated.
+    as_supervisor = Actor(id=supervisor, roles=frozenset({"supervisor"}), unit=UNIT, method="password")
+    inspector = next(i for i in people(engine, "inspector") if i not in people(engine, "supervisor"))
+    with pytest.raises(identity.Forbidden, match="is not a supervisor"):
+        await correction_service.correct(ctx, Actor(id=inspector, roles=frozenset({"inspector"}), unit=UNIT,
+                                                    method="password"), task_id, uscc, category="other", note=None,
+                                         reason="录入有误")
+    done = await correction_service.correct(ctx, as_supervisor, task_id, uscc, category="other", note="补充说明",
+                                            reason="录入有误", request_key="k1")
     assert (done.workflow_id, done.n, done.already_started) == (correction_workflow_id(task_id, uscc, 1), 1, False)
+    # Its retry under the same key (the door lost the answer) is that correction, not a second one.
+    again = await correction_service.correct(ctx, as_supervisor, task_id, uscc, category="other", note="补充说明",
+                                             reason="录入有误", request_key="k1")
+    assert (again.workflow_id, again.n, again.already_started) == (done.workflow_id, 1, True)
+    [run] = decisions_of(engine, done.workflow_id)
+    assert (run["decided_by"], run["requested_by"]) == (supervisor, supervisor)
     # The second correction is under way (here: started on a queue no worker serves) when another one arrives.
     other = CorrectionRun(task_id=task_id, uscc=uscc, n=2, note="另一更正", reason="r", approver=supervisor)
     idle = await ts_env.client.start_workflow(CorrectionWorkflow.run, other, task_queue=f"idle-{uuid.uuid4()}",
                                               id=correction_workflow_id(task_id, uscc, 2))
     try:
         with pytest.raises(Refused, match="correction 2 of .* was started meanwhile with other fields"):
-            await correction_service.correct(ctx, operator(), task_id, uscc, category=None, note="第三次",
-                                             reason="录入有误", approver=supervisor)
+            await correction_service.correct(ctx, as_supervisor, task_id, uscc, category=None, note="第三次",
+                                             reason="录入有误")
     finally:
         await idle.terminate("test over")  # an undelivered workflow task stops the server's time skipping
     assert len(publications_of(engine, task_id, "correction")) == 1
@@ -176,8 +190,9 @@ async def test_without_a_minimum_period_every_application_is_refused_with_that_r
     # The command service refuses it before any workflow starts, with the same sentence.
     settings = dataclasses.replace(config.load(), stop_publication_period=None)
     with pytest.raises(Refused, match="SPOTCHECK_STOP_PUBLICATION_MIN_DAYS"):
-        await stop_service.apply(Context(settings, engine=engine, client=ts_env.client), operator(), task_id, uscc,
-                                 applicant="张三", grounds="已整改完毕")
+        await stop_service.apply(Context(settings, engine=engine, client=ts_env.client),
+                                 Actor(id=people(engine, "reviewer")[0], roles=frozenset({"reviewer"}), unit=UNIT,
+                                       method="password"), task_id, uscc, applicant="张三", grounds="已整改完毕")
 
 
 async def test_an_approved_application_withdraws_the_result_after_the_minimum_period(ts_env, engine, worker):

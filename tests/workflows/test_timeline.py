@@ -89,7 +89,7 @@ async def test_timeline_of_a_finished_task(ts_env, directories, tmp_path):
 
         assert (await handle.result()).tasks_closed == 1
 
-    events = await timeline(client, task_id)
+    events = await timeline(client, task_id, engine=engine)
     assert events and all(set(e) >= {"at", "event", "actor", "target", "details"} for e in events)
     moments = [datetime.fromisoformat(e["at"]) for e in events]
     assert all(m.utcoffset() == timedelta(0) for m in moments)

@@ -236,3 +236,4 @@ def test_staffed_in_time_is_neither_reminded_nor_overdue(scenario):
     assert "is now" in scenario.assign_answer
     assert not {"staffing-reminder", "staffing-escalation"} & set(scenario.staffed_alerts)
     assert scenario.staffed_row["overdue"] is False and scenario.staffed_stage == "dispatched"
+    assert scenario.staffed_row["stage"] == "dispatched"  # the projection leaves 'unstaffed' with the workflow

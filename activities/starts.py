@@ -1,0 +1,60 @@
+"""Start a slice of a task's target workflows, page by page, from the database.
+
+The task workflow hands each of its shards to this activity instead of starting every target as its child:
+a child's start is two events and a transfer through the task's own history, which serialises a province's
+120,000 starts on one workflow, where these activities run side by side on every worker of the queue. A
+start is idempotent by workflow id (a target already started, or closed, is left alone), and the heartbeat
+carries the shard's cursor: a retry goes on from the last page it reported.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from db.engine import Engine
+from domain.messages.target import TargetsShard, TargetsStarted
+from store import targets
+
+START_PAGE = 50  # targets read per statement and started concurrently; then a heartbeat
+
+
+class StartActivities:
+    def __init__(self, engine: Engine, client: Client, page_size: int = START_PAGE) -> None:
+        self._engine = engine
+        self._client = client
+        self.page_size = page_size
+
+    @activity.defn
+    async def start_targets(self, shard: TargetsShard) -> TargetsStarted:
+        cursor, handled = shard.after, 0
+        skip = shard.skip
+        if activity.info().heartbeat_details:  # a retry: on from the last page the previous attempt reported
+            cursor, handled = activity.info().heartbeat_details
+            skip = 0
+        queue = activity.info().task_queue  # the task's: its targets run where it runs
+        while handled < shard.count:
+            page = await asyncio.to_thread(self._page, shard.run.task_id, cursor, skip,
+                                           min(self.page_size, shard.count - handled))
+            if not page:
+                break
+            await asyncio.gather(*(self._start(shard, uscc, queue) for uscc in page))
+            cursor, handled, skip = page[-1], handled + len(page), 0
+            activity.heartbeat(cursor, handled)
+        return TargetsStarted(handled=handled, last=cursor)
+
+    def _page(self, task_id: str, after: str | None, skip: int, limit: int) -> list[str]:
+        with self._engine.connect() as connection:
+            return targets.page(connection, task_id, after, limit, skip)
+
+    async def _start(self, shard: TargetsShard, uscc: str, queue: str) -> None:
+        try:
+            await self._client.start_workflow(
+                shard.workflow, shard.run.model_copy(update={"uscc": uscc}), id=shard.id_prefix + uscc,
+                task_queue=queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"{shard.run.task_id} · {uscc}")
+        except WorkflowAlreadyStartedError:
+            pass  # started by an earlier attempt or run of the task: there already, not a failure
