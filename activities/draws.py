@@ -7,10 +7,13 @@ nonce before its reveal, the population salt) live only here, in the database, n
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 
 from temporalio import activity
@@ -38,13 +41,20 @@ from store import draws, targets
 from store.directory import entity_name, inspectors_of, items_of, split, task_line
 from store.register import publish
 
+BEAT_SECONDS = 10.0  # heartbeats while one long statement runs, well inside the heavy queue's heartbeat timeout
+
 
 class DrawActivities:
     def __init__(self, engine: Engine, lines_per_block: int = draws.LINES_PER_BLOCK,
-                 rows_per_page: int = draws.ROWS_PER_PAGE) -> None:
+                 rows_per_page: int = draws.ROWS_PER_PAGE, in_database: bool | None = None,
+                 beat_seconds: float = BEAT_SECONDS) -> None:
         self._engine = engine
         # Population lines per heartbeat, selected rows per statement: small in tests, to see many of both.
         self.lines_per_block, self.rows_per_page = lines_per_block, rows_per_page
+        # The draw's digest and keys computed by the database (default: wherever it can, PostgreSQL), or
+        # the population streamed through domain.draw (SQLite, and a test comparing the two).
+        self.in_database = draws.in_database(engine) if in_database is None else in_database
+        self.beat_seconds = beat_seconds
 
     # --- announce (light) --------------------------------------------------------------------
     @activity.defn
@@ -68,8 +78,9 @@ class DrawActivities:
     def freeze(self, step: TaskStep) -> FreezeSummary:
         """Fix the instant and the salt (first attempt only), digest the population as of then, publish.
 
-        Nothing of the population is stored: it streams once, in byte order, through the digest. A
-        retry finds the instant and salt of the first attempt and recomputes the same digest.
+        Nothing of the population is stored. The database digests and counts it (PostgreSQL), or it
+        streams once, in byte order, through domain.draw's digest. A retry finds the instant and salt
+        of the first attempt and recomputes the same digest.
         """
         with found(), self._engine.begin() as connection:
             draw = draws.draw(connection, step.task_id, step.draw_seq)
@@ -85,14 +96,20 @@ class DrawActivities:
         with found(), self._engine.connect() as connection:
             draw = draws.draw(connection, step.task_id, step.draw_seq)
             frozen_at, salt = draw.frozen_at, bytes.fromhex(draw.population_salt)
-            digest = draw_protocol.PopulationDigest(salt)
-            self._stream(connection, draw, "freeze", digest.add_lines)
-            exclusions = draws.exclusions(connection, step.task_id, line, year, frozen_at)
+            with self._beating("count"):
+                strata, exclusions = draws.tally(connection, step.task_id, line, year, frozen_at)
+            if self.in_database:
+                with self._beating("digest"):
+                    digest = draws.population_digest(connection, draw, salt)
+            else:
+                streamed = draw_protocol.PopulationDigest(salt)
+                self._stream(connection, draw, "freeze", streamed.add_lines)
+                digest, strata = streamed.hexdigest(), streamed.counts
         with found(), self._engine.begin() as connection:
             self._freeze_pools(connection, step.task_id, line, frozen_at)
-            summary = FreezeSummary(frozen_at=frozen_at, population=sum(digest.counts.values()),
-                                    strata=digest.counts, exclusions=exclusions,
-                                    population_digest=digest.hexdigest())
+            summary = FreezeSummary(frozen_at=frozen_at, population=sum(strata.values()),
+                                    strata=draw_protocol.checked_strata(strata), exclusions=exclusions,
+                                    population_digest=digest)
             draws.save(connection, step.task_id, step.draw_seq, record={"freeze": summary.model_dump(mode="json")},
                        state="frozen")
             publish(connection, workflow_id=workflow_id(), step=f"freeze-{step.draw_seq}", kind="draw",
@@ -112,6 +129,24 @@ class DrawActivities:
             activity.heartbeat({"step": what, "rows": done})
 
         return draws.population_lines(connection, draw, block, self.lines_per_block)
+
+    @contextmanager
+    def _beating(self, what: str):
+        """A heartbeat every `beat_seconds` while one long statement runs (it gives no blocks to beat on)."""
+        done = threading.Event()
+        context = contextvars.copy_context()  # the activity's context, for heartbeats from another thread
+
+        def beat() -> None:
+            while not done.wait(self.beat_seconds):
+                context.run(activity.heartbeat, {"step": what})
+
+        beating = threading.Thread(target=beat, name=f"heartbeat-{what}", daemon=True)
+        beating.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beating.join()
 
     def _freeze_pools(self, connection, task_id: str, line: dict, frozen_at: datetime) -> None:
         """Freeze each dispatching unit's inspector pool before the entropy is revealed (sc-dispatch-v1 §1)."""
@@ -195,15 +230,33 @@ class DrawActivities:
                         f"{CAP_RULES[reason]} excludes it without a legal basis (draw target --legal-basis)")
 
     def _select(self, connection, draw, freeze: dict, seed: bytes, strata: dict) -> list[tuple[str, str]]:
-        digest = draw_protocol.PopulationDigest(bytes.fromhex(draw.population_salt))
-        selection = draw_protocol.Selection(seed, {s: p.quota for s, p in strata.items()})
-        self._stream(connection, draw, "draw", digest.add_lines, selection.add_lines)
-        if digest.hexdigest() != freeze["population_digest"] or digest.counts != freeze["strata"]:
+        """The selection from the population as of the freeze, refused if that no longer hashes to its digest.
+
+        In the database (PostgreSQL): the digest, then the keys ranked, two statements during which only
+        heartbeats leave; else the population streamed once through domain.draw's digest and selection.
+        """
+        salt, quotas = bytes.fromhex(draw.population_salt), {s: p.quota for s, p in strata.items()}
+        if self.in_database:
+            with self._beating("digest"):
+                digest = draws.population_digest(connection, draw, salt)
+            self._refuse_changed(draw, freeze, digest)
+            with self._beating("keys"):
+                return draws.select_in_database(connection, draw, seed, quotas, freeze["strata"])
+        streamed = draw_protocol.PopulationDigest(salt)
+        selection = draw_protocol.Selection(seed, quotas)
+        self._stream(connection, draw, "draw", streamed.add_lines, selection.add_lines)
+        self._refuse_changed(draw, freeze, streamed.hexdigest(), streamed.counts)
+        return selection.selected()
+
+    @staticmethod
+    def _refuse_changed(draw, freeze: dict, digest: str, counts: dict | None = None) -> None:
+        """A population that no longer hashes to the published digest is never drawn from (the strata
+        counts, when streamed, are compared too; the digest covers them)."""
+        if digest != freeze["population_digest"] or (counts is not None and counts != freeze["strata"]):
             raise ApplicationError(
                 f"task {draw.task_id} draw {draw.draw_seq}: the population as of {freeze['frozen_at']} no longer "
-                f"hashes to the published digest ({digest.hexdigest()}, published {freeze['population_digest']}); "
+                f"hashes to the published digest ({digest}, published {freeze['population_digest']}); "
                 "not drawn", non_retryable=True)
-        return selection.selected()
 
     # --- dispatch (heavy) --------------------------------------------------------------------
     @activity.defn

@@ -60,7 +60,7 @@ def _match(pattern: re.Pattern[str], value: object, what: str, rule: str) -> str
     return value
 
 
-def _validate_digest(value: object, what: str) -> str:
+def validate_digest(value: object, what: str) -> str:
     return _match(_HEX64, value, what, "must be 64 lower-case hex digits")
 
 
@@ -121,6 +121,11 @@ def plan_strata(counts: Mapping[str, int], ratios: Mapping[str, str]) -> dict[st
             continue
         plans[stratum] = StratumPlan(population, ratios[stratum], quota(population, parsed[stratum]))
     return plans
+
+
+def checked_strata(counts: Mapping[str, int]) -> dict[str, int]:
+    """Entities per stratum, each stratum name checked against the grammar (as counted by a database)."""
+    return {validate_stratum(s): _count(n, f"population of stratum {s!r}") for s, n in counts.items()}
 
 
 # --- population digest --------------------------------------------------------------------------
@@ -193,7 +198,7 @@ def draw_seed(task_id: str, population_digest: str, nonce: bytes, entropy: str) 
     text = "\n".join((
         PROTOCOL,
         validate_task_id(task_id),
-        _validate_digest(population_digest, "population_digest"),
+        validate_digest(population_digest, "population_digest"),
         _validate_secret(nonce, "nonce").hex(),
         validate_entropy(entropy),
     ))

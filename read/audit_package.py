@@ -25,6 +25,7 @@ from pathlib import Path
 
 from audit.verify import SHOWN, PackageError, VerifyReport, read_population_csv, verify_draw
 from db.engine import Connection, Engine
+from domain import draw as draw_protocol
 from store import views
 from store.directory import items_of, split, task_line
 
@@ -267,6 +268,11 @@ def verify_against_database(engine: Engine, task_id: str, draw_seq: int | None =
         line, year = task_line(connection, task_id)
         frozen_at, problem = _frozen_at(record)
         comparison = None
+        if frozen_at is not None and _recomputable_in_database(connection, row, record):
+            report = _recompute_in_database(connection, row, record, line, year, frozen_at, progress)
+            _check_plan(report, line, record)
+            _check_published(report, connection, row, record, frozen_at)
+            return report
         if frozen_at is None:
             rows = views.draw_population(connection, task_id, row["draw_seq"])
         else:
@@ -284,6 +290,125 @@ def verify_against_database(engine: Engine, task_id: str, draw_seq: int | None =
         _check_plan(report, line, record)
         _check_published(report, connection, row, record, frozen_at)
     return report
+
+
+def _recomputable_in_database(connection: Connection, row, record: dict) -> bool:
+    """A population recomputed from the directory, on PostgreSQL, in a record whose fields parse: the database
+    ranks the keys. Anything else (SQLite, a stored population, a malformed record, which the independent
+    verifier words field by field) goes through audit.verify row by row."""
+    if not views.recomputes_in_database(connection) or views.population_stored(connection, row["task_id"],
+                                                                                row["draw_seq"]):
+        return False
+    try:
+        _recorded_inputs(record)
+    except (draw_protocol.DrawError, KeyError, TypeError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def _recorded_inputs(record: dict) -> tuple[bytes, bytes, bytes, dict[str, str]]:
+    """(salt, nonce, seed recomputed from the record, ratios) of a record, each validated (DrawError if not)."""
+    nonce = bytes.fromhex(record["nonce"])
+    seed = draw_protocol.draw_seed(record["task_id"], record["population_digest"], nonce, record["entropy"])
+    ratios = {s: plan["ratio"] for s, plan in record["strata"].items()}
+    draw_protocol.plan_strata({s: plan["population"] for s, plan in record["strata"].items()}, ratios)
+    if not all(isinstance(u, str) for u in record["selected"]) or not all(
+            isinstance(t["uscc"], str) for t in record["targeted"]):
+        raise draw_protocol.DrawError("selected and targeted must list USCCs")
+    if not all(type(plan["quota"]) is int for plan in record["strata"].values()):
+        raise draw_protocol.DrawError("every stratum needs an integer quota")
+    for key in ("commitment", "seed", "selection_digest", "population_salt"):
+        draw_protocol.validate_digest(record[key], key)
+    return bytes.fromhex(record["population_salt"]), nonce, seed, ratios
+
+
+def _recompute_in_database(connection: Connection, row, record: dict, line: dict, year: int, frozen_at: datetime,
+                           progress: Progress | None) -> VerifyReport:
+    """sc-draw-v1 steps 1-6 and the commitment recomputed from the directory as of `frozen_at`.
+
+    The population streams once, in byte order, through domain.draw's digest (its lines checked for
+    shape and order, its strata counted); the exclusions are counted and the keys ranked by the
+    database (store.draws.select_in_database), so only the selection comes back. Nothing is taken
+    from the stored draw but its record: every value there is compared with its recomputation.
+    """
+    salt, nonce, seed, ratios = _recorded_inputs(record)
+    report = VerifyReport()
+    report.add("protocol", record.get("protocol") == draw_protocol.PROTOCOL,
+               f"{record.get('protocol')!r}" + ("" if record.get("protocol") == draw_protocol.PROTOCOL
+                                               else f", this verifier checks {draw_protocol.PROTOCOL!r}"))
+    report.add("commitment", *_matches(record["commitment"], draw_protocol.commitment(nonce)))
+    source, entropy = record.get("entropy_source"), record["entropy"]
+    if source == draw_protocol.NO_ENTROPY:
+        report.add("entropy", entropy == "", "no external entropy: the operator could have tried population variants"
+                   if entropy == "" else f"source is 'none' but the record has entropy {entropy!r}")
+    else:
+        report.add("entropy", True, f"{entropy!r}: check it is the published value of {source}")
+    report.add("seed", *_matches(record["seed"], seed.hex()))
+
+    digest = draw_protocol.PopulationDigest(salt)
+    total = _population_size(record)
+    missing = {t["uscc"] for t in record["targeted"]}
+
+    done = 0
+
+    def block(lines: bytes) -> None:
+        nonlocal done
+        digest.add_lines(lines)
+        missing.difference_update([u for u in missing if f"{u}\t".encode("ascii") in lines])
+        done += lines.count(b"\n")
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        rows = views.population_blocks(connection, row["task_id"], row["draw_seq"], block, _FETCH)
+    except draw_protocol.DrawError as error:
+        report.add("population rows", False, str(error))
+        report.add("freeze rebuilt", False, f"the directory as of {frozen_at.isoformat()}: {error}")
+        return report
+    if progress is not None:
+        progress(rows, total)
+    counts = digest.counts
+    report.add("population rows", True, f"{rows} rows, valid and in ascending byte order")
+    report.add("population_digest", *_matches(record["population_digest"], digest.hexdigest()))
+    recorded = {s: plan["population"] for s, plan in record["strata"].items() if plan["population"]}
+    report.add("strata", recorded == counts, _compare_counts(recorded, counts, "population"))
+    try:
+        strata = draw_protocol.plan_strata(counts, ratios)
+    except draw_protocol.DrawError as error:
+        report.add("quotas", False, str(error))
+        return report
+    quotas = {s: p.quota for s, p in strata.items()}
+    report.add("quotas", all(record["strata"][s]["quota"] == q for s, q in quotas.items()),
+               ", ".join(f"{s} {record['strata'][s]['quota']}"
+                         + (" (match)" if record["strata"][s]["quota"] == q else f" (recomputed {q})")
+                         for s, q in sorted(quotas.items())))
+    chosen = [u for u, _ in views.recomputed_selection(connection, row["task_id"], row["draw_seq"], seed, quotas,
+                                                       counts)]
+    extra, lacking = sorted(set(record["selected"]) - set(chosen)), sorted(set(chosen) - set(record["selected"]))
+    report.add("selection", record["selected"] == chosen,
+               f"{len(chosen)} entities, the smallest keys of each stratum (match)" if record["selected"] == chosen
+               else f"recorded but not recomputed: {', '.join(extra[:SHOWN]) or 'none'}; recomputed but not "
+                    f"recorded: {', '.join(lacking[:SHOWN]) or 'none'}" + ("" if extra or lacking else "; out of order"))
+    report.add("selection_digest", *_matches(record["selection_digest"], draw_protocol.selection_digest(chosen)))
+    report.add("targeted", not missing, "every targeted entity is in the population" if not missing
+               else f"not in the population: {', '.join(sorted(missing)[:SHOWN])}")
+    # Counted again by the database, apart from the stream: the freeze's own way of counting.
+    tallied, exclusions = views.freeze_tally(connection, row["task_id"], line, year, frozen_at)
+    when = frozen_at.isoformat()
+    report.add("freeze rebuilt", tallied == counts,
+               f"{rows} eligible entities in the directory as of {when}: the population, recomputed "
+               "(population_digest checks it)" if tallied == counts else
+               f"the directory as of {when} counts {_compare_counts(counts, tallied, 'population')}")
+    report.add("freeze strata", recorded == tallied, _compare_counts(recorded, tallied, "population"))
+    report.add("freeze exclusions", (record.get("exclusions") or {}) == exclusions,
+               _compare_counts(record.get("exclusions") or {}, exclusions, "excluded"))
+    return report
+
+
+def _matches(recorded: object, recomputed: object) -> tuple[bool, str]:
+    if recorded == recomputed:
+        return True, f"{recomputed} (matches)"
+    return False, f"record says {recorded}, recomputed {recomputed}"
 
 
 def report_json(report: VerifyReport, **context) -> dict:

@@ -5,14 +5,38 @@ it is what the filter returns as of the draw's `frozen_at` (the directory's hist
 earlier selections then), streamed in USCC byte order by `population_lines` for the freeze's
 digest, the draw's selection and `draw verify` alike. A draw keeps only its selection
 (draw_selection). Draws frozen before migration 0006 keep their stored rows (draw_population).
+
+On PostgreSQL the freeze and the draw count and hash the population and rank its keys in the
+database (`tally`, `population_digest`, `select_in_database`): only the selected rows leave it.
+SQLite, the demo's embedded database, streams the lines to domain.draw instead.
 """
 from __future__ import annotations
 
 import io
+import math
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, Select, String, and_, case, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    LargeBinary,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from db import schema
 from store.common import NotFound, canonical_json, insert_once, one_by
@@ -178,24 +202,116 @@ def eligible_population(connection: Connection, task_id: str, line: dict, year: 
             .where(*conditions))
 
 
-def exclusions(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> dict[str, int]:
-    """The entities the filter matches at `at` but excludes, counted by reason (in the database)."""
+def tally(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> tuple[dict[str, int],
+                                                                                            dict[str, int]]:
+    """(eligible entities by stratum, excluded ones by reason) of what the filter matches at `at`, counted
+    by the database in one pass."""
     candidates = eligible_population(connection, task_id, line, year, at).subquery()
-    counted = connection.execute(select(candidates.c.reason, func.count()).where(candidates.c.reason.is_not(None))
-                                 .group_by(candidates.c.reason)).all()
-    return {r: n for r, n in sorted(counted)}
+    counted = connection.execute(select(candidates.c.stratum, candidates.c.reason, func.count())
+                                 .group_by(candidates.c.stratum, candidates.c.reason)).all()
+    strata: dict[str, int] = {}
+    excluded: dict[str, int] = {}
+    for stratum, reason, n in sorted(counted, key=lambda r: (r[0], r[1] or "")):
+        if reason is None:
+            strata[stratum] = n
+        else:
+            excluded[reason] = excluded.get(reason, 0) + n
+    return strata, dict(sorted(excluded.items()))
 
 
 def population_query(connection: Connection, draw) -> Select:
     """(uscc, stratum) of the draw's population in USCC byte order: its stored rows (a draw frozen
     before migration 0006) or the eligible entities as of its `frozen_at`."""
+    population = _population(connection, draw).subquery()
+    return select(population.c.uscc, population.c.stratum).order_by(byte_order(connection, population.c.uscc))
+
+
+def _population(connection: Connection, draw) -> Select:
+    """(uscc, stratum) of the draw's population, in no particular order."""
     if draw.population_stored:
-        return (select(dp.c.uscc, dp.c.stratum).where(dp.c.task_id == draw.task_id, dp.c.draw_seq == draw.draw_seq)
-                .order_by(byte_order(connection, dp.c.uscc)))
+        return select(dp.c.uscc, dp.c.stratum).where(dp.c.task_id == draw.task_id, dp.c.draw_seq == draw.draw_seq)
     line, year = task_line(connection, draw.task_id)
     rebuilt = eligible_population(connection, draw.task_id, line, year, draw.frozen_at).subquery()
-    return (select(rebuilt.c.uscc, rebuilt.c.stratum).where(rebuilt.c.reason.is_(None))
-            .order_by(byte_order(connection, rebuilt.c.uscc)))
+    return select(rebuilt.c.uscc, rebuilt.c.stratum).where(rebuilt.c.reason.is_(None))
+
+
+# --- the draw computed by PostgreSQL --------------------------------------------------------------
+def in_database(connection: Connection | Engine) -> bool:
+    """Whether the database hashes and ranks a population itself (PostgreSQL's sha256), so that only the
+    selection leaves it; SQLite streams the population to domain.draw."""
+    return connection.dialect.name == "postgresql"
+
+
+def _roomy(connection: Connection, memory: str = "256MB") -> None:
+    # A province's population sorted in memory, not in temporary files; for this transaction only.
+    connection.execute(text(f"SET LOCAL work_mem = '{memory}'"))
+
+
+def _ascii(value) -> object:
+    return func.convert_to(value, literal("UTF8"))  # the protocol's ASCII text, as bytes
+
+
+def population_digest(connection: Connection, draw, salt: bytes) -> str:
+    """D = hex(sha256(salt || L)) of the draw's population (draw-protocol.md step 1), computed by
+    PostgreSQL: L is aggregated in USCC byte order in the database and never leaves it. Its sort holds
+    about 150 bytes a line: 4 million entities sort in memory within 1 GB, for the statement's seconds."""
+    _roomy(connection, "1GB")
+    population = _population(connection, draw).subquery()
+    lines = func.string_agg(_ascii(population.c.uscc + "\t" + population.c.stratum + "\n"),
+                            aggregate_order_by(literal(b"", LargeBinary), byte_order(connection, population.c.uscc)))
+    digest = func.sha256(literal(salt, LargeBinary).op("||")(func.coalesce(lines, literal(b"", LargeBinary))))
+    return connection.execute(select(func.encode(digest, literal("hex")))).scalar_one()
+
+
+_EVERY = b"\xff" * 33  # above every 32-byte key: the whole stratum is a candidate
+
+
+def select_in_database(connection: Connection, draw, seed: bytes, quotas: dict[str, int],
+                       populations: dict[str, int]) -> list[tuple[str, str]]:
+    """(uscc, stratum) of the q_s smallest keys sha256(seed || uscc) per stratum (steps 4-5), by USCC.
+
+    Keys are computed and ranked by PostgreSQL. Only the candidates under a stratum's bar are ranked:
+    keys are uniform, so a bar set for q_s plus eight standard deviations holds the q_s smallest keys
+    all but never; a stratum that gets fewer than q_s candidates is ranked again whole, so the
+    selection is exactly the protocol's whatever the bar.
+    """
+    bars = {s: _bar(q, populations.get(s, 0)) for s, q in quotas.items()}
+    chosen = _candidates(connection, draw, seed, quotas, bars)
+    found = Counter(stratum for _, stratum in chosen)
+    short = {s for s, q in quotas.items() if found[s] < q and bars[s] != _EVERY}
+    if short:
+        bars.update({s: _EVERY for s in short})
+        chosen = [r for r in chosen if r[1] not in short] + _candidates(
+            connection, draw, seed, {s: quotas[s] for s in short}, bars)
+    return sorted(chosen)
+
+
+def _bar(quota: int, population: int) -> bytes:
+    """The key prefix under which a stratum's q smallest keys lie, but for a chance below 1e-15."""
+    if quota == 0:
+        return b""  # no key is below the empty string
+    expected = quota + 8 * math.sqrt(quota) + 32
+    if expected >= population:
+        return _EVERY
+    return int(expected / population * 2 ** 64).to_bytes(8, "big")
+
+
+def _candidates(connection: Connection, draw, seed: bytes, quotas: dict[str, int],
+                bars: dict[str, bytes]) -> list[tuple[str, str]]:
+    _roomy(connection)
+    population = _population(connection, draw).subquery()
+    key = func.sha256(literal(seed, LargeBinary).op("||")(_ascii(population.c.uscc)))
+    # Per stratum constants in CASEs, not a join: the planner keeps the one scan, no sort by stratum.
+    bar = case({s: literal(bars[s], LargeBinary) for s in quotas}, value=population.c.stratum,
+               else_=literal(b"", LargeBinary))
+    candidates = (select(population.c.uscc, population.c.stratum, key.label("key"))
+                  .where(population.c.stratum.in_(list(quotas)), key < bar).subquery())
+    rank = func.row_number().over(partition_by=candidates.c.stratum,
+                                  order_by=(candidates.c.key, byte_order(connection, candidates.c.uscc)))
+    ranked = select(candidates.c.uscc, candidates.c.stratum, rank.label("rank")).subquery()
+    quota = case({s: q for s, q in quotas.items()}, value=ranked.c.stratum, else_=0)
+    return [tuple(r) for r in connection.execute(
+        select(ranked.c.uscc, ranked.c.stratum).where(ranked.c.rank <= quota))]
 
 
 def byte_order(connection: Connection, column):
@@ -281,10 +397,17 @@ def insert_rows(connection: Connection, table, rows: list[dict]) -> None:
         connection.execute(insert(table), rows)
         return
     columns = list(rows[0])
-    text = "".join("\t".join(_copy_text(row[c]) for c in columns) + "\n" for row in rows)
+    # Column by column, each distinct value converted once: most columns repeat one value (the task,
+    # the instant, the stage) down hundreds of thousands of rows.
+    cells = []
+    for c in columns:
+        converted: dict = {}
+        cells.append([converted[v] if v in converted else converted.setdefault(v, _copy_text(v))
+                      for v in (row[c] for row in rows)])
+    data = "".join(["\t".join(line) + "\n" for line in zip(*cells)])
     cursor = connection.connection.dbapi_connection.cursor()
     try:
-        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", io.StringIO(text))
+        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", io.StringIO(data))
     finally:
         cursor.close()
 

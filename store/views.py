@@ -371,6 +371,27 @@ def copy_population(connection: Connection, task_id: str, draw_seq: int, handle)
     return draws.copy_lines(connection, query, ",", handle.write)
 
 
+def population_blocks(connection: Connection, task_id: str, draw_seq: int, block, lines_per_block: int) -> int:
+    """The draw's population as the digest's lines ("uscc\tstratum\n", byte order), streamed once in blocks."""
+    return draws.population_lines(connection, draws.draw(connection, task_id, draw_seq), block, lines_per_block)
+
+
+def freeze_tally(connection: Connection, task_id: str, line: dict, year: int,
+                 at: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """(eligible by stratum, excluded by reason) of the task's filter at `at`, counted by the database."""
+    return draws.tally(connection, task_id, line, year, at)
+
+
+def recomputes_in_database(connection: Connection) -> bool:
+    return draws.in_database(connection)
+
+
+def recomputed_selection(connection: Connection, task_id: str, draw_seq: int, seed: bytes, quotas: dict[str, int],
+                         populations: dict[str, int]) -> list[tuple[str, str]]:
+    """The selection recomputed by the database from the draw's population (store.draws.select_in_database)."""
+    return draws.select_in_database(connection, draws.draw(connection, task_id, draw_seq), seed, quotas, populations)
+
+
 def rebuilt_freeze(connection: Connection, task_id: str, line: dict, year: int, at: datetime) -> Iterator[tuple]:
     """(uscc, stratum, reason) of the freeze rebuilt from the directory's history as of `at`, byte order, streamed."""
     return connection.execute(draws.eligible_population(connection, task_id, line, year, at)

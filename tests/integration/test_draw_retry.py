@@ -1,5 +1,8 @@
 """The freeze and the draw at province scale, in small (issue 14): many pages, heartbeats, retries.
 
+The draw runs both ways: the population streamed to domain.draw (SQLite's way, pinned here on
+PostgreSQL) and hashed and ranked in the database (PostgreSQL's default), to the identical record.
+
 The page sizes are shrunk (20 population lines a heartbeat, 2 selected rows a statement) so that
 the example directory's few thousand entities take many pages. A failure injected once mid-stream,
 and once after the selection is stored, is retried as Temporal would retry it: the freeze keeps
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -22,6 +26,7 @@ from domain import draw as draw_protocol
 from domain.messages.task import TaskStep
 from read.audit_package import verify_against_database
 from store import draws, targets, views
+from store.directory import task_line
 from tests.integration.test_audit_package import ENTROPY, load_tasks
 
 pytestmark = pytest.mark.postgres
@@ -57,7 +62,8 @@ def fail_once_after(monkeypatch, owner, name: str, calls: int) -> list[int]:
 def test_a_paged_freeze_and_draw_survive_failures_with_the_identical_record(fresh_pg_engine, monkeypatch):
     engine = fresh_pg_engine
     (task_id,) = load_tasks(engine)
-    activities = DrawActivities(engine, lines_per_block=LINES, rows_per_page=ROWS)
+    # The population streamed to Python for the draw too (SQLite's way; PostgreSQL draws in the database).
+    activities = DrawActivities(engine, lines_per_block=LINES, rows_per_page=ROWS, in_database=False)
     step = TaskStep(task_id=task_id, draw_seq=1, entropy=ENTROPY)
     run(task_id, activities.announce, step, [])
 
@@ -133,3 +139,59 @@ def test_a_population_that_no_longer_hashes_to_the_freeze_is_not_drawn(fresh_pg_
     with engine.connect() as connection:
         assert draws.draw(connection, task_id, 1).state == "frozen"
         assert views.draw_selection(connection, task_id, 1)[0] == []
+
+
+def test_the_draw_in_the_database_gives_the_streamed_draw_record_and_heartbeats_and_resumes(fresh_pg_engine,
+                                                                                              monkeypatch):
+    engine = fresh_pg_engine
+    (task_id,) = load_tasks(engine)
+    activities = DrawActivities(engine, lines_per_block=LINES, rows_per_page=ROWS, beat_seconds=0.01)
+    assert activities.in_database  # PostgreSQL's default
+    step = TaskStep(task_id=task_id, draw_seq=1, entropy=ENTROPY)
+    run(task_id, activities.announce, step, [])
+    freeze = run(task_id, activities.freeze, step, [])
+    with engine.connect() as connection:
+        row = draws.draw(connection, task_id, 1)
+        population = list(views.draw_population(connection, task_id, 1))
+        salt = bytes.fromhex(row.population_salt)
+        # The digest by the database and by domain.draw, row by row, over the same population.
+        by_row = draw_protocol.PopulationDigest(salt)
+        for uscc, stratum in population:
+            by_row.add(uscc, stratum)
+        assert draws.population_digest(connection, row, salt) == by_row.hexdigest() == freeze.population_digest
+        # The keys ranked by the database, with bars so low that every stratum is ranked again whole.
+        seed = draw_protocol.draw_seed(task_id, freeze.population_digest, bytes.fromhex(row.nonce), ENTROPY)
+        quotas = {s: p.quota for s, p in draw_protocol.plan_strata(freeze.strata, task_line(connection, task_id)[0]["ratios"]).items()}
+        expected = draw_protocol.select(seed, population, quotas)
+        assert [u for u, _ in draws.select_in_database(connection, row, seed, quotas, freeze.strata)] == expected
+        with monkeypatch.context() as patched:
+            patched.setattr(draws, "_bar", lambda quota, population: b"\x00\x00\x01" if quota else b"")
+            assert [u for u, _ in draws.select_in_database(connection, row, seed, quotas, freeze.strata)] == expected
+
+    # While the keys are ranked, nothing comes back but heartbeats: the statement here waits for one.
+    original, beats = draws.select_in_database, []
+
+    def slow(*args, **kwargs):
+        for _ in range(10_000):  # a heartbeat from the ticker thread ends the wait (at most 10 s)
+            if any(b.get("step") == "keys" for b in beats):
+                break
+            threading.Event().wait(0.001)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(draws, "select_in_database", slow)
+    fail_once_after(monkeypatch, targets, "add_drawn", 1)
+    with pytest.raises(Injected, match="add_drawn"):
+        run(task_id, activities.draw, step, beats)
+    assert {"step": "keys"} in beats
+    written = [b["rows"] for b in beats if b.get("step") == "selection"]
+    assert written[-1] == len(expected) and len(written) > 10
+    beats.clear()
+    summary = run(task_id, activities.draw, step, beats)  # resumed from the stored selection: nothing ranked again
+    assert beats == []
+    assert summary.selected == len(expected) and summary.selection_digest == draw_protocol.selection_digest(expected)
+    with engine.connect() as connection:
+        public = json.loads(draws.draw(connection, task_id, 1).record)["public"]
+        assert views.draw_selection(connection, task_id, 1)[0] == expected
+    assert (public["seed"], public["selection_digest"]) == (seed.hex(), summary.selection_digest)
+    report = verify_against_database(engine, task_id)
+    assert report.ok, str(report)

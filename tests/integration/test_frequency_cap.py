@@ -25,7 +25,7 @@ from domain.workdays import SHANGHAI
 from runtime.examples import EXAMPLES, shifted_plan
 from service.imports import import_examples
 from store.directory import task_line
-from store.draws import eligible_population, exclusions
+from store.draws import eligible_population, tally
 from store.plans import load_plan
 from tests.integration.test_audit_package import ENTROPY, ENTROPY_SOURCE, run_activity
 
@@ -68,7 +68,7 @@ def as_of_now(engine, task_id: str) -> tuple[dict[str, int], set[str]]:
         line, year = task_line(connection, task_id)
         now = datetime.now(timezone.utc)
         rows = connection.execute(eligible_population(connection, task_id, line, year, now)).all()
-        return exclusions(connection, task_id, line, year, now), {uscc for uscc, _, reason in rows if reason is None}
+        return tally(connection, task_id, line, year, now)[1], {uscc for uscc, _, reason in rows if reason is None}
 
 
 def test_the_frequency_cap_counts_across_tasks_and_its_value_decides(fresh_pg_engine):
