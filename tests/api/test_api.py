@@ -96,16 +96,21 @@ class World:
         return len(events), row, teams, keys
 
 
+def api_plan(engine, code: str) -> str:
+    """The directory, and a plan of one task over two industries with a 60-day window: its task's id."""
+    import_examples(engine, now=datetime.now(timezone.utc) - timedelta(days=1))
+    plan, _ = load_plan(engine, plan_file(datetime.now(SHANGHAI).date(), code, industry=["C15", "E50"],
+                                          window_days=60), "plan.json")
+    return plan.tasks[0].task_id
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def world(postgres_url, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api")
     code = f"API-{uuid.uuid4().hex[:6]}"
     async with dev_server() as env:
         with own_schema(postgres_url) as db:
-            import_examples(db.engine, now=datetime.now(timezone.utc) - timedelta(days=1))
-            plan, _ = load_plan(db.engine, plan_file(datetime.now(SHANGHAI).date(), code, industry=["C15", "E50"],
-                                                     window_days=60), "plan.json")
-            task_id = plan.tasks[0].task_id
+            task_id = api_plan(db.engine, code)
             ctx = Context(config.load(tmp), engine=db.engine, client=env.client)
             app = create_app(lambda: ctx, auth_settings=Auth(tokens=TOKENS), evidence_dir=tmp / "evidence")
             async with workers(env, db.engine, tmp, workday_seconds=1):

@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import uuid
-from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -24,17 +23,14 @@ from sqlalchemy import select
 
 from db import schema
 from domain.messages.plan import PlanRun
-from domain.workdays import SHANGHAI
 from read.timeline import execution_chain
 from service import identity
-from service.imports import import_examples
 from service.targets import status
-from store.plans import load_plan
 from tests.api.live import free_port, process, stop, up
-from tests.api.test_api import TOKENS
+from tests.api.test_api import TOKENS, api_plan
 from tests.conftest import own_schema
 from tests.integration.devserver import dev_server, workers
-from tests.workflows.support import plan_file, wait_for, waiting_targets
+from tests.workflows.support import wait_for, waiting_targets
 from workflows.common import TASK_QUEUE, plan_workflow_id, target_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
@@ -71,10 +67,7 @@ async def stage(postgres_url, tmp_path_factory):
     code = f"KILL-{uuid.uuid4().hex[:6]}"
     async with dev_server() as env:
         with own_schema(postgres_url) as db:
-            import_examples(db.engine, now=datetime.now(timezone.utc) - timedelta(days=1))
-            plan, _ = load_plan(db.engine, plan_file(datetime.now(SHANGHAI).date(), code, industry=["C15", "E50"],
-                                                     window_days=60), "plan.json")
-            task_id = plan.tasks[0].task_id
+            task_id = api_plan(db.engine, code)
             base_env = {**os.environ, "DATABASE_URL": db.url, "SPOTCHECK_DATA_DIR": str(data),
                         "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
                         "SPOTCHECK_API_SECRET": TOKENS.secret.decode()}

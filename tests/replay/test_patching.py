@@ -39,29 +39,34 @@ async def test_same_change_unguarded_fails_the_replay(monkeypatch):
         await replayer().replay_workflow(history())
 
 
-# The deadlines on the waits for people came behind their own patches; these histories waited without them
-# (captured on the code before: a task that waited 9 days for its entropy value, a target 9 days unstaffed).
-WAITS_BEFORE_DEADLINES = {
-    "entropy-deadline": CORPUS / "InspectionTaskWorkflow" / "0.1.0-8.json",
-    "staffing-deadline": CORPUS / "TargetInspectionWorkflow" / "0.1.0-24.json",
+# Patches whose histories from before are in the corpus (with, where the patch replaces a command, that
+# command, which the history from before takes): the deadlines on the waits for people (a task that waited 9 days for its entropy value, a
+# target 9 days unstaffed, both captured on the code before), and province scale (a task that started its
+# targets as children, a page at a time through its own history; since the patch, activities in shards).
+BEFORE_PATCH = {
+    "entropy-deadline": (CORPUS / "InspectionTaskWorkflow" / "0.1.0-8.json", None),
+    "staffing-deadline": (CORPUS / "TargetInspectionWorkflow" / "0.1.0-24.json", None),
+    "targets-started-in-shards": (CORPUS / "InspectionTaskWorkflow" / "0.1.0-7.json", "START_CHILD_WORKFLOW"),
 }
 
 
-def waited(patch_id: str) -> WorkflowHistory:
-    return WorkflowHistory.from_json(patch_id, json.loads(WAITS_BEFORE_DEADLINES[patch_id].read_text()))
+def before(patch_id: str) -> WorkflowHistory:
+    path, step = BEFORE_PATCH[patch_id]
+    assert step is None or step in path.read_text()
+    return WorkflowHistory.from_json(patch_id, json.loads(path.read_text()))
 
 
-@pytest.mark.parametrize("patch_id", sorted(WAITS_BEFORE_DEADLINES))
-async def test_wait_deadline_replays_a_history_that_waited_without_one(patch_id):
-    await replayer().replay_workflow(waited(patch_id))
+@pytest.mark.parametrize("patch_id", sorted(BEFORE_PATCH))
+async def test_a_history_from_before_the_patch_replays(patch_id):
+    await replayer().replay_workflow(before(patch_id))
 
 
-@pytest.mark.parametrize("patch_id", sorted(WAITS_BEFORE_DEADLINES))
-async def test_wait_deadline_unguarded_fails_the_replay(monkeypatch, patch_id):
+@pytest.mark.parametrize("patch_id", sorted(BEFORE_PATCH))
+async def test_the_change_unguarded_fails_the_replay(monkeypatch, patch_id):
     guarded = workflow.patched
     monkeypatch.setattr(workflow, "patched", lambda name: name == patch_id or guarded(name))
     with pytest.raises(workflow.NondeterminismError):
-        await replayer().replay_workflow(waited(patch_id))
+        await replayer().replay_workflow(before(patch_id))
 
 
 # A target opened marked by its task's item (R23) behind its own patch (tests/workflows/test_item_withholding.py):
@@ -83,29 +88,3 @@ async def test_a_target_opened_marked_by_its_item_needs_its_patch(monkeypatch):
     monkeypatch.setattr(workflow, "patched", lambda name: name != WITHHOLDS_MARKED_ITEMS and guarded(name))
     with pytest.raises(workflow.NondeterminismError):
         await replayer().replay_workflow(marked_by_item())
-
-
-# Province scale: before this patch a task started its targets as children, a page at a time through its own
-# history; since it, activities in shards start them (0.1.0-9 was captured on it).
-BEFORE_PROVINCE_SCALE = {
-    "targets-started-in-shards": (CORPUS / "InspectionTaskWorkflow" / "0.1.0-7.json", "START_CHILD_WORKFLOW"),
-}
-
-
-def before(patch_id: str) -> WorkflowHistory:
-    path, step = BEFORE_PROVINCE_SCALE[patch_id]
-    assert step in path.read_text()  # the history takes the step the patch changes
-    return WorkflowHistory.from_json(patch_id, json.loads(path.read_text()))
-
-
-@pytest.mark.parametrize("patch_id", sorted(BEFORE_PROVINCE_SCALE))
-async def test_province_scale_replays_a_history_from_before(patch_id):
-    await replayer().replay_workflow(before(patch_id))
-
-
-@pytest.mark.parametrize("patch_id", sorted(BEFORE_PROVINCE_SCALE))
-async def test_province_scale_unguarded_fails_the_replay(monkeypatch, patch_id):
-    guarded = workflow.patched
-    monkeypatch.setattr(workflow, "patched", lambda name: name == patch_id or guarded(name))
-    with pytest.raises(workflow.NondeterminismError):
-        await replayer().replay_workflow(before(patch_id))
