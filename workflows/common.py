@@ -60,11 +60,31 @@ def target_workflow_id(task_id: str, uscc: str) -> str:
     return f"target/{task_id}/{uscc}"
 
 
+# A wait whose moment has passed still starts its timer, for a moment. The clock a live workflow task reads
+# can lag the one its replay reads: in a chaos run, a worker that kept a target cached through a server
+# restart started a 0.72 s timer for the order deadline where the replay of that history found the deadline
+# passed and scheduled the next activity (tests/replay/test_patching.py keeps that history). A command chosen
+# by the sign of (deadline - now) then differs between the two; a timer of any length does not. Runs from
+# before the patch keep the old branch.
+ALWAYS_TIMED = "waits-always-timed"
+MOMENT = timedelta(milliseconds=1)
+
+
+def time_left(deadline: datetime) -> timedelta | None:
+    """In a workflow: how long to wait for `deadline`, never nothing; None (no timer: the deadline passed)
+    only in runs from before ALWAYS_TIMED."""
+    timed = workflow.patched(ALWAYS_TIMED)
+    remaining = deadline - workflow.now()
+    if remaining > timedelta(0):
+        return remaining
+    return MOMENT if timed else None
+
+
 async def wait_until(done: Callable[[], bool], deadline: datetime, summary: str) -> bool:
     """In a workflow: wait for `done` until `deadline` (a durable timer named `summary`); False when
     the deadline came first."""
-    remaining = deadline - workflow.now()
-    if remaining.total_seconds() <= 0:
+    remaining = time_left(deadline)
+    if remaining is None:
         return done()
     try:
         await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)

@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.public_register import RegisterActivities
     from domain.messages.public import Published, RegisterStep, StopDecision, StopPublicationRun, StopPublicationStatus
-    from workflows.common import LIGHT
+    from workflows.common import LIGHT, time_left
 
 NO_PERIOD = ("stop-publication is not allowed: the minimum publication period is not set "
              "(SPOTCHECK_STOP_PUBLICATION_MIN_DAYS, a per-province setting; R27)")
@@ -58,8 +58,8 @@ class StopPublicationWorkflow:
         assert self._decision and self._eligible_from
         if not self._decision.approve:
             return "rejected"
-        remaining = self._eligible_from - workflow.now()
-        if remaining > timedelta(0):
+        remaining = time_left(self._eligible_from)
+        if remaining is not None:
             await workflow.sleep(remaining, summary="minimum publication period")
         now = workflow.now()
         await workflow.execute_activity_method(RegisterActivities.withdraw_result, self._step("withdrawal"), **LIGHT)

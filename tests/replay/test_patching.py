@@ -13,6 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from runtime.client import WORKFLOWS
+from workflows.common import ALWAYS_TIMED
 from workflows.target import WITHHOLDS_MARKED_ITEMS
 
 CORPUS = Path(__file__).resolve().parent.parent / "histories"
@@ -88,3 +89,26 @@ async def test_a_target_opened_marked_by_its_item_needs_its_patch(monkeypatch):
     monkeypatch.setattr(workflow, "patched", lambda name: name != WITHHOLDS_MARKED_ITEMS and guarded(name))
     with pytest.raises(workflow.NondeterminismError):
         await replayer().replay_workflow(marked_by_item())
+
+
+# A target's history from a chaos run (server restarted, the worker kept the target cached): its live task
+# read a clock that lagged, found 0.72 s to the order deadline and started a timer; replayed, the same task
+# finds the deadline passed. With waits always timed (ALWAYS_TIMED) both start a timer and the history
+# replays; with the old branch it does not. Kept apart from the corpus: it was made by the unpatched code,
+# so it replays only with the patch forced on.
+LAGGED_CLOCK = Path(__file__).resolve().parent / "lagged" / "order-deadline.json"
+
+
+def lagged() -> WorkflowHistory:
+    return WorkflowHistory.from_json("lagged", json.loads(LAGGED_CLOCK.read_text()))
+
+
+async def test_a_lagged_clock_replays_when_waits_are_always_timed(monkeypatch):
+    guarded = workflow.patched
+    monkeypatch.setattr(workflow, "patched", lambda name: name == ALWAYS_TIMED or guarded(name))
+    await replayer().replay_workflow(lagged())
+
+
+async def test_a_lagged_clock_breaks_the_replay_of_a_wait_that_skips_its_timer():
+    with pytest.raises(workflow.NondeterminismError, match="TimerStarted"):
+        await replayer().replay_workflow(lagged())
