@@ -81,7 +81,8 @@ async def test_targeted_redraw_and_cancel(ts_env, directories, tmp_path):
         assert (done.requested_by, done.approved_by) == ("plan.jdz", "JDZ-I011") and "JDZ-I011" in done.message
         assert (await approvals.approve(ctx, supervisor, asked.request_id)).message == done.message  # a retry: once
         with engine.connect() as c:
-            request = c.execute(select(schema.approval_requests)).mappings().one()
+            request = c.execute(select(schema.approval_requests).where(  # the database is the session's
+                schema.approval_requests.c.request_id == asked.request_id)).mappings().one()
         assert (request["state"], request["requested_by"], request["approved_by"]) == ("approved", "plan.jdz",
                                                                                        "JDZ-I011")
         await wait_for(lambda: stage(Stage.IN_PROGRESS), env=ts_env, skip=timedelta(hours=3))
