@@ -74,13 +74,26 @@ async def sent(page):
 
 async def accepted_updates(world, uscc: str) -> list[tuple[str, str]]:
     """(update name, actor) of each update the target's workflow accepted, over every run of its chain."""
+    return [(name, actor) for name, actor, _ in await _accepted(world, uscc)]
+
+
+async def _accepted(world, uscc: str) -> list[tuple[str, str, str]]:
+    """(update name, actor, update id) of each accepted update, over every run of the target's chain."""
     found = []
     for run in await execution_chain(world.client, target_workflow_id(world.task_id, uscc)):
         for event in run:
             if event.HasField("workflow_execution_update_accepted_event_attributes"):
                 request = event.workflow_execution_update_accepted_event_attributes.accepted_request
-                found.append((request.input.name, json.loads(request.input.args.payloads[0].data)["actor"]))
+                found.append((request.input.name, json.loads(request.input.args.payloads[0].data)["actor"],
+                              request.meta.update_id))
     return found
+
+
+async def scheduled_activities(world, uscc: str) -> Counter:
+    """How many times each activity was scheduled, over every run of the target's chain: its effects."""
+    return Counter(event.activity_task_scheduled_event_attributes.activity_type.name
+                   for run in await execution_chain(world.client, target_workflow_id(world.task_id, uscc))
+                   for event in run if event.HasField("activity_task_scheduled_event_attributes"))
 
 
 async def shot(page, screenshots, name: str, full_page: bool = True):
@@ -179,8 +192,12 @@ async def test_a_check_and_a_result_made_offline_reach_the_workflow_once_after_a
     await sent(second)
     await page.wait_for_selector('#stage[data-stage="entered"]', timeout=SENT)
     await context.close()
-    names = [name for name, _ in await accepted_updates(world, uscc)]
-    assert names.count("record_check") == 1 and names.count("enter_result") == 1, names
+    # One command each (one update id); a tab's copy that reached the target after it continued as new is
+    # accepted there and answered with the first one's answer, so each took effect once.
+    commands = {(name, update_id) for name, _, update_id in await _accepted(world, uscc)}
+    assert Counter(name for name, _ in commands) == Counter({"record_check": 1, "enter_result": 1}), commands
+    effects = await scheduled_activities(world, uscc)
+    assert effects["record_check"] == 1 and effects["record_result"] == 1, effects
 
 
 async def test_a_supervisor_staffs_an_unstaffed_target_after_a_refusal_in_words(browser, world, screenshots):
