@@ -11,8 +11,6 @@ import contextvars
 import json
 import secrets
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 
@@ -96,10 +94,10 @@ class DrawActivities:
         with found(), self._engine.connect() as connection:
             draw = draws.draw(connection, step.task_id, step.draw_seq)
             frozen_at, salt = draw.frozen_at, bytes.fromhex(draw.population_salt)
-            with self._beating("count"):
+            with self.beating(step="count"):
                 strata, exclusions = draws.tally(connection, step.task_id, line, year, frozen_at)
             if self.in_database:
-                with self._beating("digest"):
+                with self.beating(step="digest"):
                     digest = draws.population_digest(connection, draw, salt)
             else:
                 streamed = draw_protocol.PopulationDigest(salt)
@@ -131,16 +129,17 @@ class DrawActivities:
         return draws.population_lines(connection, draw, block, self.lines_per_block)
 
     @contextmanager
-    def _beating(self, what: str):
-        """A heartbeat every `beat_seconds` while one long statement runs (it gives no blocks to beat on)."""
+    def beating(self, **details):
+        """A heartbeat (`details`) every `beat_seconds` while one long step runs: a statement, or a computation,
+        that gives no blocks to beat on."""
         done = threading.Event()
         context = contextvars.copy_context()  # the activity's context, for heartbeats from another thread
 
         def beat() -> None:
             while not done.wait(self.beat_seconds):
-                context.run(activity.heartbeat, {"step": what})
+                context.run(activity.heartbeat, details)
 
-        beating = threading.Thread(target=beat, name=f"heartbeat-{what}", daemon=True)
+        beating = threading.Thread(target=beat, name=f"heartbeat-{details.get('step')}", daemon=True)
         beating.start()
         try:
             yield
@@ -237,10 +236,10 @@ class DrawActivities:
         """
         salt, quotas = bytes.fromhex(draw.population_salt), {s: p.quota for s, p in strata.items()}
         if self.in_database:
-            with self._beating("digest"):
+            with self.beating(step="digest"):
                 digest = draws.population_digest(connection, draw, salt)
             self._refuse_changed(draw, freeze, digest)
-            with self._beating("keys"):
+            with self.beating(step="keys"):
                 return draws.select_in_database(connection, draw, seed, quotas, freeze["strata"])
         streamed = draw_protocol.PopulationDigest(salt)
         selection = draw_protocol.Selection(seed, quotas)
@@ -290,12 +289,15 @@ class DrawActivities:
         usccs = self._targets(step.task_id)
         teams = unstaffed = 0
         for pool in pools:
-            outcome = beating(lambda: dispatch_protocol.dispatch(
-                dispatch_protocol.dispatch_seed(seed, pool["unit_code"], pool["pool_digest"], pool["team_size"],
-                                                pool["load_cap"]),
-                usccs, parse_pool(pool["pool_file"]), record["required_qualifications"], pool["team_size"],
-                pool["load_cap"], as_of,
-            ), {"step": "dispatch", "unit": pool["unit_code"], "computing": len(usccs)})
+            # One pure step over all of the task's targets (the draw order of 120,000: about 20 s on the
+            # loaded 2-core machine, longer with a larger pool): heartbeats while it runs.
+            with self.beating(step="dispatch", unit=pool["unit_code"], computing=len(usccs)):
+                outcome = dispatch_protocol.dispatch(
+                    dispatch_protocol.dispatch_seed(seed, pool["unit_code"], pool["pool_digest"], pool["team_size"],
+                                                    pool["load_cap"]),
+                    usccs, parse_pool(pool["pool_file"]), record["required_qualifications"], pool["team_size"],
+                    pool["load_cap"], as_of,
+                )
             teams += len(outcome.teams)
             unstaffed += len(outcome.unstaffed)
             with self._engine.connect() as connection:
@@ -397,19 +399,6 @@ class DrawActivities:
 # How a refusal names the rule behind each exclusion a legal basis lifts (store.draws.CAP_REASONS).
 CAP_RULES = {"a_class_already_drawn": "R12 (an A-class entity another task already drew this year)",
              "frequency_cap": "R14 (the year's frequency cap of selections)"}
-
-
-def beating(compute, details: dict, every: float = 10.0):
-    """`compute()` in a thread of its own, a heartbeat every `every` seconds until it returns: one pure step
-    over all of a task's targets (the dispatch's draw order of 120,000: about 20 s on the loaded 2-core
-    machine, longer with a larger pool) never outlives the heartbeat timeout."""
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        future = thread.submit(compute)
-        while True:
-            try:
-                return future.result(timeout=every)
-            except FutureTimeout:
-                activity.heartbeat(details)
 
 
 SYSTEM_APPROVER = "spotcheck"  # a redraw the rules forced, not a person's decision

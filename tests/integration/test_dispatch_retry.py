@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from temporalio.testing import ActivityEnvironment
 
-from activities.draws import DrawActivities, beating
+from activities.draws import DrawActivities
 from audit.verify import verify_dispatch
 from db import schema
 from domain.messages.task import TaskStep
@@ -74,7 +74,7 @@ def test_a_paged_dispatch_resumes_after_a_failure_with_one_team_per_target(fresh
     assert report.ok, str(report)
 
 
-def test_a_long_step_heartbeats_until_it_returns():
+def test_a_long_step_heartbeats_until_it_returns(sqlite_engine):
     """The step returns only once it has been heartbeaten for twice: it is still running meanwhile."""
     beats: list = []
     released = threading.Event()
@@ -86,5 +86,11 @@ def test_a_long_step_heartbeats_until_it_returns():
 
     env = ActivityEnvironment()
     env.on_heartbeat = beat
-    result = env.run(lambda: beating(lambda: released.wait() and "done", {"step": "dispatch"}, every=0.01))
+    activities = DrawActivities(sqlite_engine, beat_seconds=0.01)
+
+    def long_step() -> str:
+        with activities.beating(step="dispatch"):
+            released.wait()
+        return "done"
+    result = env.run(long_step)
     assert result == "done" and len(beats) >= 2 and all(beat == {"step": "dispatch"} for beat in beats)
