@@ -85,7 +85,7 @@ def answered_once(handler: Callable[[Any, Any], Awaitable[str]]) -> Callable[[An
         if (answer := self._answers.get(_update_id())) is not None:
             return answer
         answer = await handler(self, command)
-        self._answers = dict([*self._answers.items(), (_update_id(), answer)][-KEPT_ANSWERS:])
+        self._keep_answer(_update_id(), answer)
         return answer
     return once
 
@@ -461,7 +461,7 @@ class TargetInspectionWorkflow:
         if signal.request is not None:
             if signal.request in self._answers:
                 return
-            self._answers = dict([*self._answers.items(), (signal.request, f"{signal.kind} logged")][-KEPT_ANSWERS:])
+            self._keep_answer(signal.request, f"{signal.kind} logged")
         self._signal_count += 1
         line = f"{workflow.now().isoformat()} {signal.kind} {signal.inspector}"
         self._signals = [*self._signals, line][-KEPT_SIGNALS:]
@@ -493,6 +493,10 @@ class TargetInspectionWorkflow:
         )
 
     # --- helpers -------------------------------------------------------------------------------
+    def _keep_answer(self, key: str, answer: str) -> None:
+        """The answer to a command (an update's id, a keyed signal's digest), among the last KEPT_ANSWERS."""
+        self._answers = dict([*self._answers.items(), (key, answer)][-KEPT_ANSWERS:])
+
     def _state(self) -> TargetState:
         return TargetState(**{name: getattr(self, f"_{name}") for name in TargetState.model_fields})
 
