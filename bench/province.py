@@ -153,6 +153,7 @@ async def start_phase(env, url: str, run: TaskRun, workers: int, max_cached: int
         handle = await env.client.start_workflow(InspectionTaskWorkflow.run, run, id=task_workflow_id(run.task_id),
                                                  task_queue=queue)
         start_s = open_s = None
+        shown = 0.0
         while open_s is None:
             await asyncio.sleep(0.5)
             if start_s is None:
@@ -162,8 +163,14 @@ async def start_phase(env, url: str, run: TaskRun, workers: int, max_cached: int
                 except Exception:  # noqa: BLE001
                     pass
             with engine.connect() as connection:
-                if connection.execute(opened_sql, {"t": run.task_id}).scalar() >= total and start_s is not None:
-                    open_s = time.perf_counter() - start
+                opened = connection.execute(opened_sql, {"t": run.task_id}).scalar()
+            elapsed = time.perf_counter() - start
+            if opened >= total and start_s is not None:
+                open_s = elapsed
+            elif elapsed - shown >= 30:  # progress on a long run: opened so far, and the rate
+                shown = elapsed
+                print(f"  {elapsed:.0f} s: {opened}/{total} opened ({opened / elapsed:.1f}/s)"
+                      f"{'' if start_s is None else f', all started at {start_s:.0f} s'}", flush=True)
         cpu = meter.stop()
         latencies = await update_latencies(env.client, engine, run.task_id, probes) if probes else {}
         runs = await harness.chain_lengths(env.client, handle.id)

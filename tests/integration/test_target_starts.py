@@ -1,15 +1,20 @@
 """A shard of a task's targets is started page by page (activities/starts.py): its slice only, each target once,
 a heartbeat per page carrying the cursor; a retry goes on from the last heartbeat, and a target started already
-(an earlier attempt, an earlier run of the task) is no failure."""
+(an earlier attempt, an earlier run of the task) is no failure. A page waits for the one before it to open, for a
+while and not for ever."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select, update
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.testing import ActivityEnvironment
 
 from activities.starts import StartActivities
+from db import schema
 from domain.messages.target import TargetRun, TargetsShard
 from tests.integration.test_target_counts import seed_task
 
@@ -52,3 +57,61 @@ async def test_a_shard_starts_its_slice_once_and_a_retry_goes_on_from_its_heartb
     done = await retry.run(starts.start_targets, shard)
     assert server.asked == [prefix + u for u in usccs[5:9]] and (done.handled, done.last) == (7, usccs[8])
     assert server.existing == {prefix + u for u in usccs[2:9]}
+
+
+class OpeningServer(Server):
+    """Starts each workflow and opens it (names it on its row, as its first activity does) a moment later,
+    unless told the targets never open; notes how many of the targets asked before were open at each ask."""
+
+    def __init__(self, engine, task_id: str, opens: bool) -> None:
+        super().__init__(existing=set())
+        self.engine, self.task_id, self.opens, self.open_at_ask, self._opening = engine, task_id, opens, [], []
+
+    async def start_workflow(self, workflow: str, run: TargetRun, *, id: str, task_queue: str, **options) -> None:
+        await super().start_workflow(workflow, run, id=id, task_queue=task_queue, **options)
+        with self.engine.connect() as c:
+            self.open_at_ask.append(c.execute(select(func.count()).select_from(schema.targets).where(
+                schema.targets.c.task_id == self.task_id, schema.targets.c.workflow_id != "")).scalar_one())
+        if self.opens:
+            self._opening.append(asyncio.create_task(self._open(run.uscc, id)))
+
+    async def settled(self) -> None:
+        await asyncio.gather(*self._opening)
+
+    async def _open(self, uscc: str, workflow_id: str) -> None:
+        await asyncio.sleep(0.1)
+        with self.engine.begin() as c:
+            c.execute(update(schema.targets).where(schema.targets.c.task_id == self.task_id,
+                                                   schema.targets.c.uscc == uscc).values(workflow_id=workflow_id))
+
+
+def unopened_task(engine, count: int) -> tuple[str, list[str], TargetsShard]:
+    task_id, usccs = seed_task(engine, ["drawn"] * count)
+    with engine.begin() as c:  # drawn and dispatched, no workflow yet
+        c.execute(update(schema.targets).where(schema.targets.c.task_id == task_id).values(workflow_id=""))
+    shard = TargetsShard(run=TargetRun(task_id=task_id, uscc="", plan_code="CNT", plan_year=2026, finish_signal="last"),
+                         workflow="TargetInspectionWorkflow", id_prefix=f"target/{task_id}/", count=count)
+    return task_id, usccs, shard
+
+
+async def test_a_page_is_started_once_the_page_before_it_has_opened(fresh_pg_engine):
+    task_id, usccs, shard = unopened_task(fresh_pg_engine, 9)
+    server = OpeningServer(fresh_pg_engine, task_id, opens=True)
+    done = await ActivityEnvironment().run(StartActivities(fresh_pg_engine, server, page_size=3).start_targets, shard)
+    await server.settled()
+    assert done.handled == 9 and server.asked == [f"target/{task_id}/{u}" for u in usccs]
+    # Each page asked with every page before it open, and none of its own: three at a time, not nine at once.
+    assert server.open_at_ask == [0, 0, 0, 3, 3, 3, 6, 6, 6]
+
+
+async def test_a_page_that_never_opens_holds_the_next_back_only_for_a_while(fresh_pg_engine):
+    task_id, usccs, shard = unopened_task(fresh_pg_engine, 6)
+    server = OpeningServer(fresh_pg_engine, task_id, opens=False)  # say, every first activity retrying
+    beats: list = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+    starts = StartActivities(fresh_pg_engine, server, page_size=3, pace_wait=timedelta(seconds=1))
+    done = await env.run(starts.start_targets, shard)
+    assert done.handled == 6 and len(server.asked) == 6
+    # The heartbeat went on while it waited: the page's own, then the wait's, each carrying the cursor.
+    assert beats.count((usccs[2], 3)) > 2 and beats[-1] == (usccs[5], 6)
