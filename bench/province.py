@@ -17,9 +17,9 @@ beside the entities table's size. Last line key=value.
 --dispatch adds the dispatch of the drawn targets (the dispatch activity, timed in this process, its
 heartbeats counted) and their workflows' start on one dev server (WorkflowEnvironment.start_local), first
 through one real worker process (bench/harness.py: runtime.client.build_worker, max_cached_workflows=
---max-cached, default 10,000; give fewer than the targets), then a task of as many targets seeded as the
-dispatch leaves one (harness.seed_task) through two worker processes on a fresh queue. The task workflow
-started where dispatch leaves it starts its targets by activities in shards. Reported per phase: targets
+--max-cached, default 10,000; give fewer than the targets), then a task of as many targets (or
+--two-workers-targets) seeded as the dispatch leaves one (harness.seed_task) through two worker processes on a
+fresh queue. The task workflow started where dispatch leaves it starts its targets by activities in shards. Reported per phase: targets
 started per second (the task's start to its status saying all started), targets opened per second (to
 every target's projection row naming its workflow: its first run done), the runs of the task's chain and
 the longest in events, the workers' peak RSS, CPU milliseconds per target of the dev server, the workers
@@ -238,6 +238,7 @@ async def start_targets(url: str, drawn: TaskRun, seeded: TaskRun, max_cached: i
         print(f"two workers: {two}", flush=True)
     return {**{f"start_{k}": v for k, v in one.items()}, "two_workers_opened_per_s": two["opened_per_s"],
             "two_workers_started_per_s": two["started_per_s"], "two_workers_peak_rss_mb": two["worker_peak_rss_mb"],
+            "two_workers_targets": two["targets"],
             "two_workers_speedup": round(two["opened_per_s"] / one["opened_per_s"], 2), "max_cached": max_cached}
 
 
@@ -249,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dispatch", action="store_true", help="dispatch the drawn targets and start their workflows")
     parser.add_argument("--max-cached", type=int, default=10_000, help="the worker's max_cached_workflows (--dispatch)")
     parser.add_argument("--probes", type=int, default=100, help="targets probed by an update, evicted then cached")
+    parser.add_argument("--two-workers-targets", type=int,
+                        help="targets of the two-worker phase (--dispatch; default: as many as were drawn)")
     args = parser.parse_args(argv)
     url, name = create_database(args.admin_url)
     engine = make_engine(url)
@@ -299,12 +302,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"dispatch {dispatch_s:.2f} s ({dispatched.teams} teams, {dispatched.unstaffed} unstaffed)",
                       flush=True)
                 total = drawn.selected + drawn.targeted
+                second = args.two_workers_targets or total
                 run = TaskRun(task_id=task_id, plan_code=plan.plan_code, plan_year=plan.year, unit=plan.tasks[0].unit,
                               progress=TaskProgress(stage=Stage.DISPATCHED, targets_total=total))
-                code2, task2, year2 = harness.seed_task(engine, harness.prepare_directories(engine, total, examples=False),
+                code2, task2, year2 = harness.seed_task(engine, harness.prepare_directories(engine, second, examples=False),
                                                         uuid.uuid4().hex[:6].upper())
                 seeded = TaskRun(task_id=task2, plan_code=code2, plan_year=year2, unit=harness.UNIT,
-                                 progress=TaskProgress(stage=Stage.DISPATCHED, targets_total=total))
+                                 progress=TaskProgress(stage=Stage.DISPATCHED, targets_total=second))
                 started = asyncio.run(start_targets(url, run, seeded, args.max_cached, Path(folder), args.probes))
                 started = dict(dispatch_s=round(dispatch_s, 2), dispatch_heartbeats=len(beats), **started)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
