@@ -6,7 +6,7 @@ a child's start is two events and a transfer through the task's own history, whi
 start is idempotent by workflow id (a target already started, or closed, is left alone), and the heartbeat
 carries the shard's cursor: a retry goes on from the last page it reported.
 
-A shard starts a page only once the page before it has opened (or a while has passed): started faster than
+A shard starts a page only once the two before it have mostly opened (or a while has passed): started faster than
 they open, 120,000 targets each wait in the server's queues with their first run half done, a worker's cache
 smaller than them evicts each between its workflow tasks, and every task after the first replays a history
 (bench/province.py: 5 targets opened per second so, against 30 when paced).
@@ -49,22 +49,24 @@ class StartActivities:
             cursor, handled = activity.info().heartbeat_details
             skip = 0
         queue = activity.info().task_queue  # the task's: its targets run where it runs
+        in_flight: list[str] = []  # the last two pages started
         while handled < shard.count:
             page = await asyncio.to_thread(self._page, shard.run.task_id, cursor, skip,
                                            min(self.page_size, shard.count - handled))
             if not page:
                 break
+            await self._opened(shard.run.task_id, in_flight, (cursor, handled))
             await asyncio.gather(*(self._start(shard, uscc, queue) for uscc in page))
+            in_flight = [*in_flight[-self.page_size:], *page][-2 * self.page_size:]
             cursor, handled, skip = page[-1], handled + len(page), 0
             activity.heartbeat(cursor, handled)
-            if handled < shard.count:
-                await self._opened(shard.run.task_id, page, (cursor, handled))
         return TargetsStarted(handled=handled, last=cursor)
 
-    async def _opened(self, task_id: str, page: list[str], beat: tuple) -> None:
-        """Until the page's targets have opened, or PACE_WAIT has passed; heartbeating meanwhile."""
+    async def _opened(self, task_id: str, in_flight: list[str], beat: tuple) -> None:
+        """Until no more than a page of the last two pages is still to open, or PACE_WAIT has passed."""
         deadline = time.monotonic() + self._pace_wait.total_seconds()
-        while await asyncio.to_thread(self._unopened, task_id, page) and time.monotonic() < deadline:
+        while (in_flight and await asyncio.to_thread(self._unopened, task_id, in_flight) > self.page_size // 2
+               and time.monotonic() < deadline):
             await asyncio.sleep(PACE_POLL)
             activity.heartbeat(*beat)
 

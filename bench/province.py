@@ -19,7 +19,8 @@ heartbeats counted) and their workflows' start on one dev server (WorkflowEnviro
 through one real worker process (bench/harness.py: runtime.client.build_worker, max_cached_workflows=
 --max-cached, default 10,000; give fewer than the targets), then a task of as many targets (or
 --two-workers-targets) seeded as the dispatch leaves one (harness.seed_task) through two worker processes on a
-fresh queue. The task workflow started where dispatch leaves it starts its targets by activities in shards. Reported per phase: targets
+fresh queue; the dev server runs with the embedded server's dynamic config (runtime/server.py). The task workflow
+started where dispatch leaves it starts its targets by activities in shards. Reported per phase: targets
 started per second (the task's start to its status saying all started), targets opened per second (to
 every target's projection row naming its workflow: its first run done), the runs of the task's chain and
 the longest in events, the workers' peak RSS, CPU milliseconds per target of the dev server, the workers
@@ -153,10 +154,11 @@ async def start_phase(env, url: str, run: TaskRun, workers: int, max_cached: int
         handle = await env.client.start_workflow(InspectionTaskWorkflow.run, run, id=task_workflow_id(run.task_id),
                                                  task_queue=queue)
         start_s = open_s = None
-        shown = 0.0
+        shown = asked = 0.0
         while open_s is None:
-            await asyncio.sleep(0.5)
-            if start_s is None:
+            await asyncio.sleep(1)
+            if start_s is None and time.perf_counter() - asked >= 5:  # a query is a task for the worker: not too often
+                asked = time.perf_counter()
                 try:  # a query may meet a run that is just continuing as new: asked again
                     if (await env.client.get_workflow_handle(handle.id).query(InspectionTaskWorkflow.status)).started >= total:
                         start_s = time.perf_counter() - start
@@ -169,7 +171,8 @@ async def start_phase(env, url: str, run: TaskRun, workers: int, max_cached: int
                 open_s = elapsed
             elif elapsed - shown >= 30:  # progress on a long run: opened so far, and the rate
                 shown = elapsed
-                print(f"  {elapsed:.0f} s: {opened}/{total} opened ({opened / elapsed:.1f}/s)"
+                rss = ", ".join(f"{harness.rss_kb(p.worker_pid)[0] // 1024} MB" for p in procs)
+                print(f"  {elapsed:.0f} s: {opened}/{total} opened ({opened / elapsed:.1f}/s), worker RSS {rss}"
                       f"{'' if start_s is None else f', all started at {start_s:.0f} s'}", flush=True)
         cpu = meter.stop()
         latencies = await update_latencies(env.client, engine, run.task_id, probes) if probes else {}
@@ -227,11 +230,13 @@ async def start_targets(url: str, drawn: TaskRun, seeded: TaskRun, max_cached: i
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
+    from runtime.server import dynamic_config_flags
     from workflows.common import SEARCH_ATTRIBUTES
 
     async with await WorkflowEnvironment.start_local(
             data_converter=pydantic_data_converter, search_attributes=list(SEARCH_ATTRIBUTES),
-            dev_server_existing_path=str(Path(sys.executable).parent / "temporal")) as env:
+            dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+            dev_server_extra_args=dynamic_config_flags()) as env:  # as the embedded server runs
         one = await start_phase(env, url, drawn, 1, max_cached, folder, probes)
         print(f"one worker: {one}", flush=True)
         two = await start_phase(env, url, seeded, 2, max_cached, folder, 0)

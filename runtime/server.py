@@ -63,6 +63,19 @@ def temporal_binary() -> str:
     return found
 
 
+# The embedded server's dynamic config (the compose deployment's is deploy/dynamicconfig/production-sql.yaml).
+DYNAMIC_CONFIG = (
+    "frontend.enableUpdateWorkflowExecution=true",
+    "frontend.enableExecuteMultiOperation=true",  # update-with-start
+    "frontend.enableServerVersionCheck=false",  # no calls home
+    "system.forceSearchAttributesCacheRefreshOnRead=true",  # search attributes added after start are visible at once
+)
+
+
+def dynamic_config_flags() -> list[str]:
+    return [flag for value in DYNAMIC_CONFIG for flag in ("--dynamic-config-value", value)]
+
+
 def search_attribute_flags() -> list[str]:
     flags: list[str] = []
     for key in SEARCH_ATTRIBUTES:
@@ -234,11 +247,7 @@ async def run_server(data_dir: Path, port: int = 7233, ui_port: int = 8233, name
         # explicit, free ports: the defaults would pick and possibly collide on a shared box
         "--http-port", str(_free_port()), "--metrics-port", str(_free_port()),
         "--namespace", namespace, "--log-level", "warn",
-        "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-        "--dynamic-config-value", "frontend.enableExecuteMultiOperation=true",  # update-with-start
-        "--dynamic-config-value", "frontend.enableServerVersionCheck=false",  # no calls home
-        # search attributes added after start are visible at once
-        "--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=true",
+        *dynamic_config_flags(),
         *search_attribute_flags(),
     ]
 
