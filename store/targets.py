@@ -163,6 +163,15 @@ def opened_targets(connection: Connection) -> list[tuple[str, str]]:
         select(t.c.task_id, t.c.uscc).where(t.c.workflow_id != "").order_by(t.c.task_id, t.c.uscc))]
 
 
+def first_targets(connection: Connection, plan_code: str, n: int) -> list[tuple[str, str]]:
+    """(task_id, uscc) of the first `n` targets, in USCC order, of the plan's first task (by id) once it has drawn;
+    none before: its draw adds them all at once, so the answer never changes once given."""
+    p = schema.plan_tasks
+    first = select(func.min(p.c.task_id)).where(p.c.plan_code == plan_code).scalar_subquery()
+    return [tuple(r) for r in connection.execute(
+        select(t.c.task_id, t.c.uscc).where(t.c.task_id == first).order_by(t.c.uscc).limit(n))]
+
+
 def alerted(connection: Connection, task_id: str, uscc: str, step: str) -> bool:
     a = schema.alerts
     return connection.execute(select(func.count()).where(

@@ -164,16 +164,15 @@ async def test_the_command_service_corrects_and_refuses_a_different_correction_u
     assert (again.workflow_id, again.n, again.already_started) == (done.workflow_id, 1, True)
     [run] = decisions_of(engine, done.workflow_id)
     assert (run["decided_by"], run["requested_by"]) == (supervisor, supervisor)
-    # The second correction is under way (here: started on a queue no worker serves) when another one arrives.
-    other = CorrectionRun(task_id=task_id, uscc=uscc, n=2, note="另一更正", reason="r", approver=supervisor)
-    idle = await ts_env.client.start_workflow(CorrectionWorkflow.run, other, task_queue=f"idle-{uuid.uuid4()}",
-                                              id=correction_workflow_id(task_id, uscc, 2))
-    try:
-        with pytest.raises(Refused, match="correction 2 of .* was started meanwhile with other fields"):
-            await correction_service.correct(ctx, as_supervisor, task_id, uscc, category=None, note="第三次",
-                                             reason="录入有误")
-    finally:
-        await idle.terminate("test over")  # an undelivered workflow task stops the server's time skipping
+    # A second correction was started meanwhile under the next number (here: one refused, having published
+    # nothing; not one left on a queue no worker serves, whose undelivered task would hold the server's time
+    # skipping past this test) when another one arrives.
+    other = CorrectionRun(task_id=task_id, uscc=uscc, n=2, note="另一更正", reason="r", approver=inspector)
+    assert (await ts_env.client.execute_workflow(CorrectionWorkflow.run, other, task_queue=worker,
+                                                 id=correction_workflow_id(task_id, uscc, 2))).startswith("refused")
+    with pytest.raises(Refused, match="correction 2 of .* was started meanwhile with other fields"):
+        await correction_service.correct(ctx, as_supervisor, task_id, uscc, category=None, note="第三次",
+                                         reason="录入有误")
     assert len(publications_of(engine, task_id, "correction")) == 1
 
 
