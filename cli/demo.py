@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -41,11 +42,13 @@ from read.metrics import unit_line, year_summary
 from runtime import config
 from runtime.client import connect
 from runtime.codec import codec_for
+from runtime.context import Context
 from runtime.examples import shifted_plan
 from runtime.server import server_running, start_server_background
 from service import identity
 from service.errors import Refused
 from service.imports import import_examples
+from service.targets import assignment_refusal
 from service.targets import status as target_status
 from store import directory
 from store import targets as targets_store
@@ -73,22 +76,29 @@ class Role:
     slow_review: bool = False  # approve only after the publication escalation: a late publication
     returned_once: bool = False
     recheck_passes: bool = True
+    substituted: bool = False  # the unit's supervisor assigns another team before the check (the lead is away)
 
 
-def role_for(task_id: str, uscc: str, index: int) -> Role:
+SPECIAL_ROLES = 5  # the first targets of the plan's first task play these (role_for), every other target by hash
+SUBSTITUTION_REASON = "原检查组组长休假，由科室负责人改派"
+
+
+def role_for(task_id: str, uscc: str, special: int | None) -> Role:
+    """`special`: the target's place among the first SPECIAL_ROLES of the plan's first task, else None; so each
+    special role is played once a year, whatever order the targets open in."""
     h = int.from_bytes(hashlib.sha256(f"{task_id}/{uscc}".encode()).digest()[:8], "big")
     weights = [c for c, w in FINDINGS for _ in range(w)]
     chosen = weights[h % len(weights)]
-    special = {0: Role(chosen, wait_for="field-work-reminder"), 1: Role(chosen, wait_for="field-work-escalation"),
-               2: Role("no_issue", slow_review=True), 3: Role(chosen, returned_once=True)}
-    if index in special:
-        return special[index]
+    roles = [Role(chosen, wait_for="field-work-reminder"), Role(chosen, wait_for="field-work-escalation"),
+             Role("no_issue", slow_review=True), Role(chosen, returned_once=True), Role(chosen, substituted=True)]
+    if special is not None:
+        return roles[special]
     return Role(chosen, recheck_passes=h % 5 != 0)
 
 
 class Demo:
-    def __init__(self, client: Client, engine, out, people: People) -> None:
-        self.client, self.engine, self.out, self.people = client, engine, out, people
+    def __init__(self, ctx: Context, client: Client, out, people: People) -> None:
+        self.ctx, self.client, self.engine, self.out, self.people = ctx, client, ctx.engine(), out, people
         self.refusals = 0
         self.done: set[tuple[str, str, str]] = set()  # the steps this run has sent
 
@@ -115,7 +125,9 @@ class Demo:
         reviewer reviews, the lead re-checks an order."""
         team = sorted({i for t in status.teams for i in t.inspectors})
         lead, mate = team[0], team[-1]
-        if status.stage == Stage.DISPATCHED:
+        if status.stage == Stage.DISPATCHED and role.substituted and status.commands == 0:
+            await self.substitute(task_id, uscc, status)
+        elif status.stage == Stage.DISPATCHED:
             await self.act(lead, task_id, uscc, "accept", status, once=True)
             if role.wait_for and not self.alerted(task_id, uscc, role.wait_for):
                 return False
@@ -154,6 +166,23 @@ class Demo:
             return
         await self.people.act(person, task_id, uscc, step, f"demo/{task_id}/{uscc}/{step}{where}", body)
         self.done.add((task_id, uscc, step + where))
+
+    async def substitute(self, task_id: str, uscc: str, status: TargetStatus) -> None:
+        """The unit's supervisor assigns two other inspectors of the unit, the first pair the draw's rules allow
+        (service.targets.assignment_refusal: the same check the API makes before it sends the assignment)."""
+        unit = status.teams[0].unit
+        now = datetime.now(timezone.utc)
+        with self.engine.connect() as connection:
+            supervisor = directory.people_with_role(connection, unit, "supervisor", now)[0]
+            pool = [i for i in directory.people_with_role(connection, unit, "inspector", now)
+                    if i not in {m for t in status.teams for m in t.inspectors}]
+        pair = next((list(p) for p in itertools.combinations(pool, 2)
+                     if assignment_refusal(self.ctx, task_id, uscc, unit, list(p), "") is None), None)
+        if pair is None:
+            raise DemoStopped(f"no two inspectors of {unit} may take over {uscc} in {task_id}")
+        await self.act(supervisor, task_id, uscc, "assign", status,
+                       {"unit": unit, "inspectors": pair, "reason": SUBSTITUTION_REASON}, once=True)
+        self.out(f"  {supervisor} assigned {', '.join(pair)} to {uscc} in {task_id} ({SUBSTITUTION_REASON})")
 
     def alerted(self, task_id: str, uscc: str, step: str) -> bool:
         with self.engine.connect() as connection:
@@ -245,7 +274,8 @@ async def run_demo(settings: config.Settings, json_output: bool = False) -> int:
         out(f"plan {PLAN_CODE} already ran ({state.name.lower()}): its summary again")
     if state in (None, WorkflowExecutionStatus.RUNNING):
         async with api_server(settings.data_dir, out) as base, httpx.AsyncClient(base_url=base, timeout=60) as http:
-            await drive(client, engine, out, lambda: worker_alive(settings), People(http, PEOPLE_PASSWORD, out))
+            await drive(Context(settings, engine=engine, client=client), client, out, lambda: worker_alive(settings),
+                        People(http, PEOPLE_PASSWORD, out))
         # The hourly archive schedule would get there too; the demo archives at once so the summary is whole.
         archived = ArchiveSummary()
         while True:
@@ -265,8 +295,9 @@ async def run_demo(settings: config.Settings, json_output: bool = False) -> int:
     return 0
 
 
-async def drive(client: Client, engine, out, worker_ok, people: People) -> None:
-    demo = Demo(client, engine, out, people)
+async def drive(ctx: Context, client: Client, out, worker_ok, people: People) -> None:
+    demo = Demo(ctx, client, out, people)
+    engine = demo.engine
     handle = client.get_workflow_handle_for(AnnualPlanWorkflow.run, plan_workflow_id(PLAN_CODE))
     players: dict[tuple[str, str], asyncio.Task] = {}
     plan_done = asyncio.ensure_future(handle.result())
@@ -274,9 +305,10 @@ async def drive(client: Client, engine, out, worker_ok, people: People) -> None:
     while not plan_done.done():
         with engine.connect() as connection:
             opened = targets_store.opened_targets(connection)
-        for index, (task_id, uscc) in enumerate(opened):
-            if (task_id, uscc) not in players:
-                players[(task_id, uscc)] = asyncio.ensure_future(demo.play(task_id, uscc, role_for(task_id, uscc, index)))
+            special = {key: n for n, key in enumerate(targets_store.first_targets(connection, PLAN_CODE, SPECIAL_ROLES))}
+        for key in opened:
+            if key not in players:
+                players[key] = asyncio.ensure_future(demo.play(*key, role_for(*key, special.get(key))))
         if failed := next((p for p in players.values() if p.done() and p.exception()), None):
             raise failed.exception()  # a target nobody plays any more would keep the year open for ever
         if time.monotonic() - last > 3:
