@@ -11,7 +11,7 @@ from activities.handoff import Notifier
 from db.engine import Engine
 from domain import public
 from domain.messages.base import REASON_CAP
-from domain.messages.target import Alert, CheckRecorded, TargetContext, TargetStep, Withholding
+from domain.messages.target import Alert, CheckRecorded, TargetContext, TargetStep, Withholding, team_notice
 from domain.messages.task import WaitDeadline, WaitFor, WorkingDaysLater
 from domain.workdays import SHANGHAI, CalendarYearUnknown, Deadlines
 from store import draws, targets
@@ -61,9 +61,15 @@ class TargetActivities:
                 checklist=sorted({p for item in items for p in split(item["checklist"])}),
                 reminder_at=reminder_at, window_end=window_end,
                 withholding=Withholding(**marked) if marked else None,
+                team_notified=step.notify_team and not unstaffed,
             )
             self._project(connection, step, stage="unstaffed" if unstaffed else "dispatched",
                           workflow_id=workflow_id())
+            if context.team_notified:
+                notice = team_notice(step.task_id, step.uscc, step.at, context.teams)
+                self._record_alert(connection, notice)
+        if context.team_notified:
+            self._notifier.deliver(workflow_id(), notice.step)
         return context
 
     def _due(self, task_id: str, uscc: str | None, compute) -> datetime:
@@ -209,15 +215,18 @@ class TargetActivities:
     def alert(self, alert: Alert) -> None:
         """A reminder, an escalation or a notice: recorded, then sent through the outbox."""
         with self._engine.begin() as connection:
-            targets.record_alert(connection, workflow_id=workflow_id(), step=alert.step, kind=alert.kind,
-                                 task_id=alert.task_id, uscc=alert.uscc, at=alert.at, details=alert.details)
-            if alert.kind == "escalation" and alert.uscc:
-                self._project(connection, TargetStep(task_id=alert.task_id, uscc=alert.uscc, step=alert.step,
-                                                     at=alert.at), overdue=True)
-            self._notifier.enqueue(connection, workflow_id(), alert.step, "notification",
-                                   {"kind": alert.kind, "task_id": alert.task_id, "uscc": alert.uscc,
-                                    "to": alert.notify, "text": alert.details})
+            self._record_alert(connection, alert)
         self._notifier.deliver(workflow_id(), alert.step)
+
+    def _record_alert(self, connection, alert: Alert) -> None:
+        targets.record_alert(connection, workflow_id=workflow_id(), step=alert.step, kind=alert.kind,
+                             task_id=alert.task_id, uscc=alert.uscc, at=alert.at, details=alert.details)
+        if alert.kind == "escalation" and alert.uscc:
+            self._project(connection, TargetStep(task_id=alert.task_id, uscc=alert.uscc, step=alert.step,
+                                                 at=alert.at), overdue=True)
+        self._notifier.enqueue(connection, workflow_id(), alert.step, "notification",
+                               {"kind": alert.kind, "task_id": alert.task_id, "uscc": alert.uscc,
+                                "to": alert.notify, "text": alert.details})
 
     def _project(self, connection, step: TargetStep, **values) -> None:
         targets.project(connection, step.task_id, step.uscc, step.at, **values)

@@ -1,7 +1,7 @@
 """The bare baseline of bench/throughput.py: a task and a target workflow with the real ones' history shape, no work.
 
-`BareTargetWorkflow` mirrors workflows/target.py on the happy path the bench drives (open → notice →
-continue as new → field-work timers → check → continue as new → result → review → publication timer →
+`BareTargetWorkflow` mirrors workflows/target.py on the happy path the bench drives (open and notice in one
+activity → field-work timers → check → continue as new → result → review → publication timer →
 publish → credit feedback and one non-order follow-up → closed, the last one signalling the parent):
 the same runs, the same activities (no-ops and an in-memory count), the same update handlers with the
 same locks and waits, the same timers, the same search-attribute upserts and the same external signal,
@@ -92,14 +92,12 @@ class BareTargetWorkflow:
     @workflow.run
     async def run(self, run: BareTargetRun) -> str:
         if not run.wait:
+            workflow.patched("target-opens-in-one-run")  # the real one's marker: it opens and tells the team at once
             await workflow.execute_activity(bare_noop, "open", **LIGHT)
             self._opened = True
             self._set_stage("dispatched", initial=True)
             await workflow.wait_condition(lambda: True)  # the real one waits for unstaffed units: none here
-            await workflow.execute_activity(bare_noop, "notify-team", **LIGHT)
-            workflow.patched("target-continues-at-waits")  # the real one's marker
-            await self._continue_at("check")
-        if run.wait == "check":
+        if run.wait in ("", "check"):  # the first run goes on to wait for the check (since that patch)
             checked = lambda: self._checked  # noqa: E731
             far = workflow.now() + timedelta(days=30)
             if not await wait_until(checked, far, "field-work reminder"):

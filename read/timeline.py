@@ -33,6 +33,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.messages.target import Team, team_notice
 from store.projection import started_targets
 from workflows.common import target_workflow_id, task_workflow_id
 
@@ -305,6 +306,11 @@ async def _project(events: Sequence[HistoryEvent], decoder: _Decoder, target: st
     return out.items
 
 
+def _alert_details(alert: dict) -> str:
+    return "; ".join(filter(None, [f"{alert.get('details', '')} ({alert.get('step', '')})",
+                                   f"notify {', '.join(alert.get('notify') or [])}" if alert.get("notify") else ""]))
+
+
 async def _activity(out: _Projection, completed: HistoryEvent, scheduled: HistoryEvent,
                     result_payloads: Sequence[Payload]) -> None:
     name = scheduled.activity_task_scheduled_event_attributes.activity_type.name
@@ -337,6 +343,11 @@ async def _activity(out: _Projection, completed: HistoryEvent, scheduled: Histor
         unstaffed = ", ".join(result.get("unstaffed_units") or [])
         details = "; ".join(filter(None, [f"{result.get('kind', '')} target".strip(), f"team {teams}" if teams else "",
                                           f"unstaffed {unstaffed}" if unstaffed else ""]))
+        if result.get("team_notified"):  # told in the same step (since patch target-opens-in-one-run)
+            out.add(completed, event, details=details)
+            notice = team_notice(given.get("task_id"), given.get("uscc"), given.get("at"),
+                                 [Team(**t) for t in result.get("teams") or []])
+            event, details = notice.kind, _alert_details(notice.model_dump())
     elif name == "publish_result":
         details = f"due {given.get('due_at')}" if given.get("due_at") else ""
     elif name == "open_follow_up":
@@ -347,9 +358,7 @@ async def _activity(out: _Projection, completed: HistoryEvent, scheduled: Histor
     elif name == "close_follow_up":
         details = f"lead {given.get('lead_id')}: {given.get('closed_by')}"
     elif name == "alert":
-        event = str(given.get("kind") or "alert")
-        details = "; ".join(filter(None, [f"{given.get('details', '')} ({given.get('step', '')})",
-                                          f"notify {', '.join(given.get('notify') or [])}" if given.get("notify") else ""]))
+        event, details = str(given.get("kind") or "alert"), _alert_details(given)
     elif name == "close_task":
         if given.get("cancelled"):
             details = f"cancelled: {given['reason']}" if given.get("reason") else "cancelled"

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         Team,
         Withholding,
         WithholdingDecision,
+        team_notice,
     )
     from domain.messages.task import WaitFor
     from domain.stages import Stage
@@ -69,6 +70,10 @@ STAFFING_DEADLINE = "staffing-deadline"
 WITHHOLDS_BEFORE_PUBLICATION = "target-withholds-before-publication"
 # Since this patch a target whose task marks an item for withholding (R23) opens marked by it.
 WITHHOLDS_MARKED_ITEMS = "target-withholds-marked-items"
+# Since this patch a target is opened and its team told in one activity, and its first run goes on to wait for
+# the check, continuing as new once it is recorded: half the server's work of opening a province's targets
+# (a second run and its first workflow task, a second activity and its workflow task: bench/province.py).
+OPENS_IN_ONE_RUN = "target-opens-in-one-run"
 
 
 def _update_id() -> str:
@@ -136,16 +141,18 @@ class TargetInspectionWorkflow:
     # --- the process ---------------------------------------------------------------------------
     @workflow.run
     async def run(self, run: TargetRun) -> str:
+        in_one_run = False
         if run.state is None:
-            if not await self._open():
+            in_one_run = workflow.patched(OPENS_IN_ONE_RUN)
+            if not await self._open(in_one_run):
                 return await self._stop()
-            if workflow.patched(CONTINUES_AT_WAITS):
+            if not in_one_run and workflow.patched(CONTINUES_AT_WAITS):
                 await self._continue_at_wait()  # the field work waits in a run of its own
         if run.state is None or self._due is None:  # a check taken before the first run ended skips the wait
             if not await self._field_work():
                 return await self._stop()
-            if run.state is not None:
-                await self._continue_at_wait()  # and so does result entry
+            if run.state is not None or in_one_run:
+                await self._continue_at_wait()  # result entry waits in a run of its own
 
         # Result, review, publication within 20 working days of the check (R21); returns do not restart the clock.
         approved = lambda: self._approved or self._cancelled()  # noqa: E731
@@ -178,10 +185,11 @@ class TargetInspectionWorkflow:
             await workflow.wait_condition(decided)
         return self._withholding if self._withholding_approved else None
 
-    async def _open(self) -> bool:
-        """Load what the validators need, wait for every unit's team, tell the team; False if cancelled first."""
+    async def _open(self, telling: bool) -> bool:
+        """Load what the validators need (`telling`: and tell a fully staffed team in the same step), wait for
+        every unit's team, tell the team if not told yet; False if cancelled first."""
         self._ctx = await workflow.execute_activity_method(
-            TargetActivities.open_target, self._step("open"), **LIGHT
+            TargetActivities.open_target, self._step("open", notify_team=telling and not self._cancelled()), **LIGHT
         )
         self._teams = list(self._ctx.teams)
         self._set_stage(Stage.UNSTAFFED if self._ctx.unstaffed_units else Stage.DISPATCHED, initial=True)
@@ -194,7 +202,10 @@ class TargetInspectionWorkflow:
         await workflow.wait_condition(staffed)
         if self._cancelled():
             return False
-        await self._notify_team("notify-team")
+        if not self._ctx.team_notified:
+            await workflow.execute_activity_method(
+                TargetActivities.alert, team_notice(self._run.task_id, self._run.uscc, workflow.now(), self._teams),
+                **LIGHT)
         return True
 
     async def _field_work(self) -> bool:
@@ -313,9 +324,6 @@ class TargetInspectionWorkflow:
                   details=details, notify=sorted(notify)),
             **LIGHT,
         )
-
-    async def _notify_team(self, step: str) -> None:
-        await self._alert("notice", step, "you are on the inspection team for this target", sorted(self._team_ids()))
 
     # --- human steps: updates with validators ----------------------------------------------------
     @workflow.update

