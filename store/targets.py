@@ -36,10 +36,10 @@ def remove_unstarted(connection: Connection, task_id: str) -> None:
     connection.execute(delete(t).where(t.c.task_id == task_id, t.c.workflow_id == ""))
 
 
-def unopened(connection: Connection, task_id: str, usccs: Collection[str]) -> int:
-    """How many of these targets no workflow has opened yet (its first activity names the workflow on the row)."""
-    return connection.execute(select(func.count()).select_from(t).where(
-        t.c.task_id == task_id, t.c.uscc.in_(list(usccs)), t.c.workflow_id == "")).scalar_one()
+def unopened(connection: Connection, task_id: str, usccs: Collection[str]) -> list[str]:
+    """Those of these targets no workflow has opened yet (its first activity names the workflow on the row)."""
+    return list(connection.execute(select(t.c.uscc).where(
+        t.c.task_id == task_id, t.c.uscc.in_(list(usccs)), t.c.workflow_id == "")).scalars())
 
 
 def target(connection: Connection, task_id: str, uscc: str):

@@ -1,7 +1,7 @@
 """A shard of a task's targets is started page by page (activities/starts.py): its slice only, each target once,
 a heartbeat per page carrying the cursor; a retry goes on from the last heartbeat, and a target started already
-(an earlier attempt, an earlier run of the task) is no failure. A page waits for the one before it to open, for a
-while and not for ever."""
+(an earlier attempt, an earlier run of the task) is no failure. A shard keeps only a few targets started and not
+yet open, waiting for them for a while and not for ever."""
 from __future__ import annotations
 
 import asyncio
@@ -94,24 +94,26 @@ def unopened_task(engine, count: int) -> tuple[str, list[str], TargetsShard]:
     return task_id, usccs, shard
 
 
-async def test_a_page_is_started_once_the_page_before_it_has_opened(fresh_pg_engine):
+async def test_a_shard_keeps_only_a_few_targets_started_and_not_yet_open(fresh_pg_engine):
     task_id, usccs, shard = unopened_task(fresh_pg_engine, 9)
     server = OpeningServer(fresh_pg_engine, task_id, opens=True)
-    done = await ActivityEnvironment().run(StartActivities(fresh_pg_engine, server, page_size=3).start_targets, shard)
+    starts = StartActivities(fresh_pg_engine, server, page_size=5, opening=2)
+    done = await ActivityEnvironment().run(starts.start_targets, shard)
     await server.settled()
     assert done.handled == 9 and server.asked == [f"target/{task_id}/{u}" for u in usccs]
-    # Each page asked with every page before it open, and none of its own: three at a time, not nine at once.
-    assert server.open_at_ask == [0, 0, 0, 3, 3, 3, 6, 6, 6]
+    # At each start, of the targets started before it fewer than two were still to open: never the nine at once.
+    assert all(n - opened < 2 for n, opened in enumerate(server.open_at_ask)), server.open_at_ask
+    assert server.open_at_ask[-1] >= 6 and server.open_at_ask[:2] == [0, 0]
 
 
-async def test_a_page_that_never_opens_holds_the_next_back_only_for_a_while(fresh_pg_engine):
+async def test_targets_that_never_open_hold_the_next_back_only_for_a_while(fresh_pg_engine):
     task_id, usccs, shard = unopened_task(fresh_pg_engine, 6)
     server = OpeningServer(fresh_pg_engine, task_id, opens=False)  # say, every first activity retrying
     beats: list = []
     env = ActivityEnvironment()
     env.on_heartbeat = lambda *details: beats.append(details)
-    starts = StartActivities(fresh_pg_engine, server, page_size=3, pace_wait=timedelta(seconds=1))
+    starts = StartActivities(fresh_pg_engine, server, page_size=3, opening=3, pace_wait=timedelta(seconds=1))
     done = await env.run(starts.start_targets, shard)
-    assert done.handled == 6 and len(server.asked) == 6
+    assert done.handled == 6 and len(server.asked) == 6 and server.open_at_ask == [0] * 6
     # The heartbeat went on while it waited: the page's own, then the wait's, each carrying the cursor.
     assert beats.count((usccs[2], 3)) > 2 and beats[-1] == (usccs[5], 6)
