@@ -14,7 +14,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from runtime.client import WORKFLOWS
 from workflows.common import ALWAYS_TIMED
-from workflows.target import WITHHOLDS_MARKED_ITEMS
+from workflows.target import OPENS_IN_ONE_RUN, WITHHOLDS_MARKED_ITEMS
 
 CORPUS = Path(__file__).resolve().parent.parent / "histories"
 BEFORE_WINDOWS = CORPUS / "InspectionTaskWorkflow" / "0.1.0-1.json"
@@ -92,6 +92,27 @@ async def test_a_target_opened_marked_by_its_item_needs_its_patch(monkeypatch):
     monkeypatch.setattr(workflow, "patched", lambda name: name != WITHHOLDS_MARKED_ITEMS and guarded(name))
     with pytest.raises(workflow.NondeterminismError):
         await replayer().replay_workflow(marked_by_item())
+
+
+# A target opened in one run (the demo's, captured on the patched code): its first run opened, told the team and
+# waited for the check; without the patch the code would schedule the notice as a second activity and continue
+# as new instead.
+OPENED_IN_ONE_RUN = CORPUS / "TargetInspectionWorkflow" / "0.1.0-31.json"
+
+
+def opened_in_one_run() -> WorkflowHistory:
+    return WorkflowHistory.from_json("one-run", json.loads(OPENED_IN_ONE_RUN.read_text()))
+
+
+async def test_a_target_opened_in_one_run_replays():
+    await replayer().replay_workflow(opened_in_one_run())
+
+
+async def test_a_target_opened_in_one_run_needs_its_patch(monkeypatch):
+    guarded = workflow.patched
+    monkeypatch.setattr(workflow, "patched", lambda name: name != OPENS_IN_ONE_RUN and guarded(name))
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer().replay_workflow(opened_in_one_run())
 
 
 # A target's history from a chaos run (server restarted, the worker kept the target cached): its live task
