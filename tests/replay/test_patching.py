@@ -73,46 +73,31 @@ async def test_the_change_unguarded_fails_the_replay(monkeypatch, patch_id):
         await replayer().replay_workflow(before(patch_id))
 
 
-# A target opened marked by its task's item (R23) behind its own patch (tests/workflows/test_item_withholding.py):
-# the history replays with the patch, and it is the patch that it recorded (without it the marking's activity
-# is a command the code no longer gives).
-MARKED_BY_ITEM = CORPUS / "TargetInspectionWorkflow" / "0.1.0-28.json"
+# Histories made since a patch, each kept for the command only its patch gives: it replays, and without the
+# patch it does not. A target opened marked by its task's item (R23, tests/workflows/test_item_withholding.py:
+# without the patch the marking's activity is a command the code no longer gives); a target opened in one run
+# (the demo's: without the patch the code would schedule the notice as a second activity and continue as new).
+MADE_WITH_PATCH = {
+    WITHHOLDS_MARKED_ITEMS: CORPUS / "TargetInspectionWorkflow" / "0.1.0-28.json",
+    OPENS_IN_ONE_RUN: CORPUS / "TargetInspectionWorkflow" / "0.1.0-31.json",
+}
 
 
-def marked_by_item() -> WorkflowHistory:
-    return WorkflowHistory.from_json("marked", json.loads(MARKED_BY_ITEM.read_text()))
+def made_with(patch_id: str) -> WorkflowHistory:
+    return WorkflowHistory.from_json(patch_id, json.loads(MADE_WITH_PATCH[patch_id].read_text()))
 
 
-async def test_a_target_opened_marked_by_its_item_replays():
-    await replayer().replay_workflow(marked_by_item())
+@pytest.mark.parametrize("patch_id", sorted(MADE_WITH_PATCH))
+async def test_a_history_made_with_a_patch_replays(patch_id):
+    await replayer().replay_workflow(made_with(patch_id))
 
 
-async def test_a_target_opened_marked_by_its_item_needs_its_patch(monkeypatch):
+@pytest.mark.parametrize("patch_id", sorted(MADE_WITH_PATCH))
+async def test_a_history_made_with_a_patch_needs_it(monkeypatch, patch_id):
     guarded = workflow.patched
-    monkeypatch.setattr(workflow, "patched", lambda name: name != WITHHOLDS_MARKED_ITEMS and guarded(name))
+    monkeypatch.setattr(workflow, "patched", lambda name: name != patch_id and guarded(name))
     with pytest.raises(workflow.NondeterminismError):
-        await replayer().replay_workflow(marked_by_item())
-
-
-# A target opened in one run (the demo's, captured on the patched code): its first run opened, told the team and
-# waited for the check; without the patch the code would schedule the notice as a second activity and continue
-# as new instead.
-OPENED_IN_ONE_RUN = CORPUS / "TargetInspectionWorkflow" / "0.1.0-31.json"
-
-
-def opened_in_one_run() -> WorkflowHistory:
-    return WorkflowHistory.from_json("one-run", json.loads(OPENED_IN_ONE_RUN.read_text()))
-
-
-async def test_a_target_opened_in_one_run_replays():
-    await replayer().replay_workflow(opened_in_one_run())
-
-
-async def test_a_target_opened_in_one_run_needs_its_patch(monkeypatch):
-    guarded = workflow.patched
-    monkeypatch.setattr(workflow, "patched", lambda name: name != OPENS_IN_ONE_RUN and guarded(name))
-    with pytest.raises(workflow.NondeterminismError):
-        await replayer().replay_workflow(opened_in_one_run())
+        await replayer().replay_workflow(made_with(patch_id))
 
 
 # A target's history from a chaos run (server restarted, the worker kept the target cached): its live task
