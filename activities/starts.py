@@ -47,11 +47,11 @@ class StartActivities:
 
     @activity.defn
     async def start_targets(self, shard: TargetsShard) -> TargetsStarted:
-        cursor, handled = shard.after, 0
-        skip = shard.skip
-        if activity.info().heartbeat_details:  # a retry: on from the last page the previous attempt reported
-            cursor, handled = activity.info().heartbeat_details
-            skip = 0
+        cursor, handled, skip = shard.after, 0, shard.skip
+        if activity.info().heartbeat_details:  # a retry: on from the last page the previous attempt reported,
+            reported, done = activity.info().heartbeat_details
+            if done:  # if any: it also beats while its first page waits for room, before it has a cursor
+                cursor, handled, skip = reported, done, 0
         queue = activity.info().task_queue  # the task's: its targets run where it runs
         opening: list[str] = []  # started, not seen open
         while handled < shard.count:

@@ -117,3 +117,20 @@ async def test_targets_that_never_open_hold_the_next_back_only_for_a_while(fresh
     assert done.handled == 6 and len(server.asked) == 6 and server.open_at_ask == [0] * 6
     # The heartbeat went on while it waited: the page's own, then the wait's, each carrying the cursor.
     assert beats.count((usccs[2], 3)) > 2 and beats[-1] == (usccs[5], 6)
+
+
+async def test_a_retry_after_a_beat_before_the_first_page_was_started_starts_the_shard_s_own_slice(fresh_pg_engine):
+    """The attempt was lost while its first page waited for room, having beaten (no cursor, none handled): the
+    retry starts the shard's slice from its own beginning, not the task's (it once started the slice before
+    it, found every one started already and ended with its own slice never started)."""
+    task_id, usccs, _ = unopened_task(fresh_pg_engine, 10)
+    prefix = f"target/{task_id}/"
+    server = Server(existing={prefix + u for u in usccs[:5]})  # the first shard's slice, started
+    second = TargetsShard(run=TargetRun(task_id=task_id, uscc="", plan_code="CNT", plan_year=2026,
+                                        finish_signal="last"),
+                          workflow="TargetInspectionWorkflow", id_prefix=prefix, skip=5, count=5)
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(ActivityEnvironment.default_info(), heartbeat_details=[None, 0])
+    starts = StartActivities(fresh_pg_engine, server, page_size=3, opening=10, pace_wait=timedelta(0))
+    done = await retry.run(starts.start_targets, second)
+    assert server.asked == [prefix + u for u in usccs[5:]] and (done.handled, done.last) == (5, usccs[9])
