@@ -23,7 +23,6 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from sqlalchemy import select
-from temporalio.api.enums.v1 import EventType
 
 from api.app import create_app
 from api.auth import Auth
@@ -43,7 +42,7 @@ from tests.api.test_api import cheap_argon2id  # noqa: F401  (a fixture: logins 
 from tests.browser.conftest import CHROMIUM_ARGS, chromium_path  # noqa: F401  (chromium_path: a fixture)
 from tests.conftest import own_schema
 from tests.integration.devserver import spotcheck_server, workers
-from tests.workflows.support import history_events, plan_file, target_row, wait_for
+from tests.workflows.support import plan_file, target_row, wait_for, waits_at_a_timer
 from workflows.common import TASK_QUEUE, plan_workflow_id, target_workflow_id
 from workflows.plan import AnnualPlanWorkflow
 
@@ -97,8 +96,8 @@ def _free_port() -> int:
 
 
 async def _settled(client, engine, task_id: str) -> tuple[list[str], list[str]] | None:
-    """(staffed, unstaffed) once every target is open: a staffed one waiting for its check in the run it continued
-    into, an unstaffed one waiting for a supervisor; None before."""
+    """(staffed, unstaffed) once every target is open: a staffed one waiting for its check (at the field-work
+    reminder's timer), an unstaffed one waiting for a supervisor; None before."""
     with engine.connect() as c:
         rows = c.execute(select(schema.targets.c.uscc, schema.targets.c.stage, schema.targets.c.workflow_id)
                          .where(schema.targets.c.task_id == task_id)).all()
@@ -106,9 +105,7 @@ async def _settled(client, engine, task_id: str) -> tuple[list[str], list[str]] 
         return None
     staffed = sorted(r.uscc for r in rows if r.stage == "dispatched")
     for uscc in staffed:
-        events = await history_events(client, target_workflow_id(task_id, uscc))
-        continued = events[0].workflow_execution_started_event_attributes.continued_execution_run_id
-        if not continued or EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED not in [e.event_type for e in events]:
+        if not await waits_at_a_timer(client, target_workflow_id(task_id, uscc)):
             return None
     return staffed, sorted(r.uscc for r in rows if r.stage == "unstaffed")
 

@@ -173,11 +173,17 @@ async def waiting_targets(client: Client, engine: Engine, task_id: str) -> list[
     does). Event types only: a codec encrypts the timer's summary."""
     usccs = dispatched_targets(engine, task_id)
     for uscc in usccs or []:
-        kinds = [e.event_type for e in await history_events(client, target_workflow_id(task_id, uscc))]
-        last = lambda kind: max((n for n, k in enumerate(kinds) if k == kind), default=-1)  # noqa: E731
-        if last(EventType.EVENT_TYPE_TIMER_STARTED) < last(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) + 1:
+        if not await waits_at_a_timer(client, target_workflow_id(task_id, uscc)):
             return None
     return usccs
+
+
+async def waits_at_a_timer(client: Client, workflow_id: str) -> bool:
+    """The workflow's current run has started a timer since its last activity (a staffed target: the field-work
+    reminder's, waiting for its check). Event types only: a codec encrypts the timer's summary."""
+    kinds = [e.event_type for e in await history_events(client, workflow_id)]
+    last = lambda kind: max((n for n, k in enumerate(kinds) if k == kind), default=-1)  # noqa: E731
+    return last(EventType.EVENT_TYPE_TIMER_STARTED) > last(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
 
 
 def target_row(engine: Engine, task_id: str, uscc: str) -> dict:
