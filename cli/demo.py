@@ -126,7 +126,7 @@ class Demo:
         team = sorted({i for t in status.teams for i in t.inspectors})
         lead, mate = team[0], team[-1]
         if status.stage == Stage.DISPATCHED and role.substituted and status.commands == 0:
-            await self.substitute(task_id, uscc, status)
+            await self.substitute(task_id, uscc, status, set(team))
         elif status.stage == Stage.DISPATCHED:
             await self.act(lead, task_id, uscc, "accept", status, once=True)
             if role.wait_for and not self.alerted(task_id, uscc, role.wait_for):
@@ -167,17 +167,16 @@ class Demo:
         await self.people.act(person, task_id, uscc, step, f"demo/{task_id}/{uscc}/{step}{where}", body)
         self.done.add((task_id, uscc, step + where))
 
-    async def substitute(self, task_id: str, uscc: str, status: TargetStatus) -> None:
-        """The unit's supervisor assigns two other inspectors of the unit, the first pair the draw's rules allow
-        (service.targets.assignment_refusal: the same check the API makes before it sends the assignment)."""
+    async def substitute(self, task_id: str, uscc: str, status: TargetStatus, team: set[str]) -> None:
+        """The unit's supervisor assigns two other inspectors of the unit than `team`, the first pair the draw's
+        rules allow (service.targets.assignment_refusal: the same check the API makes before it sends it)."""
         unit = status.teams[0].unit
         now = datetime.now(timezone.utc)
         with self.engine.connect() as connection:
             supervisor = directory.people_with_role(connection, unit, "supervisor", now)[0]
-            pool = [i for i in directory.people_with_role(connection, unit, "inspector", now)
-                    if i not in {m for t in status.teams for m in t.inspectors}]
-        pair = next((list(p) for p in itertools.combinations(pool, 2)
-                     if assignment_refusal(self.ctx, task_id, uscc, unit, list(p), "") is None), None)
+            pool = [i for i in directory.people_with_role(connection, unit, "inspector", now) if i not in team]
+        pair = next((p for p in map(list, itertools.combinations(pool, 2))
+                     if assignment_refusal(self.ctx, task_id, uscc, unit, p, "") is None), None)
         if pair is None:
             raise DemoStopped(f"no two inspectors of {unit} may take over {uscc} in {task_id}")
         await self.act(supervisor, task_id, uscc, "assign", status,
