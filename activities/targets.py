@@ -11,7 +11,17 @@ from activities.handoff import Notifier
 from db.engine import Engine
 from domain import public
 from domain.messages.base import REASON_CAP
-from domain.messages.target import Alert, CheckRecorded, TargetContext, TargetStep, Withholding, team_notice
+from domain.messages.target import (
+    TEAM_NOTICE,
+    Alert,
+    CheckRecorded,
+    TargetContext,
+    TargetStep,
+    Withholding,
+    substitution_notices,
+    substitution_steps,
+    team_notice,
+)
 from domain.messages.task import WaitDeadline, WaitFor, WorkingDaysLater
 from domain.workdays import SHANGHAI, CalendarYearUnknown, Deadlines
 from store import draws, targets
@@ -141,11 +151,25 @@ class TargetActivities:
         assignment = step.assignment
         assert assignment
         with self._engine.begin() as connection:
+            recorded = targets.team_recorded(connection, workflow_id=workflow_id(), step=step.step, uscc=step.uscc,
+                                             unit=assignment.unit)
+            before = {t.unit: t.inspectors for t in targets.current_teams(connection, step.task_id, step.uscc)[0]}
             targets.assign_team(connection, task_id=step.task_id, uscc=step.uscc, unit=assignment.unit,
                                 inspectors=assignment.inspectors, reason=assignment.reason, by=assignment.by,
                                 at=step.at, workflow_id=workflow_id(), step=step.step)
             if not targets.current_teams(connection, step.task_id, step.uscc)[1]:  # every unit staffed now
                 targets.staffed(connection, step.task_id, step.uscc, step.at)
+            # A team already told of the target hears of the substitution; one not yet told hears of the whole
+            # team once every unit is staffed (the workflow's notice). Decided once: a retry after the commit
+            # finds the assignment recorded and only delivers what the first attempt wrote.
+            if not recorded and targets.alerted(connection, step.task_id, step.uscc, TEAM_NOTICE):
+                for notice in substitution_notices(step.task_id, step.uscc, step.at, step.step,
+                                                   before.get(assignment.unit, []), assignment.inspectors):
+                    self._record_alert(connection, notice)
+            written = [s for s in substitution_steps(step.step) if targets.alerted(connection, step.task_id,
+                                                                                  step.uscc, s)]
+        for notice_step in written:
+            self._notifier.deliver(workflow_id(), notice_step)
 
     @activity.defn
     @no_retry_cures

@@ -142,6 +142,14 @@ def assign_team(connection: Connection, *, task_id: str, uscc: str, unit: str, i
     ), keys=("workflow_id", "step", "uscc", "unit_code"))
 
 
+def team_recorded(connection: Connection, *, workflow_id: str, step: str, uscc: str, unit: str) -> bool:
+    """Whether the manual assignment of this workflow step is recorded already (a retried activity)."""
+    teams = schema.teams
+    return connection.execute(select(teams.c.team_id).where(
+        teams.c.workflow_id == workflow_id, teams.c.step == step, teams.c.uscc == uscc,
+        teams.c.unit_code == unit).limit(1)).first() is not None
+
+
 def staffed(connection: Connection, task_id: str, uscc: str, at: datetime) -> None:
     """An unstaffed target's row once its last unit has a team: dispatched, as its workflow's stage is. A later
     substitution changes no stage."""
@@ -173,6 +181,7 @@ def first_targets(connection: Connection, plan_code: str, n: int) -> list[tuple[
 
 
 def alerted(connection: Connection, task_id: str, uscc: str, step: str) -> bool:
+    """Whether the target has an alert of this step (its notice to the team, an escalation)."""
     a = schema.alerts
     return connection.execute(select(func.count()).where(
         a.c.task_id == task_id, a.c.uscc == uscc, a.c.step == step)).scalar() > 0

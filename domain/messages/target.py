@@ -241,11 +241,37 @@ class Alert(Record):
     notify: list[str]
 
 
+TEAM_NOTICE = "notify-team"
+
+
 def team_notice(task_id: str, uscc: str, at: datetime, teams: list[Team]) -> Alert:
     """The notice that tells a target's team they are on it: one per target (its step is the key)."""
-    return Alert(task_id=task_id, uscc=uscc, kind="notice", step="notify-team", at=at,
+    return Alert(task_id=task_id, uscc=uscc, kind="notice", step=TEAM_NOTICE, at=at,
                  details="you are on the inspection team for this target",
                  notify=sorted({i for t in teams for i in t.inspectors}))
+
+
+def substitution_steps(step: str) -> tuple[str, str]:
+    """The steps (keys) of an assignment's notices: to those who join, to those who leave."""
+    return f"{TEAM_NOTICE}-{step}", f"{TEAM_NOTICE}-{step}-off"
+
+
+def substitution_notices(task_id: str, uscc: str, at: datetime, step: str, before: list[str],
+                         after: list[str]) -> list[Alert]:
+    """A unit's team substituted after the target's team was told (`step`: the assignment's, the key): the
+    inspectors who join are told they are on it, those who leave that they no longer are."""
+    joining, leaving = sorted(set(after) - set(before)), sorted(set(before) - set(after))
+    joined, left = substitution_steps(step)
+    notices = []
+    if joining:
+        notices.append(Alert(task_id=task_id, uscc=uscc, kind="notice", step=joined, at=at,
+                             details="you are on the inspection team for this target (a supervisor's assignment)",
+                             notify=joining))
+    if leaving:
+        notices.append(Alert(task_id=task_id, uscc=uscc, kind="notice", step=left, at=at,
+                             details="you are no longer on the inspection team for this target (a supervisor's "
+                                     "assignment)", notify=leaving))
+    return notices
 
 
 class FollowUpStep(Record):
