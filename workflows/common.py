@@ -86,6 +86,12 @@ async def wait_until(done: Callable[[], bool], deadline: datetime, summary: str)
     remaining = time_left(deadline)
     if remaining is None:
         return done()
+    return await wait_at_most(done, remaining, summary)
+
+
+async def wait_at_most(done: Callable[[], bool], remaining: timedelta, summary: str) -> bool:
+    """In a workflow: wait for `done` at most `remaining` (a durable timer named `summary`); False when the
+    time came first."""
     try:
         await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
         return True

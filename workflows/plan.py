@@ -26,8 +26,13 @@ with workflow.unsafe.imports_passed_through():
     from domain.messages.task import TaskRun
     from domain.results import Refused
     from domain.stages import Stage
-    from workflows.common import LIGHT, PLAN_YEAR, STAGE, task_workflow_id, wait_until
+    from workflows.common import LIGHT, MOMENT, PLAN_YEAR, STAGE, task_workflow_id, wait_at_most, wait_until
     from workflows.task import InspectionTaskWorkflow
+
+
+# A task starts when its timer fires, not when a reading of the clock says its start has passed (see
+# _wait_for_start); plans started before this patch keep the comparison.
+STARTS_BY_TIMER = "plan-starts-tasks-by-timer"
 
 
 @workflow.defn
@@ -51,6 +56,11 @@ class AnnualPlanWorkflow:
         while self._pending or len(self._closed) < len(self._started):
             if self._pending:
                 first = self._pending[0]
+                if workflow.patched(STARTS_BY_TIMER):
+                    if await self._wait_for_start(first):
+                        continue  # an adjustment put an earlier task first
+                    await self._start_task(self._pending.pop(0))
+                    continue
                 if first.start_at > workflow.now():
                     # Wake early for an adjustment that adds an earlier task.
                     await wait_until(lambda: bool(self._pending) and self._pending[0].start_at <= workflow.now(),
@@ -65,6 +75,13 @@ class AnnualPlanWorkflow:
         workflow.upsert_search_attributes([STAGE.value_set(Stage.CLOSED.value)])
         return PlanOutcome(plan_code=run.plan_code, tasks_closed=len(self._closed - set(self._cancelled)),
                            tasks_cancelled=len(self._cancelled))
+
+    async def _wait_for_start(self, first: TaskSlot) -> bool:
+        """Wait for the first task's start (a timer, a millisecond once it has passed); True when an adjustment
+        put another task first meanwhile. Never a comparison with the clock: a live task's clock can lag its
+        replay's, and a branch on it would start a timer in one and the task in the other."""
+        moved = lambda: not self._pending or self._pending[0].task_id != first.task_id  # noqa: E731
+        return await wait_at_most(moved, max(first.start_at - workflow.now(), MOMENT), f"start of task {first.task_id}")
 
     async def _start_task(self, slot: TaskSlot) -> None:
         assert self._plan

@@ -44,13 +44,16 @@ async def test_same_change_unguarded_fails_the_replay(monkeypatch):
 # command, which the history from before takes): the deadlines on the waits for people (a task that waited 9 days for its entropy value, a
 # target 9 days unstaffed, both captured on the code before), and province scale (a task that started its
 # targets as children, a page at a time through its own history; since the patch, activities in shards), and a
-# target opened in two runs (since the patch, in one: tests/workflows/test_target_runs.py).
+# target opened in two runs (since the patch, in one: tests/workflows/test_target_runs.py), and a plan that
+# started a task whose start had passed at once (since the patch, by a timer: tests/workflows/test_plan_starts.py).
 BEFORE_PATCH = {
     "entropy-deadline": (CORPUS / "InspectionTaskWorkflow" / "0.1.0-8.json", None),
     "staffing-deadline": (CORPUS / "TargetInspectionWorkflow" / "0.1.0-24.json", None),
     "targets-started-in-shards": (CORPUS / "InspectionTaskWorkflow" / "0.1.0-7.json", "START_CHILD_WORKFLOW"),
     # A target's first run from before it opened in one run: open, the team's notice, continued as new.
     "target-opens-in-one-run": (CORPUS / "TargetInspectionWorkflow" / "0.1.0-27.json", "CONTINUED_AS_NEW"),
+    # A plan from before its tasks started by timer: a task whose start had passed started with no timer.
+    "plan-starts-tasks-by-timer": (CORPUS / "AnnualPlanWorkflow" / "0.1.0-1.json", "START_CHILD_WORKFLOW"),
 }
 
 
