@@ -124,6 +124,8 @@ class Demo:
         The team lead accepts, arrives and records the check, the teammate enters the result, the unit's
         reviewer reviews, the lead re-checks an order."""
         team = sorted({i for t in status.teams for i in t.inspectors})
+        if not team:  # its projection row is written, its workflow not yet past that step: still opening
+            return False
         lead, mate = team[0], team[-1]
         if status.stage == Stage.DISPATCHED and role.substituted and status.commands == 0:
             await self.substitute(task_id, uscc, status, set(team))

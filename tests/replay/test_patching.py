@@ -14,6 +14,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from runtime.client import WORKFLOWS
 from workflows.common import ALWAYS_TIMED
+from workflows.plan import STARTS_BY_TIMER
 from workflows.target import OPENS_IN_ONE_RUN, WITHHOLDS_MARKED_ITEMS
 
 CORPUS = Path(__file__).resolve().parent.parent / "histories"
@@ -79,10 +80,12 @@ async def test_the_change_unguarded_fails_the_replay(monkeypatch, patch_id):
 # Histories made since a patch, each kept for the command only its patch gives: it replays, and without the
 # patch it does not. A target opened marked by its task's item (R23, tests/workflows/test_item_withholding.py:
 # without the patch the marking's activity is a command the code no longer gives); a target opened in one run
-# (the demo's: without the patch the code would schedule the notice as a second activity and continue as new).
+# (the demo's: without the patch the code would schedule the notice as a second activity and continue as new);
+# the demo's plan, each task started by a timer (without the patch the first, whose start had passed, at once).
 MADE_WITH_PATCH = {
     WITHHOLDS_MARKED_ITEMS: CORPUS / "TargetInspectionWorkflow" / "0.1.0-28.json",
     OPENS_IN_ONE_RUN: CORPUS / "TargetInspectionWorkflow" / "0.1.0-31.json",
+    STARTS_BY_TIMER: CORPUS / "AnnualPlanWorkflow" / "0.1.0-4.json",
 }
 
 
