@@ -31,6 +31,8 @@ from domain.messages.plan import (
     TaskSlot,
 )
 from domain.messages.task import TaskRun
+from tests.workflows.support import wait_for
+from workflows.common import plan_workflow_id, task_workflow_id
 from workflows.plan import STARTS_BY_TIMER, AnnualPlanWorkflow
 
 UNIT = "360200-SCJ"
@@ -86,14 +88,13 @@ async def test_every_task_starts_by_a_timer_and_an_earlier_task_added_starts_fir
                       activities=[stand_ins.publish_plan, stand_ins.publish_adjustment],
                       activity_executor=ThreadPoolExecutor(2)):
         handle = await env.client.start_workflow(AnnualPlanWorkflow.run, PlanRun(plan_code=code),
-                                                 id=f"plan/{code}", task_queue=queue)
+                                                 id=plan_workflow_id(code), task_queue=queue)
         # The passed task starts (after its millisecond's timer); the plan then waits 60 days for the next.
         with env.auto_time_skipping_disabled():
-            for _ in range(100):
-                tasks = await handle.query(AnnualPlanWorkflow.tasks)
-                if tasks.get(passed.task_id) == "closed":
-                    break
-                await env.sleep(0.1)
+            async def passed_closed() -> bool:
+                return (await handle.query(AnnualPlanWorkflow.tasks)).get(passed.task_id) == "closed"
+            await wait_for(passed_closed, timeout=10, env=env, skip=timedelta(milliseconds=100),
+                           what=f"task {passed.task_id} closed")
             assert await handle.query(AnnualPlanWorkflow.tasks) == {passed.task_id: "closed", far.task_id: "pending"}
             await handle.execute_update(AnnualPlanWorkflow.adjust, Adjustment(
                 kind="add", task_id=added.task_id, reason="省局专项部署", approver="JDZ-I011"))
@@ -102,14 +103,15 @@ async def test_every_task_starts_by_a_timer_and_an_earlier_task_added_starts_fir
 
         history = await handle.fetch_history()
         started = child_starts(history)
-        assert [task for _, task in started] == [f"task/{t.task_id}" for t in (passed, added, far)]
+        assert [task for _, task in started] == [task_workflow_id(t.task_id) for t in (passed, added, far)]
         # Each start follows a timer of its own (the last timer before it was started after the one before).
         ticks = timers(history)
         for n, (event_id, _) in enumerate(started):
             before = [t for t in ticks if t < event_id and (n == 0 or t > started[n - 1][0])]
             assert before, f"task {started[n][1]} started with no timer before it"
-        for task, slot in ((added, added), (far, far)):
-            began = datetime.fromisoformat(await env.client.get_workflow_handle(f"task/{task.task_id}").result())
+        for slot in (added, far):
+            task = env.client.get_workflow_handle(task_workflow_id(slot.task_id))
+            began = datetime.fromisoformat(await task.result())
             assert began >= slot.start_at
 
     replayer = Replayer(workflows=[AnnualPlanWorkflow, TaskStandIn], data_converter=pydantic_data_converter,
