@@ -18,7 +18,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.handoff import HandoffActivities
     from activities.targets import TargetActivities
-    from domain import public, results
+    from domain import alert_texts, public, results
     from domain.categories import ORDER_KINDS, category
     from domain.commands import command_text
     from domain.messages.target import (
@@ -157,7 +157,7 @@ class TargetInspectionWorkflow:
         # Result, review, publication within 20 working days of the check (R21); returns do not restart the clock.
         approved = lambda: self._approved or self._cancelled()  # noqa: E731
         if not await wait_until(approved, self._due, "publication due"):
-            await self._escalate("publication-escalation", "the result is not approved and its publication is due")
+            await self._escalate("publication-escalation", alert_texts.PUBLICATION_DUE)
             await workflow.wait_condition(approved)
         if self._cancelled():
             return await self._stop()
@@ -180,8 +180,7 @@ class TargetInspectionWorkflow:
         decided = lambda: self._withholding is None or self._withholding_approved is not None  # noqa: E731
         assert self._due is not None
         if not await wait_until(decided, self._due, "withholding decision due"):
-            await self._escalate("withholding-escalation", "the result awaits a decision on withholding; its "
-                                 "publication is due")
+            await self._escalate("withholding-escalation", alert_texts.WITHHOLDING_DUE)
             await workflow.wait_condition(decided)
         return self._withholding if self._withholding_approved else None
 
@@ -213,10 +212,9 @@ class TargetInspectionWorkflow:
         assert self._ctx
         checked = lambda: self._check is not None or self._cancelled()  # noqa: E731
         if not await wait_until(checked, self._ctx.reminder_at, "field-work reminder"):
-            await self._alert("reminder", "field-work-reminder", "the check is not recorded yet; the task window ends soon",
-                              sorted(self._team_ids()))
+            await self._alert("reminder", "field-work-reminder", alert_texts.FIELD_WORK_REMINDER, sorted(self._team_ids()))
         if not await wait_until(checked, self._ctx.window_end, "task window end"):
-            await self._escalate("field-work-escalation", "the task window ended with no check recorded")
+            await self._escalate("field-work-escalation", alert_texts.FIELD_WORK_DUE)
             await workflow.wait_condition(checked)
         await workflow.wait_condition(lambda: self._due is not None or self._cancelled())
         return not self._cancelled()
@@ -231,12 +229,10 @@ class TargetInspectionWorkflow:
             **LIGHT,
         )
         if not await wait_until(staffed, deadline.reminder_at, "staffing reminder"):
-            await self._alert("reminder", "staffing-reminder",
-                              f"no team yet from {', '.join(self._unstaffed_units())}: assign one",
+            await self._alert("reminder", "staffing-reminder", alert_texts.staffing_reminder(self._unstaffed_units()),
                               self._ctx.supervisors)
         if not await wait_until(staffed, deadline.due_at, "staffing due"):
-            await self._escalate("staffing-escalation",
-                                 f"no team from {', '.join(self._unstaffed_units())} by the staffing deadline")
+            await self._escalate("staffing-escalation", alert_texts.staffing_due(self._unstaffed_units()))
 
     async def _continue_at_wait(self) -> NoReturn:
         """Continue as new, carrying the whole state, where weeks of waiting begin (the check, the result).

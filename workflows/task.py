@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.draws import SYSTEM_APPROVER, DrawActivities, conflict_reason
     from activities.starts import StartActivities
     from activities.targets import TargetActivities
+    from domain import alert_texts
     from domain.draw import DrawError, check_entropy_value
     from domain.messages.target import Alert, TargetRun, TargetsShard, TargetsStarted
     from domain.messages.task import (
@@ -195,11 +196,11 @@ class InspectionTaskWorkflow:
         )
         if not await wait_until(entered, deadline.reminder_at, "entropy reminder"):
             await self._alert("reminder", f"entropy-reminder-{self._progress.draw_seq}",
-                              f"enter the published value of {source} to draw", deadline.supervisors)
+                              alert_texts.entropy_reminder(source), deadline.supervisors)
         if not await wait_until(entered, deadline.due_at, "entropy due"):
             workflow.upsert_search_attributes([OVERDUE.value_set(True)])
             await self._alert("escalation", f"entropy-escalation-{self._progress.draw_seq}",
-                              f"the value of {source} is not entered by its deadline; the draw waits",
+                              alert_texts.entropy_due(source),
                               deadline.supervisors)
 
     async def _alert(self, kind: str, step: str, details: str, notify: list[str]) -> None:

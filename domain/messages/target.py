@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from domain import public, results
+from domain import alert_texts, public, results
 from domain.messages.base import LINE_CAP, HumanStep, Record, bounded
 from domain.stages import Stage
 from domain.text import TextRefused, check_evidence_uri, check_line
@@ -247,7 +247,7 @@ TEAM_NOTICE = "notify-team"
 def team_notice(task_id: str, uscc: str, at: datetime, teams: list[Team]) -> Alert:
     """The notice that tells a target's team they are on it: one per target (its step is the key)."""
     return Alert(task_id=task_id, uscc=uscc, kind="notice", step=TEAM_NOTICE, at=at,
-                 details="you are on the inspection team for this target",
+                 details=alert_texts.TEAM_TOLD,
                  notify=sorted({i for t in teams for i in t.inspectors}))
 
 
@@ -265,12 +265,11 @@ def substitution_notices(task_id: str, uscc: str, at: datetime, step: str, befor
     notices = []
     if joining:
         notices.append(Alert(task_id=task_id, uscc=uscc, kind="notice", step=joined, at=at,
-                             details="you are on the inspection team for this target (a supervisor's assignment)",
+                             details=alert_texts.TEAM_JOINED,
                              notify=joining))
     if leaving:
         notices.append(Alert(task_id=task_id, uscc=uscc, kind="notice", step=left, at=at,
-                             details="you are no longer on the inspection team for this target (a supervisor's "
-                                     "assignment)", notify=leaving))
+                             details=alert_texts.TEAM_LEFT, notify=leaving))
     return notices
 
 

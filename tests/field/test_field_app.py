@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from db import schema
+from domain import alert_texts
 from domain.access import Actor
 from read.timeline import execution_chain
 from service.targets import enter_result, record_check, status
@@ -135,6 +136,7 @@ async def test_an_inspector_checks_with_a_photo_a_reviewer_approves_and_the_regi
     await shot(page, screenshots, "04-result-entered")
     await page.click("#nav a[href='#/alerts']")
     await page.wait_for_selector("h1:text('我的预警')")
+    assert any(alert_texts.TEAM_TOLD in text for text in await page.locator(".alert").all_inner_texts())
     await shot(page, screenshots, "05-alerts")
     await context.close()
 

@@ -19,6 +19,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.handoff import Notifier
 from activities.targets import TargetActivities
 from db import schema
+from domain import alert_texts
 from domain.messages.target import ManualAssignment, TargetStep
 from store import targets as targets_store
 
@@ -55,7 +56,7 @@ def seed_target(engine, team: list[str], told: bool) -> tuple[str, str]:
                                               source="draw", at=NOW, workflow_id=f"task/{task_id}", step="dispatch"))
         if told:
             targets_store.record_alert(c, workflow_id=workflow, step="notify-team", kind="notice", task_id=task_id,
-                                       uscc=USCC, at=NOW, details="you are on the inspection team for this target")
+                                       uscc=USCC, at=NOW, details=alert_texts.TEAM_TOLD)
     return task_id, workflow
 
 
@@ -82,7 +83,7 @@ def test_a_substitution_tells_who_joins_and_who_leaves_once(engine):
         (f"{workflow}/notify-team-assign-1", ["I003"], "notice"),
         (f"{workflow}/notify-team-assign-1-off", ["I002"], "notice"),
     ]
-    assert "no longer" in receiver.sent[1][1]["text"]
+    assert [payload["text"] for _, payload in receiver.sent] == [alert_texts.TEAM_JOINED, alert_texts.TEAM_LEFT]
     assert notices(engine, task_id) == [("notify-team", "notice"), ("notify-team-assign-1", "notice"),
                                         ("notify-team-assign-1-off", "notice")]
 

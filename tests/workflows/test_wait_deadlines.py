@@ -25,6 +25,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
 
 from db import schema
+from domain import alert_texts
 from domain.messages.target import ManualAssignment
 from domain.messages.task import EntropyEntry
 from domain.workdays import Deadlines, calendar_from_env
@@ -208,7 +209,8 @@ def test_entropy_reminder_then_escalation_marks_the_task_overdue(scenario):
     assert scenario.task_alerts_before_due == {"entropy-reminder-1"}
     reminder, escalation = scenario.task_alerts["entropy-reminder-1"], scenario.task_alerts["entropy-escalation-1"]
     assert reminder["kind"] == "reminder" and escalation["kind"] == "escalation"
-    assert ENTROPY_SOURCE in escalation["details"] and escalation["uscc"] is None
+    assert reminder["details"] == alert_texts.entropy_reminder(ENTROPY_SOURCE)
+    assert escalation["details"] == alert_texts.entropy_due(ENTROPY_SOURCE) and escalation["uscc"] is None
     assert scenario.task_overdue_before is None  # a task carries the flag only once overdue
     assert scenario.task_overdue_after is True
 
@@ -227,7 +229,7 @@ def test_unstaffed_target_is_reminded_then_escalated_and_overdue(scenario):
     assert "staffing-reminder" in scenario.late_alerts_before_due
     assert "staffing-escalation" not in scenario.late_alerts_before_due
     assert scenario.late_alerts["staffing-escalation"]["kind"] == "escalation"
-    assert UNIT in scenario.late_alerts["staffing-escalation"]["details"]
+    assert scenario.late_alerts["staffing-escalation"]["details"] == alert_texts.staffing_due([UNIT])
     assert scenario.late_overdue_before is False and scenario.late_overdue_after is True
     assert scenario.late_row["overdue"] is True and scenario.late_row["stage"] == "unstaffed"
 
