@@ -4,9 +4,11 @@ data dir to see the workflows persist."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -78,6 +80,9 @@ async def test_server_ready_configured_stoppable_and_durable(tmp_path):
         assert (await client.count_workflows()).count == 0  # visibility answers
         # A workflow with no worker just waits: it is what must survive the restart.
         await client.start_workflow("Persisted", id="persisted", task_queue="nobody-polls")
+        # Its file is write-ahead (a sync a commit, not several); the mode is the file's own, read back here.
+        with contextlib.closing(sqlite3.connect(f"file:{data_dir / 'temporal.db'}?mode=ro", uri=True)) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
         # Busy port: refused at once, naming the port and the flag.
         with pytest.raises(ServerError, match=rf"port {port} .*--port"):
