@@ -212,7 +212,8 @@ class TargetInspectionWorkflow:
         assert self._ctx
         checked = lambda: self._check is not None or self._cancelled()  # noqa: E731
         if not await wait_until(checked, self._ctx.reminder_at, "field-work reminder"):
-            await self._alert("reminder", "field-work-reminder", alert_texts.FIELD_WORK_REMINDER, sorted(self._team_ids()))
+            await self._alert("reminder", "field-work-reminder", alert_texts.FIELD_WORK_REMINDER,
+                              sorted(self._team_ids()))
         if not await wait_until(checked, self._ctx.window_end, "task window end"):
             await self._escalate("field-work-escalation", alert_texts.FIELD_WORK_DUE)
             await workflow.wait_condition(checked)
